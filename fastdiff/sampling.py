@@ -1,0 +1,99 @@
+"""Samplers: plain functions over any ``model(x, t, **cond) -> eps`` and any (respaced) `Schedule`.
+
+Shared signature: ``sample_x(model, x, schedule, *, cond=None, generator=None, callback=None, progress=True)``.
+``x`` is the starting noise x_T; device and dtype follow it. ``callback`` receives a dict per step
+(``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the predicted x_0) for plots and per-step timing.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from .diffusion import Schedule, extract
+
+try:
+    from tqdm.auto import tqdm
+except ImportError:  # pragma: no cover
+    tqdm = None
+
+
+def _steps(schedule: Schedule, progress: bool, desc: str):
+    steps = range(len(schedule) - 1, -1, -1)
+    if progress and tqdm is not None:
+        return tqdm(steps, desc=desc, leave=False)
+    return steps
+
+
+def _predict(model, x: torch.Tensor, schedule: Schedule, i: int, cond: dict | None, clip: bool):
+    """eps_theta(x_t, t) and x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), optionally clipped to [-1, 1];
+    eps is then re-derived from the clipped x_0 so that both stay consistent (guided-diffusion)."""
+    t = torch.full((x.shape[0],), int(schedule.timesteps[i]), device=x.device, dtype=torch.long)
+    eps = model(x, t, **(cond or {})).to(x.dtype)
+    a = extract(schedule.alpha_bar, i, x)
+    x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+    if clip:
+        x0 = x0.clamp(-1, 1)
+        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+    return eps, x0
+
+
+def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+
+
+@torch.no_grad()
+def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None = None, clip_x0: bool = True,
+                generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
+                progress: bool = True) -> torch.Tensor:
+    """Ancestral sampling (Ho et al. 2020, Alg. 2), written with the posterior q(x_{t-1} | x_t, x_0) (eq. 7):
+    x_{t-1} = c_0 x_0 + c_t x_t + sqrt(tilde beta_t) z, with z = 0 at the last step.
+    On a respaced schedule the betas are the respaced ones (Nichol & Dhariwal 2021, Sec. 4)."""
+    c0, ct = schedule.posterior_mean_coef
+    var = schedule.posterior_variance
+    for i in _steps(schedule, progress, "DDPM"):
+        _, x0 = _predict(model, x, schedule, i, cond, clip_x0)
+        mean = extract(c0, i, x) * x0 + extract(ct, i, x) * x
+        x = mean + extract(var, i, x).sqrt() * _noise(x, generator) if i > 0 else mean
+        if callback is not None:
+            callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "x0": x0})
+    return x
+
+
+def ddim_sigma(schedule: Schedule, eta: float) -> torch.Tensor:
+    """sigma_i = eta sqrt((1 - abar_{i-1}) / (1 - abar_i)) sqrt(1 - abar_i / abar_{i-1})  (DDIM eq. 16).
+    At eta = 1 this is DDPM's posterior standard deviation."""
+    a, a_prev = schedule.alpha_bar, schedule.alpha_bar_prev
+    return eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
+
+
+@torch.no_grad()
+def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0, cond: dict | None = None,
+                clip_x0: bool = True, generator: torch.Generator | None = None,
+                callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
+    """DDIM (Song et al. 2021, eq. 12). eta = 0: deterministic; eta = 1: DDPM's variance."""
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    sigma = ddim_sigma(schedule, eta)
+    for i in _steps(schedule, progress, f"DDIM eta={eta:g}"):
+        # 1. predict the noise and x_0 from x_t
+        eps, x0 = _predict(model, x, schedule, i, cond, clip_x0)
+        # 2. the "direction pointing to x_t": sqrt(1 - abar_{i-1} - sigma_i^2) eps
+        a_prev, s = extract(schedule.alpha_bar_prev, i, x), extract(sigma, i, x)
+        direction = (1 - a_prev - s**2).clamp(min=0).sqrt() * eps
+        # 3. x_{t-1} = sqrt(abar_{i-1}) x_0 + direction + sigma_i z
+        x = a_prev.sqrt() * x0 + direction
+        if i > 0 and eta > 0:
+            x = x + s * _noise(x, generator)
+        if callback is not None:
+            callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "x0": x0})
+    return x
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim}
+
+
+def get_sampler(name: str):
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[name]

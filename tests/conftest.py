@@ -1,0 +1,10 @@
+import pytest
+import torch
+
+from fastdiff.unet import build_unet
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return build_unet("tiny").eval()

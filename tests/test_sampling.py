@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from fastdiff.diffusion import make_schedule, respace, space_timesteps
+from fastdiff.sampling import ddim_sigma, get_sampler, sample_ddim, sample_ddpm
+
+
+def noise(seed=0, shape=(2, 1, 8, 8)):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def test_ddim_eta1_variance_is_ddpm_posterior_variance():
+    for name in ("linear", "cosine"):
+        s = make_schedule(name)
+        torch.testing.assert_close(ddim_sigma(s, 1.0) ** 2, s.posterior_variance, rtol=1e-9, atol=1e-15)
+        r = respace(s, space_timesteps(1000, "ddim50"))
+        torch.testing.assert_close(ddim_sigma(r, 1.0) ** 2, r.posterior_variance, rtol=1e-9, atol=1e-15)
+
+
+def test_ddim_eta1_follows_ddpm_trajectory(tiny_model):
+    # with the same noise draws, DDIM(eta=1) and DDPM take the same steps (eq. 16 of the DDIM paper)
+    s = respace(make_schedule("linear"), space_timesteps(1000, 20))
+    a = sample_ddpm(tiny_model, noise(), s, generator=torch.Generator().manual_seed(1), progress=False)
+    b = sample_ddim(tiny_model, noise(), s, eta=1.0, generator=torch.Generator().manual_seed(1), progress=False)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_respacing_all_steps_equals_plain_sampler_bit_for_bit(tiny_model):
+    s = make_schedule("linear", 50)
+    full = respace(s, space_timesteps(50, 50))
+    for sampler, kw in ((sample_ddpm, {}), (sample_ddim, {"eta": 0.5})):
+        a = sampler(tiny_model, noise(), s, generator=torch.Generator().manual_seed(3), progress=False, **kw)
+        b = sampler(tiny_model, noise(), full, generator=torch.Generator().manual_seed(3), progress=False, **kw)
+        assert torch.equal(a, b)
+
+
+def test_fixed_generator_reproduces_a_sample(tiny_model):
+    s = respace(make_schedule("linear"), space_timesteps(1000, 10))
+    a = sample_ddpm(tiny_model, noise(), s, generator=torch.Generator().manual_seed(7), progress=False)
+    b = sample_ddpm(tiny_model, noise(), s, generator=torch.Generator().manual_seed(7), progress=False)
+    c = sample_ddpm(tiny_model, noise(), s, generator=torch.Generator().manual_seed(8), progress=False)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_ddim_eta0_is_deterministic_and_callback_sees_every_step(tiny_model):
+    s = respace(make_schedule("linear"), space_timesteps(1000, "ddim10"))
+    steps = []
+    a = sample_ddim(tiny_model, noise(), s, callback=lambda d: steps.append(d["t"]), progress=False)
+    b = sample_ddim(tiny_model, noise(), s, generator=torch.Generator().manual_seed(99), progress=False)
+    assert torch.equal(a, b)
+    assert steps == list(range(900, -1, -100))
+
+
+def test_samplers_take_any_model_and_pass_conditioning():
+    calls = []
+
+    def model(x, t, *, lr):  # a plain function, not a U-Net
+        calls.append((t[0].item(), lr.shape))
+        return torch.zeros_like(x)
+
+    s = respace(make_schedule("linear"), [0, 499, 999])
+    lr = torch.zeros(2, 3, 4, 4)
+    out = sample_ddim(model, torch.randn(2, 3, 8, 8), s, cond={"lr": lr}, progress=False)
+    assert out.shape == (2, 3, 8, 8)
+    assert [c[0] for c in calls] == [999, 499, 0]
+    with pytest.raises(ValueError, match="unknown sampler"):
+        get_sampler("euler")
+
+
+def test_perfect_denoiser_recovers_x0():
+    # a model that knows x0 predicts eps exactly; both samplers then end at x0
+    x0 = torch.rand(1, 1, 4, 4) * 2 - 1
+    s = make_schedule("linear")
+
+    def oracle(x, t):
+        a = s.alpha_bar[t[0]].float()
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+    r = respace(s, space_timesteps(1000, 25))
+    for out in (sample_ddim(oracle, noise(shape=(1, 1, 4, 4)), r, progress=False),
+                sample_ddpm(oracle, noise(shape=(1, 1, 4, 4)), r, generator=torch.Generator().manual_seed(0),
+                            progress=False)):
+        torch.testing.assert_close(out, x0, atol=1e-3, rtol=0)
