@@ -11,18 +11,12 @@ from typing import Callable
 import torch
 
 from .diffusion import Schedule, extract
-
-try:
-    from tqdm.auto import tqdm
-except ImportError:  # pragma: no cover
-    tqdm = None
+from .utils import progress_bar
 
 
 def _steps(schedule: Schedule, progress: bool, desc: str):
     steps = range(len(schedule) - 1, -1, -1)
-    if progress and tqdm is not None:
-        return tqdm(steps, desc=desc, leave=False)
-    return steps
+    return progress_bar(steps, desc=desc) if progress else steps
 
 
 def _predict(model, x: torch.Tensor, schedule: Schedule, i: int, cond: dict | None, clip: bool):

@@ -23,11 +23,7 @@ from torch import nn
 from .data import get_batch
 from .diffusion import Schedule, noise_loss
 from .unet import ARCHITECTURES, UNetConfig
-
-try:
-    from tqdm.auto import tqdm
-except ImportError:  # pragma: no cover
-    tqdm = None
+from .utils import progress_bar
 
 CHECKPOINT_VERSION = 1
 
@@ -195,8 +191,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
             save_checkpoint(checkpoint, payload())
             last_saved = step
 
-    bar = tqdm(total=cfg.steps, initial=step, desc="train", disable=not progress) if tqdm else None
-    start = time.perf_counter()
+    bar = progress_bar(total=cfg.steps, initial=step, desc="train", disable=not progress)
+    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # cumulative over resumes
     mid_step = False  # True while model/optimizer/EMA may be half-updated
     with _GracefulInterrupt() as interrupt:
         try:
@@ -232,9 +228,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     history.append({"step": step, "loss": value, "lr": opt.param_groups[0]["lr"],
                                     "seconds": time.perf_counter() - start})
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save()
                 if callback is not None:
@@ -249,8 +244,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 print(f"interrupted inside step {step + 1}; the checkpoint of step {last_saved} is kept")
             raise
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
     if last_saved != step:
         save()
     model.eval()

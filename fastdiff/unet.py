@@ -232,12 +232,18 @@ def build_unet(config: UNetConfig | str, **overrides) -> UNet:
     return SuperResUNet(config) if config.cond_channels else UNet(config)
 
 
+# Variants whose counts are worth showing beside a paper's figure.
+VARIANTS = {"sr3, 1 ResBlock per level": ("sr3", {"num_res_blocks": 1}, "sr3")}
+
+
 def parameter_table() -> list[dict]:
-    """Parameter count of every preset, beside the published count where there is one."""
+    """Parameter count of every preset (and of VARIANTS), beside the published count where there is one."""
+    entries = [(name, name, {}, name) for name in PRESETS]
+    entries += [(label, preset, kw, paper_key) for label, (preset, kw, paper_key) in VARIANTS.items()]
     rows = []
-    for name in PRESETS:
-        n = count_parameters(build_unet(name))
-        paper, source = PAPER_PARAMETERS.get(name, (None, ""))
-        rows.append({"preset": name, "parameters": n, "paper": paper,
-                     "ratio_to_paper": None if paper is None else round(n / paper, 4), "paper_source": source})
+    for label, preset, kw, paper_key in entries:
+        n = count_parameters(build_unet(preset, **kw))
+        paper, source = PAPER_PARAMETERS.get(paper_key, (None, ""))
+        rows.append({"model": label, "parameters": n, "paper": paper,
+                     "ours / paper": None if paper is None else round(n / paper, 3), "paper's figure": source})
     return rows

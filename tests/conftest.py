@@ -1,7 +1,10 @@
+import matplotlib
 import pytest
 import torch
 
 from fastdiff.unet import build_unet
+
+matplotlib.use("Agg")
 
 
 @pytest.fixture

@@ -1,0 +1,84 @@
+"""Figures the notebooks share: image grids, the forward process, loss and timing curves."""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import torch
+
+from .diffusion import Schedule, q_sample
+
+
+def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1):
+    """(N, C, H, W) in [-1, 1] -> an (H', W', C) array in [0, 1] laid out nrow images per row."""
+    from torchvision.utils import make_grid
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1) * 0.5 + 0.5, nrow=nrow, padding=pad, pad_value=1.0)
+    return grid.permute(1, 2, 0).numpy()
+
+
+def show_images(images: torch.Tensor, *, nrow: int = 8, title: str | None = None, ax=None):
+    ax = ax or plt.subplots(figsize=(nrow * 0.6, (len(images) + nrow - 1) // nrow * 0.6 + 0.4))[1]
+    grid = image_grid(images, nrow)
+    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 or images.shape[1] == 1 else grid,
+              cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_grids(grids: dict[str, torch.Tensor], *, nrow: int = 4, suptitle: str | None = None):
+    """Several image sets side by side, one panel each (e.g. samples per number of steps)."""
+    fig, axes = plt.subplots(1, len(grids), figsize=(2.3 * len(grids), 2.6), squeeze=False)
+    for ax, (title, images) in zip(axes[0], grids.items()):
+        show_images(images, nrow=nrow, title=title, ax=ax)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_forward_process(x0: torch.Tensor, schedule: Schedule, steps: list[int], *,
+                         generator: torch.Generator | None = None):
+    """Rows: images; columns: x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps at the given t (one eps per image)."""
+    noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    fig, axes = plt.subplots(len(x0), len(steps), figsize=(1.1 * len(steps), 1.15 * len(x0)), squeeze=False)
+    for col, t in enumerate(steps):
+        xt = q_sample(schedule, x0, torch.full((len(x0),), t), noise)
+        for row in range(len(x0)):
+            show_images(xt[row:row + 1], nrow=1, ax=axes[row, col])
+        abar = float(schedule.alpha_bar[t])
+        axes[0, col].set_title(f"t={t}\n$\\sqrt{{\\bar\\alpha}}$={abar ** 0.5:.2f}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss(history: list[dict], *, ax=None, title: str = "training loss"):
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    steps = [h["step"] for h in history]
+    loss = torch.tensor([h["loss"] for h in history])
+    ax.plot(steps, loss, lw=0.6, alpha=0.4, label="loss")
+    if len(loss) >= 10:
+        k = max(2, len(loss) // 20)
+        smooth = torch.nn.functional.avg_pool1d(loss[None, None], k, stride=1)[0, 0]
+        ax.plot(steps[k - 1:], smooth, lw=1.5, label=f"running mean ({k})")
+    ax.set_xlabel("step")
+    ax.set_ylabel("noise MSE")
+    ax.set_yscale("log")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_time_vs_steps(rows: list[dict], *, ax=None, title: str = "sampling time per image"):
+    """Seconds per image against the number of denoising steps, one line per sampler."""
+    ax = ax or plt.subplots(figsize=(5, 3))[1]
+    for sampler in dict.fromkeys(r["sampler"] for r in rows):
+        pts = sorted((r["steps"], r["seconds_per_image"]) for r in rows if r["sampler"] == sampler)
+        ax.plot(*zip(*pts), "o-", label=sampler)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("denoising steps (network evaluations)")
+    ax.set_ylabel("seconds per image")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", lw=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -1,0 +1,99 @@
+"""``fastdiff reproduce``: execute the study notebooks with papermill into one output folder."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+
+PROFILES = ("quick", "full")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def default_notebooks_dir() -> Path:
+    """``./notebooks`` when run from a checkout, else the checkout this package was installed from."""
+    here = Path.cwd() / "notebooks"
+    if here.is_dir():
+        return here
+    return Path(__file__).resolve().parents[1] / "notebooks"
+
+
+def find_notebooks(notebooks_dir: Path, only: str | None = None) -> list[Path]:
+    """The numbered notebooks (``NN_name.ipynb``), or those whose number or name is listed in ``only``."""
+    notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {notebooks_dir}")
+    if not only:
+        return notebooks
+    wanted = [w.strip() for w in only.split(",") if w.strip()]
+    chosen = []
+    for w in wanted:
+        match = [nb for nb in notebooks if nb.stem == w or nb.stem.split("_", 1)[0] == w]
+        if not match:
+            raise ValueError(f"--only {w!r} matches no notebook; available: {', '.join(nb.stem for nb in notebooks)}")
+        chosen += [nb for nb in match if nb not in chosen]
+    return chosen
+
+
+def _first_line(source: str) -> str:
+    lines = [line for line in (source or "").splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return lines[0].strip()[:100] if lines else ""
+
+
+def run_notebook(notebook: Path, out_dir: Path, parameters: dict, kernel_name: str | None = None) -> dict:
+    """Execute one notebook; return a record with its status and, on failure, the failing cell."""
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output = out_dir / notebook.name
+    record = {"notebook": notebook.name, "output": str(output), "status": "ok"}
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(notebook), str(output), parameters=parameters, cwd=str(notebook.parent),
+                            kernel_name=kernel_name, progress_bar=False, log_output=False)
+    except PapermillExecutionError as e:
+        # cell_index counts cells of the executed copy (papermill's injected-parameters cell included)
+        record.update(status="failed", cell_index=e.cell_index, execution_count=e.exec_count,
+                      error=f"{e.ename}: {e.evalue}", source=_first_line(e.source))
+    except Exception as e:  # kernel death, bad notebook JSON, missing kernel ...
+        record.update(status="failed", cell_index=None, error=f"{type(e).__name__}: {e}")
+    record["seconds"] = round(time.perf_counter() - start, 1)
+    return record
+
+
+def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None = None,
+              out: str | Path | None = None, notebooks_dir: str | Path | None = None,
+              kernel_name: str | None = None, progress: bool = True) -> tuple[int, list[dict]]:
+    """Run the notebooks; carry on past failures. Returns (exit code, one record per notebook)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {DEVICES}")
+    notebooks = find_notebooks(Path(notebooks_dir) if notebooks_dir else default_notebooks_dir(), only)
+    out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = out_dir.resolve()
+    parameters = {"profile": profile, "device": device, "output_dir": str(out_dir)}
+
+    from .utils import progress_bar
+    records = []
+    bar = progress_bar(notebooks, desc="notebooks", unit="nb", disable=not progress)
+    for nb in bar:
+        bar.set_postfix_str(nb.stem)
+        records.append(run_notebook(nb, out_dir, parameters, kernel_name))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps({"parameters": parameters, "notebooks": records}, indent=2))
+
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in records:
+        line = f"{r['status']:>6}  {r['notebook']}  ({r['seconds']} s)"
+        if r["status"] != "ok":
+            error = r["error"].splitlines()[0] if r["error"] else ""
+            if r.get("cell_index") is None:
+                line += f"\n        {error}"
+            else:
+                line += (f"\n        failing cell {r['cell_index']} of {r['output']} (In [{r['execution_count']}]: "
+                         f"{r['source']})\n        {error}")
+        print(line)
+    print(f"{len(records) - len(failed)} of {len(records)} notebooks ran; outputs in {out_dir}")
+    return (1 if failed else 0), records

@@ -1,0 +1,103 @@
+"""Small shared helpers: device and dtype resolution, the environment label every result carries,
+timing, and the results JSON each notebook writes."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cpu`` / ``cuda`` / ``cuda:N`` are taken as given."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; use 'auto', 'cpu' or 'cuda'")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for but torch sees no CUDA GPU; use device='auto' or 'cpu'")
+    return device
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """``auto`` is bf16 where it is fast (a bf16-capable GPU, or a CPU with native bf16 kernels such as
+    AMX or AVX-512 BF16), else fp32; otherwise one of fp32, bf16, fp16."""
+    if name == "auto":
+        if device.type == "cuda":
+            fast = torch.cuda.is_bf16_supported()
+        else:
+            fast = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        return torch.bfloat16 if fast else torch.float32
+    if name not in DTYPES:
+        raise ValueError(f"unknown dtype {name!r}; use 'auto' or one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in DTYPES.items()}[dtype]
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU: {line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+    except OSError:
+        pass
+    return f"CPU: {platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+
+
+def environment(device: torch.device, dtype: torch.dtype | None = None) -> dict:
+    """What every reported number is labelled with."""
+    env = {"device": device_name(device), "device_type": device.type, "torch": torch.__version__,
+           "python": platform.python_version(), "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    if dtype is not None:
+        env["dtype"] = dtype_name(dtype)
+    return env
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, device: torch.device):
+    """(result, seconds) of one call, with the device synchronised before and after."""
+    synchronize(device)
+    start = time.perf_counter()
+    out = fn()
+    synchronize(device)
+    return out, time.perf_counter() - start
+
+
+def progress_bar(iterable=None, *, total=None, desc=None, disable=False, leave=True, **kw):
+    """A text tqdm bar (stderr). Text rather than widgets so executed notebooks keep the final state."""
+    from tqdm import tqdm
+    return tqdm(iterable, total=total, desc=desc, disable=disable, leave=leave, mininterval=0.5,
+                dynamic_ncols=True, **kw)
+
+
+def _jsonable(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, (torch.device, torch.dtype, Path)):
+        return str(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+
+def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
+    """Write ``<output_dir>/<name>.json`` (atomically) and return its path."""
+    path = Path(output_dir) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,53 @@
+import json
+
+import pytest
+import torch
+
+from fastdiff.basics import border_deviation, default_runs, get_profile, sampling_sweep
+from fastdiff.diffusion import make_schedule
+from fastdiff.utils import environment, resolve_device, resolve_dtype, save_results
+
+
+def test_device_and_dtype_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            resolve_device("cuda")
+    assert resolve_dtype("fp32", torch.device("cpu")) is torch.float32
+    assert resolve_dtype("auto", torch.device("cpu")) in (torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="unknown dtype"):
+        resolve_dtype("fp8", torch.device("cpu"))
+
+
+def test_results_json_carries_the_environment(tmp_path):
+    env = environment(torch.device("cpu"), torch.bfloat16)
+    assert env["dtype"] == "bf16" and env["device"].startswith("CPU") and env["torch"] == torch.__version__
+    path = save_results(tmp_path / "r", "00_x", {"environment": env, "t": torch.tensor([1.5])})
+    assert json.loads(path.read_text())["t"] == [1.5]
+
+
+def test_profiles_and_overrides():
+    p = get_profile("quick", train_steps=5, n_samples=2, ddim_steps=None)
+    assert p.train.steps == 5 and p.n_samples == 2 and p.ddim_steps == (100, 50, 20, 10)
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("medium")
+
+
+def test_border_deviation():
+    img = -torch.ones(2, 1, 32, 32)
+    img[:, :, 2:-2, 2:-2] = 1  # the digit's area does not count
+    assert border_deviation(img) == 0
+    img[:, :, 0, :] = 1
+    assert border_deviation(img) == pytest.approx(2 * 32 / (32 * 32 - 28 * 28))
+
+
+def test_sampling_sweep_rows(tiny_model):
+    s = make_schedule("linear", 20)
+    samples, rows = sampling_sweep(tiny_model, s, shape=(2, 1, 8, 8), runs=default_runs(20, (5, 2)),
+                                   device=torch.device("cpu"), progress=False)
+    assert list(samples) == ["DDPM 20", "DDIM 5, η=0", "DDIM 2, η=0"]
+    assert [r["steps"] for r in rows] == [20, 5, 2] and rows[0]["speedup"] == 1.0
+    assert all(r["seconds"] > 0 and r["dtype"] == "fp32" for r in rows)
