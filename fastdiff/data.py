@@ -25,8 +25,9 @@ class DatasetUnavailableError(FileNotFoundError):
     """A dataset could not be found or downloaded; the message says what to do."""
 
 
-def to_model_range(images: np.ndarray | torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
-    return torch.as_tensor(images, dtype=torch.float32) / max_value * 2 - 1
+def to_model_range(images: np.ndarray, max_value: float = 255.0) -> torch.Tensor:
+    """uint8-range array -> float32 tensor in [-1, 1] (copied, so read-only arrays are fine)."""
+    return torch.from_numpy(np.array(images, dtype=np.float32)) / max_value * 2 - 1
 
 
 def mnist_digits(image_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:

@@ -138,11 +138,10 @@ def respace(schedule: Schedule, timesteps: list[int] | torch.Tensor) -> Schedule
     return Schedule(schedule.timesteps[idx], schedule.alpha_bar[idx], schedule.num_train_timesteps)
 
 
-def extract(values: torch.Tensor, i: torch.Tensor | int, x: torch.Tensor) -> torch.Tensor:
-    """values[i] as x's dtype and device, shaped to broadcast over x (one entry per batch element)."""
-    v = values.to(x.device)[i] if isinstance(i, int) else values.to(x.device)[i.to(x.device)]
-    v = v.to(x.dtype)
-    return v.reshape(-1, *([1] * (x.ndim - 1))) if v.ndim else v
+def extract(values: torch.Tensor, i: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """values[i] (one entry per batch element) in x's dtype and device, shaped to broadcast over x."""
+    v = values.to(x.device)[i.to(x.device)].to(x.dtype)
+    return v.reshape(-1, *([1] * (x.ndim - 1)))
 
 
 def q_sample(schedule: Schedule, x0: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+import math
+
 import torch
 
-from .diffusion import Schedule, extract
+from .diffusion import Schedule
 from .utils import progress_bar
 
 
@@ -24,11 +26,11 @@ def _predict(model, x: torch.Tensor, schedule: Schedule, i: int, cond: dict | No
     eps is then re-derived from the clipped x_0 so that both stay consistent (guided-diffusion)."""
     t = torch.full((x.shape[0],), int(schedule.timesteps[i]), device=x.device, dtype=torch.long)
     eps = model(x, t, **(cond or {})).to(x.dtype)
-    a = extract(schedule.alpha_bar, i, x)
-    x0 = (x - (1 - a).sqrt() * eps) / a.sqrt()
+    a = float(schedule.alpha_bar[i])  # per-step scalars stay on the host: no device copies in the loop
+    x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
     if clip:
         x0 = x0.clamp(-1, 1)
-        eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+        eps = (x - math.sqrt(a) * x0) / math.sqrt(1 - a)
     return eps, x0
 
 
@@ -43,12 +45,12 @@ def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None
     """Ancestral sampling (Ho et al. 2020, Alg. 2), written with the posterior q(x_{t-1} | x_t, x_0) (eq. 7):
     x_{t-1} = c_0 x_0 + c_t x_t + sqrt(tilde beta_t) z, with z = 0 at the last step.
     On a respaced schedule the betas are the respaced ones (Nichol & Dhariwal 2021, Sec. 4)."""
-    c0, ct = schedule.posterior_mean_coef
-    var = schedule.posterior_variance
+    c0, ct = (c.tolist() for c in schedule.posterior_mean_coef)
+    std = schedule.posterior_variance.sqrt().tolist()
     for i in _steps(schedule, progress, "DDPM"):
         _, x0 = _predict(model, x, schedule, i, cond, clip_x0)
-        mean = extract(c0, i, x) * x0 + extract(ct, i, x) * x
-        x = mean + extract(var, i, x).sqrt() * _noise(x, generator) if i > 0 else mean
+        mean = c0[i] * x0 + ct[i] * x
+        x = mean + std[i] * _noise(x, generator) if i > 0 else mean
         if callback is not None:
             callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "x0": x0})
     return x
@@ -68,15 +70,15 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
     """DDIM (Song et al. 2021, eq. 12). eta = 0: deterministic; eta = 1: DDPM's variance."""
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    sigma = ddim_sigma(schedule, eta)
+    sigma, alpha_bar_prev = ddim_sigma(schedule, eta).tolist(), schedule.alpha_bar_prev.tolist()
     for i in _steps(schedule, progress, f"DDIM eta={eta:g}"):
         # 1. predict the noise and x_0 from x_t
         eps, x0 = _predict(model, x, schedule, i, cond, clip_x0)
         # 2. the "direction pointing to x_t": sqrt(1 - abar_{i-1} - sigma_i^2) eps
-        a_prev, s = extract(schedule.alpha_bar_prev, i, x), extract(sigma, i, x)
-        direction = (1 - a_prev - s**2).clamp(min=0).sqrt() * eps
+        a_prev, s = alpha_bar_prev[i], sigma[i]
+        direction = math.sqrt(max(0.0, 1 - a_prev - s**2)) * eps
         # 3. x_{t-1} = sqrt(abar_{i-1}) x_0 + direction + sigma_i z
-        x = a_prev.sqrt() * x0 + direction
+        x = math.sqrt(a_prev) * x0 + direction
         if i > 0 and eta > 0:
             x = x + s * _noise(x, generator)
         if callback is not None:

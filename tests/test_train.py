@@ -51,6 +51,25 @@ def test_resume_is_exact(tmp_path):
     assert [h["loss"] for h in straight["history"]] == [h["loss"] for h in resumed["history"]]
 
 
+def test_sigint_finishes_the_step_saves_and_resumes_exactly(tmp_path):
+    # a real SIGINT (what Ctrl-C and a Jupyter kernel interrupt send) arriving mid-training
+    import os
+    import signal
+    data = digits8()
+    straight = train(fresh_model(), data, SCHEDULE, cfg(), progress=False)
+    ckpt = tmp_path / "run.pt"
+
+    def interrupt_at_3(step, loss):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, callback=interrupt_at_3, progress=False)
+    assert load_checkpoint(ckpt)["step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, progress=False)
+    assert_same_weights(straight["model"], resumed["model"])
+
+
 def test_periodic_checkpoints_resume_exactly(tmp_path):
     data = digits8()
     ckpt = tmp_path / "run.pt"
