@@ -1,4 +1,6 @@
 import math
+import os
+import signal
 
 import pytest
 import torch
@@ -30,44 +32,39 @@ def assert_same_weights(a, b):
         assert torch.equal(p, q), name
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("how", ["exception", "sigint"])
+def test_interrupt_saves_and_resume_is_exact(tmp_path, how):
+    """Interrupted in step 4, then resumed: equal to 8 straight steps, weight for weight. "sigint" sends a real
+    SIGINT (what Ctrl-C and a Jupyter kernel interrupt send) in the middle of step 4's forward pass: the loop
+    must finish that step before saving, so the checkpoint holds step 4, not a half-updated model."""
     data = digits8()
     straight = train(fresh_model(), data, SCHEDULE, cfg(), progress=False)
-
-    # interrupted after step 4 (a KeyboardInterrupt at a step boundary saves), then resumed
     ckpt = tmp_path / "run.pt"
+    model, forwards = fresh_model(), []
 
-    def stop_at_4(step, loss):
+    def sigint_in_forward_4(module, args):
+        forwards.append(1)
+        if len(forwards) == 4:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    def raise_after_step_4(step, loss):
         if step == 4:
             raise KeyboardInterrupt
+    if how == "sigint":
+        handle = model.register_forward_pre_hook(sigint_in_forward_4)
     with pytest.raises(KeyboardInterrupt):
-        train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, callback=stop_at_4, progress=False)
+        train(model, data, SCHEDULE, cfg(), checkpoint=ckpt, progress=False,
+              callback=raise_after_step_4 if how == "exception" else None)
+    if how == "sigint":
+        handle.remove()
     assert load_checkpoint(ckpt)["step"] == 4
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # our handler is removed again
     resumed = train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, progress=False)
 
     assert resumed["step"] == 8
     assert_same_weights(straight["model"], resumed["model"])
     assert_same_weights(straight["ema"], resumed["ema"])
     assert [h["loss"] for h in straight["history"]] == [h["loss"] for h in resumed["history"]]
-
-
-def test_sigint_finishes_the_step_saves_and_resumes_exactly(tmp_path):
-    # a real SIGINT (what Ctrl-C and a Jupyter kernel interrupt send) arriving mid-training
-    import os
-    import signal
-    data = digits8()
-    straight = train(fresh_model(), data, SCHEDULE, cfg(), progress=False)
-    ckpt = tmp_path / "run.pt"
-
-    def interrupt_at_3(step, loss):
-        if step == 3:
-            os.kill(os.getpid(), signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, callback=interrupt_at_3, progress=False)
-    assert load_checkpoint(ckpt)["step"] == 3
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
-    resumed = train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, progress=False)
-    assert_same_weights(straight["model"], resumed["model"])
 
 
 def test_periodic_checkpoints_resume_exactly(tmp_path):
