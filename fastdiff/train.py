@@ -170,7 +170,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 "scaler": scaler.state_dict(), "rng": rng, "history": history}
 
     if checkpoint is not None and resume and checkpoint.exists():
-        ckpt = load_checkpoint(checkpoint, map_location=device)
+        ckpt = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; weights are copied over
         if ckpt["model_config"] != model.config.to_dict() or ckpt["arch"] != type(model).__name__:
             raise ValueError(f"checkpoint {checkpoint} holds a different model ({ckpt['arch']}, "
                              f"{ckpt['model_config']}); use another path or resume=False")
@@ -179,7 +179,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         opt.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
         g_data.set_state(ckpt["rng"]["data"])
-        g_noise.set_state(ckpt["rng"]["noise"].to(g_noise.get_state().device))
+        g_noise.set_state(ckpt["rng"]["noise"])
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and device.type == "cuda":
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
@@ -208,10 +208,11 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 x0 = batch.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     loss = noise_loss(model, x0, schedule, loss=cfg.loss, cond=cond, generator=g_noise)
-                if not torch.isfinite(loss):
+                value = loss.item()  # the one host sync of the step
+                if not math.isfinite(value):
                     kept = f"the last good checkpoint ({checkpoint}, step {last_saved}) is kept" \
                         if last_saved is not None else "no checkpoint had been written"
-                    raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}; training stopped and {kept}")
+                    raise FloatingPointError(f"loss is {value} at step {step + 1}; training stopped and {kept}")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip:
@@ -224,7 +225,6 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 step += 1
                 mid_step = False
 
-                value = loss.item()
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     history.append({"step": step, "loss": value, "lr": opt.param_groups[0]["lr"],
                                     "seconds": time.perf_counter() - start})

@@ -8,7 +8,7 @@ so a wrapper can drop the k deepest levels, or add features at a level, without 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +43,7 @@ class UNetConfig:
         if self.image_size % 2 ** (n - 1):
             raise ValueError(f"image_size {self.image_size} is not divisible by 2^{n - 1} "
                              f"(needed by {n} levels of channel_mult={self.channel_mult})")
-        level_sizes = {self.image_size // 2**l for l in range(n)}
+        level_sizes = {self.image_size // 2**level for level in range(n)}
         missing = [r for r in self.attention_resolutions if r not in level_sizes]
         if missing:
             raise ValueError(f"attention_resolutions {missing} match no level; level sizes are {sorted(level_sizes)}")
