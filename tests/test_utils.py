@@ -34,6 +34,11 @@ def test_profiles_and_overrides():
     assert p.train.steps == 5 and p.n_samples == 2 and p.ddim_steps == (100, 50, 20, 10)
     with pytest.raises(ValueError, match="unknown profile"):
         get_profile("medium")
+    for given in ([50, 10], "50,10", "[50, 10]", (50, 10)):
+        assert get_profile("quick", ddim_steps=given).ddim_steps == (50, 10)
+    assert get_profile("quick", ddim_steps=20).ddim_steps == (20,)
+    with pytest.raises(ValueError, match="integers"):
+        get_profile("quick", ddim_steps="ten")
 
 
 def test_border_deviation():
