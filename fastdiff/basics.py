@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .diffusion import Schedule, respace, space_timesteps
-from .sampling import sample_ddim, sample_ddpm
+from .sampling import get_sampler
 from .train import TrainConfig
 from .utils import dtype_name, timed
 
@@ -97,20 +97,21 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
     """
     model = model.to(device).eval()
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    samples, rows = {}, []
+    samples, rows, seconds_each = {}, [], []
     for name, steps, eta in runs:
         sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
-        kw = {} if name == "DDPM" else {"eta": eta}
-        sampler = sample_ddpm if name == "DDPM" else sample_ddim
+        kw = {} if eta is None else {"eta": eta}
+        sampler = get_sampler(name.lower())
         gen = torch.Generator(device).manual_seed(seed + 1)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             out, seconds = timed(lambda: sampler(model, x_T.clone(), sched, generator=gen, progress=progress, **kw),
                                  device)
+        seconds_each.append(seconds)
         label = f"{name} {steps}" + ("" if eta is None else f", η={eta:g}")
         samples[label] = out = out.float().cpu()
-        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "seconds": round(seconds, 3),
+        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "seconds": seconds,
                      "seconds_per_image": seconds / shape[0], "dtype": dtype_name(dtype),
                      "border_deviation": round(border_deviation(out), 4)})
-    for r in rows:
-        r["speedup"] = round(rows[0]["seconds"] / r["seconds"], 1)
+    for r, seconds in zip(rows, seconds_each):
+        r["speedup"] = round(seconds_each[0] / seconds, 1)
     return samples, rows

@@ -32,6 +32,10 @@ class Schedule:
     def __len__(self) -> int:
         return len(self.timesteps)
 
+    def to(self, device: torch.device | str) -> "Schedule":
+        """The same schedule with its tensors on ``device`` (e.g. once before a training loop)."""
+        return Schedule(self.timesteps.to(device), self.alpha_bar.to(device), self.num_train_timesteps)
+
     @property
     def alpha_bar_prev(self) -> torch.Tensor:
         # \bar\alpha_{t_{i-1}}, with \bar\alpha = 1 before the first kept step

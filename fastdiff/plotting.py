@@ -17,8 +17,8 @@ def image_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1):
 def show_images(images: torch.Tensor, *, nrow: int = 8, title: str | None = None, ax=None):
     ax = ax or plt.subplots(figsize=(nrow * 0.6, (len(images) + nrow - 1) // nrow * 0.6 + 0.4))[1]
     grid = image_grid(images, nrow)
-    ax.imshow(grid[..., 0] if grid.shape[-1] == 1 or images.shape[1] == 1 else grid,
-              cmap="gray" if images.shape[1] == 1 else None, vmin=0, vmax=1)
+    gray = images.shape[1] == 1  # make_grid repeats one channel to three; show it as grey
+    ax.imshow(grid[..., 0] if gray else grid, cmap="gray" if gray else None, vmin=0, vmax=1)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
@@ -51,7 +51,7 @@ def plot_forward_process(x0: torch.Tensor, schedule: Schedule, steps: list[int],
     return fig
 
 
-def plot_loss(history: list[dict], *, ax=None, title: str = "training loss"):
+def plot_loss(history: list[dict], *, ax=None, title: str = "training loss", ylabel: str = "noise-prediction loss"):
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     steps = [h["step"] for h in history]
     loss = torch.tensor([h["loss"] for h in history])
@@ -61,7 +61,7 @@ def plot_loss(history: list[dict], *, ax=None, title: str = "training loss"):
         smooth = torch.nn.functional.avg_pool1d(loss[None, None], k, stride=1)[0, 0]
         ax.plot(steps[k - 1:], smooth, lw=1.5, label=f"running mean ({k})")
     ax.set_xlabel("step")
-    ax.set_ylabel("noise MSE")
+    ax.set_ylabel(ylabel)
     ax.set_yscale("log")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8)

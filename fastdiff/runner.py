@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import time
 from pathlib import Path
+
+from .utils import progress_bar, save_results
 
 PROFILES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda")
@@ -75,14 +76,12 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
     out_dir = out_dir.resolve()
     parameters = {"profile": profile, "device": device, "output_dir": str(out_dir)}
 
-    from .utils import progress_bar
     records = []
     bar = progress_bar(notebooks, desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:
         bar.set_postfix_str(nb.stem)
         records.append(run_notebook(nb, out_dir, parameters, kernel_name))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "summary.json").write_text(json.dumps({"parameters": parameters, "notebooks": records}, indent=2))
+    save_results(out_dir, "summary", {"parameters": parameters, "notebooks": records})
 
     failed = [r for r in records if r["status"] != "ok"]
     for r in records:

@@ -6,9 +6,8 @@ Shared signature: ``sample_x(model, x, schedule, *, cond=None, generator=None, c
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import math
+from typing import Callable
 
 import torch
 
@@ -21,12 +20,11 @@ def _steps(schedule: Schedule, progress: bool, desc: str):
     return progress_bar(steps, desc=desc) if progress else steps
 
 
-def _predict(model, x: torch.Tensor, schedule: Schedule, i: int, cond: dict | None, clip: bool):
-    """eps_theta(x_t, t) and x_0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), optionally clipped to [-1, 1];
-    eps is then re-derived from the clipped x_0 so that both stay consistent (guided-diffusion)."""
-    t = torch.full((x.shape[0],), int(schedule.timesteps[i]), device=x.device, dtype=torch.long)
-    eps = model(x, t, **(cond or {})).to(x.dtype)
-    a = float(schedule.alpha_bar[i])  # per-step scalars stay on the host: no device copies in the loop
+def _predict(model, x: torch.Tensor, t: int, a: float, cond: dict | None, clip: bool):
+    """eps_theta(x_t, t) and x_0 = (x_t - sqrt(1 - a) eps) / sqrt(a), a = abar_t, optionally clipped to
+    [-1, 1]; eps is then re-derived from the clipped x_0 so that both stay consistent (guided-diffusion).
+    Per-step scalars are Python floats: the loop makes no host-device copies."""
+    eps = model(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), **(cond or {})).to(x.dtype)
     x0 = (x - math.sqrt(1 - a) * eps) / math.sqrt(a)
     if clip:
         x0 = x0.clamp(-1, 1)
@@ -45,14 +43,15 @@ def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None
     """Ancestral sampling (Ho et al. 2020, Alg. 2), written with the posterior q(x_{t-1} | x_t, x_0) (eq. 7):
     x_{t-1} = c_0 x_0 + c_t x_t + sqrt(tilde beta_t) z, with z = 0 at the last step.
     On a respaced schedule the betas are the respaced ones (Nichol & Dhariwal 2021, Sec. 4)."""
+    ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     c0, ct = (c.tolist() for c in schedule.posterior_mean_coef)
     std = schedule.posterior_variance.sqrt().tolist()
     for i in _steps(schedule, progress, "DDPM"):
-        _, x0 = _predict(model, x, schedule, i, cond, clip_x0)
+        _, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
         mean = c0[i] * x0 + ct[i] * x
         x = mean + std[i] * _noise(x, generator) if i > 0 else mean
         if callback is not None:
-            callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "x0": x0})
+            callback({"i": i, "t": ts[i], "x": x, "x0": x0})
     return x
 
 
@@ -70,10 +69,11 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
     """DDIM (Song et al. 2021, eq. 12). eta = 0: deterministic; eta = 1: DDPM's variance."""
     if eta < 0:
         raise ValueError(f"eta must be >= 0, got {eta}")
+    ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     sigma, alpha_bar_prev = ddim_sigma(schedule, eta).tolist(), schedule.alpha_bar_prev.tolist()
     for i in _steps(schedule, progress, f"DDIM eta={eta:g}"):
         # 1. predict the noise and x_0 from x_t
-        eps, x0 = _predict(model, x, schedule, i, cond, clip_x0)
+        eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
         # 2. the "direction pointing to x_t": sqrt(1 - abar_{i-1} - sigma_i^2) eps
         a_prev, s = alpha_bar_prev[i], sigma[i]
         direction = math.sqrt(max(0.0, 1 - a_prev - s**2)) * eps
@@ -82,7 +82,7 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
         if i > 0 and eta > 0:
             x = x + s * _noise(x, generator)
         if callback is not None:
-            callback({"i": i, "t": int(schedule.timesteps[i]), "x": x, "x0": x0})
+            callback({"i": i, "t": ts[i], "x": x, "x0": x0})
     return x
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import os
 import signal
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from torch import nn
 from .data import get_batch
 from .diffusion import Schedule, noise_loss
 from .unet import ARCHITECTURES, UNetConfig
-from .utils import progress_bar
+from .utils import atomic_write, progress_bar
 
 CHECKPOINT_VERSION = 1
 
@@ -77,19 +75,8 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 # ----------------------------------------------------------------------------------------------- checkpoints
 
 def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """Write atomically: a temporary file in the same folder, fsync, then rename over the target."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write atomically (temporary file, fsync, rename): a crash never leaves half a checkpoint."""
+    atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
@@ -147,6 +134,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
+    schedule = schedule.to(device)  # q_sample then indexes it in place, with no copy per step
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -93,11 +95,25 @@ def _jsonable(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
-    """Write ``<output_dir>/<name>.json`` (atomically) and return its path."""
-    path = Path(output_dir) / f"{name}.json"
+def atomic_write(path: str | Path, write) -> Path:
+    """Create ``path`` atomically: ``write(file)`` fills a temporary file in the same folder, which is
+    fsynced and renamed over ``path``; an interruption leaves the old file (or none), never half of one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, default=_jsonable))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
+    """Write ``<output_dir>/<name>.json`` atomically and return its path."""
+    text = json.dumps(results, indent=2, default=_jsonable).encode()
+    return atomic_write(Path(output_dir) / f"{name}.json", lambda f: f.write(text))

@@ -5,7 +5,7 @@ import torch
 
 from fastdiff.basics import border_deviation, default_runs, get_profile, sampling_sweep
 from fastdiff.diffusion import make_schedule
-from fastdiff.utils import environment, resolve_device, resolve_dtype, save_results
+from fastdiff.utils import atomic_write, environment, resolve_device, resolve_dtype, save_results
 
 
 def test_device_and_dtype_resolution():
@@ -56,3 +56,15 @@ def test_sampling_sweep_rows(tiny_model):
     assert list(samples) == ["DDPM 20", "DDIM 5, η=0", "DDIM 2, η=0"]
     assert [r["steps"] for r in rows] == [20, 5, 2] and rows[0]["speedup"] == 1.0
     assert all(r["seconds"] > 0 and r["dtype"] == "fp32" for r in rows)
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = atomic_write(tmp_path / "a.bin", lambda f: f.write(b"old"))
+
+    def fail_halfway(f):
+        f.write(b"half")
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, fail_halfway)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]  # no temporary left behind
