@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>/)")
     rep.add_argument("--notebooks", default=None, help="folder of notebooks (default: ./notebooks)")
     rep.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's own)")
+    inf = sub.add_parser("info", help="versions, devices, dtype support, pretrained weights and datasets present")
+    inf.add_argument("--data-root", default="data", help="where torchvision datasets are looked for")
+    wts = sub.add_parser("weights", help="download the pretrained files the studies use, and report them")
+    wts.add_argument("--check", action="store_true", help="only report what is present; download nothing")
+    wts.add_argument("--only", default=None, help="comma-separated keys, e.g. alexnet,vgg11")
     args = parser.parse_args(argv)
 
     if args.command == "reproduce":
@@ -27,6 +32,19 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, FileNotFoundError) as e:
             print(f"fastdiff reproduce: {e}", file=sys.stderr)
             return 2
+        return code
+    if args.command == "info":
+        from .info import format_info
+        print(format_info(args.data_root))
+        return 0
+    if args.command == "weights":
+        from .info import fetch_weights
+        try:
+            code, report = fetch_weights(args.only.split(",") if args.only else None, check_only=args.check)
+        except ValueError as e:
+            print(f"fastdiff weights: {e}", file=sys.stderr)
+            return 2
+        print(report)
         return code
     return 2  # pragma: no cover
 

@@ -179,7 +179,9 @@ class UNet(nn.Module):
 
     # The pieces below are public so that study wrappers can re-compose the forward pass.
     def embed(self, t: torch.Tensor) -> torch.Tensor:
-        return self.time_embed(timestep_embedding(t, self.config.base_channels))
+        # the sinusoids are computed in fp32, then cast to the weights' dtype (a model cast to bf16 runs too)
+        freqs = timestep_embedding(t, self.config.base_channels)
+        return self.time_embed(freqs.to(self.time_embed[0].weight.dtype))
 
     def check_input(self, x: torch.Tensor) -> None:
         c = self.config

@@ -27,14 +27,30 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def cpu_features() -> dict:
+    """The CPU's vector/matrix extensions that decide bf16 speed, and the kernel level torch uses."""
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+    return {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "flags": [f for f in wanted if f in flags], "amx": "amx_bf16" in flags}
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto`` is bf16 where it is fast (a bf16-capable GPU, or a CPU with native bf16 kernels such as
-    AMX or AVX-512 BF16), else fp32; otherwise one of fp32, bf16, fp16."""
+    """``auto`` is bf16 where it is fast, else fp32: a bf16-capable GPU, or a CPU with AMX tiles. On CPUs with
+    only AVX-512 BF16, bf16 convolutions measured slower than fp32 (benchmarks/unet_throughput.py), so
+    ``auto`` keeps fp32 there. Otherwise one of fp32, bf16, fp16."""
     if name == "auto":
         if device.type == "cuda":
             fast = torch.cuda.is_bf16_supported()
         else:
-            fast = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+            fast = cpu_features()["amx"] and torch.ops.mkldnn._is_mkldnn_bf16_supported()
         return torch.bfloat16 if fast else torch.float32
     if name not in DTYPES:
         raise ValueError(f"unknown dtype {name!r}; use 'auto' or one of {sorted(DTYPES)}")

@@ -58,3 +58,12 @@ def test_bad_inputs_are_clear_errors(tiny_model):
     sr = build_unet("tiny", cond_channels=1)
     with pytest.raises(ValueError, match="does not divide"):
         sr(torch.randn(1, 1, 8, 8), torch.tensor([0]), lr=torch.randn(1, 1, 3, 3))
+
+
+def test_a_model_cast_to_bf16_stays_close_to_fp32(tiny_model):
+    x, t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0)), torch.tensor([3, 900])
+    with torch.no_grad():
+        ref = tiny_model(x, t)
+        out = tiny_model.to(torch.bfloat16)(x.bfloat16(), t)
+    assert out.dtype == torch.bfloat16
+    assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()

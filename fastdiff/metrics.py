@@ -1,0 +1,189 @@
+"""Image-quality metrics. Images are float tensors (B, C, H, W) in [-1, 1], the models' range.
+
+Pixel metrics (PSNR, SSIM, LR-PSNR) need nothing. LPIPS needs ImageNet AlexNet weights and FID/KID/IS
+need torch-fidelity's Inception-v3 weights; offline, `fastdiff.weights.require` raises a
+`MissingWeightsError` naming the file and folder. The digit studies use "FD (LeNet-MNIST)" instead,
+a Fréchet distance in the features of a classifier that ships with fastdiff (see `fastdiff.lenet`).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from .data import downsample
+from .weights import require
+
+
+def _pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.shape != y.shape:
+        raise ValueError(f"images to compare must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.ndim == 3:
+        x, y = x[None], y[None]
+    if x.ndim != 4:
+        raise ValueError(f"expected images (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    return x.double(), y.double()
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, 10 log10(R^2 / MSE), in dB (inf where the images are equal)."""
+    x, y = _pair(x, y)
+    mse = (x - y).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(data_range**2 / mse)).float()
+
+
+def lr_psnr(sr: torch.Tensor, lr: torch.Tensor, *, data_range: float = 2.0) -> torch.Tensor:
+    """LR-PSNR (SRFlow; the SwinDiffuser thesis): downsample the SR output with the degradation that made
+    the LR input (antialiased bicubic) and compare with that input. High LR-PSNR means the SR image is
+    consistent with what was observed, whatever detail it invented."""
+    scale = sr.shape[-1] // lr.shape[-1]
+    if scale < 1 or sr.shape[-1] != lr.shape[-1] * scale or sr.shape[-2] != lr.shape[-2] * scale:
+        raise ValueError(f"SR size {tuple(sr.shape[-2:])} is not an integer multiple of LR size {tuple(lr.shape[-2:])}")
+    return psnr(downsample(sr.float(), scale), lr, data_range=data_range)
+
+
+def _window(gaussian_weights: bool, sigma: float, win_size: int | None) -> torch.Tensor:
+    """The 1-D filter skimage uses: scipy's Gaussian (truncate=3.5, normalised) or a uniform box."""
+    if gaussian_weights:
+        radius = int(3.5 * sigma + 0.5)
+        w = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+        return w / w.sum()
+    win_size = 7 if win_size is None else win_size
+    if win_size < 3 or win_size % 2 == 0:
+        raise ValueError(f"win_size must be odd and >= 3, got {win_size}")
+    return torch.full((win_size,), 1.0 / win_size, dtype=torch.float64)
+
+
+def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0, gaussian_weights: bool = True,
+         sigma: float = 1.5, win_size: int | None = None, use_sample_covariance: bool = False) -> torch.Tensor:
+    """Structural similarity (Wang et al. 2004) per image, averaged over channels.
+
+    Defaults are the paper's: an 11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, population
+    covariances. The keyword arguments mean what they mean in ``skimage.metrics.structural_similarity``,
+    which this agrees with to 1e-4 (the SSIM map is averaged over the pixels whose window lies inside
+    the image, as skimage does)."""
+    x, y = _pair(x, y)
+    w = _window(gaussian_weights, sigma, win_size)
+    n = len(w)
+    if min(x.shape[-2:]) < n:
+        raise ValueError(f"SSIM's {n}x{n} window does not fit images of size {tuple(x.shape[-2:])}")
+    b, c, h, wd = x.shape
+
+    def filt(img):  # separable valid filtering of every channel
+        img = img.reshape(b * c, 1, *img.shape[-2:])
+        img = F.conv2d(img, w.view(1, 1, n, 1))
+        return F.conv2d(img, w.view(1, 1, 1, n))
+
+    cov_norm = n * n / (n * n - 1) if use_sample_covariance else 1.0
+    mu_x, mu_y = filt(x), filt(y)
+    var_x = cov_norm * (filt(x * x) - mu_x**2)
+    var_y = cov_norm * (filt(y * y) - mu_y**2)
+    cov_xy = cov_norm * (filt(x * y) - mu_x * mu_y)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov_xy + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return s.reshape(b, -1).mean(1).float()
+
+
+# ---- LPIPS --------------------------------------------------------------------------------------------
+
+_lpips_models: dict = {}
+
+
+def lpips_model(*, device: torch.device | str = "cpu", random_backbone: bool = False):
+    """The ``lpips`` package's LPIPS v0.1 with AlexNet (Zhang et al. 2018). ``random_backbone=True`` keeps
+    the calibrated linear heads but leaves AlexNet randomly initialised: only for testing the plumbing
+    offline, and never a perceptual metric."""
+    key = (str(device), random_backbone)
+    if key not in _lpips_models:
+        if not random_backbone:
+            require("alexnet")
+        import lpips
+        with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
+            warnings.simplefilter("ignore", UserWarning)   # torchvision's 'pretrained=' deprecation inside lpips
+            torch.manual_seed(0)                           # a random backbone is the same one every time
+            model = lpips.LPIPS(net="alex", pnet_rand=random_backbone, verbose=False)
+        _lpips_models[key] = model.eval().requires_grad_(False).to(device)
+    return _lpips_models[key]
+
+
+def lpips_distance(x: torch.Tensor, y: torch.Tensor, *, device: torch.device | str = "cpu",
+                   random_backbone: bool = False, batch_size: int = 32) -> torch.Tensor:
+    """LPIPS (AlexNet) per image pair; inputs in [-1, 1], greyscale repeated to RGB. Lower is closer."""
+    x, y = _pair(x, y)
+    if x.shape[1] not in (1, 3):
+        raise ValueError(f"LPIPS takes 1- or 3-channel images, got {x.shape[1]} channels")
+    model = lpips_model(device=device, random_backbone=random_backbone)
+    out = []
+    for i in range(0, len(x), batch_size):
+        a, b = (t[i:i + batch_size].float().expand(-1, 3, -1, -1).to(device) for t in (x, y))
+        with torch.no_grad():
+            out.append(model(a, b).flatten().float().cpu())
+    return torch.cat(out)
+
+
+# ---- Fréchet distance, KID, IS, precision/recall through torch-fidelity -------------------------------
+
+# what each torch-fidelity result is called here, per feature extractor: never "FID" for LeNet features
+_NAMES = {
+    "inception-v3-compat": {"frechet_inception_distance": "FID", "kernel_inception_distance_mean": "KID",
+                            "kernel_inception_distance_std": "KID std", "inception_score_mean": "IS",
+                            "inception_score_std": "IS std", "precision": "precision", "recall": "recall",
+                            "f_score": "F-score"},
+    "lenet-mnist": {"frechet_inception_distance": "FD (LeNet-MNIST)",
+                    "kernel_inception_distance_mean": "KD (LeNet-MNIST)",
+                    "kernel_inception_distance_std": "KD (LeNet-MNIST) std",
+                    "inception_score_mean": "IS (LeNet-MNIST)", "inception_score_std": "IS (LeNet-MNIST) std",
+                    "precision": "precision (LeNet-MNIST)", "recall": "recall (LeNet-MNIST)",
+                    "f_score": "F-score (LeNet-MNIST)"},
+}
+
+
+class Uint8Images(Dataset):
+    """Images in [-1, 1] as the uint8 (C, H, W) tensors torch-fidelity reads; greyscale repeated to RGB
+    when ``rgb``."""
+
+    def __init__(self, images: torch.Tensor, *, rgb: bool):
+        if images.ndim != 4:
+            raise ValueError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
+        u8 = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        self.images = u8.expand(-1, 3, -1, -1).contiguous() if rgb and u8.shape[1] == 1 else u8
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i]
+
+
+def fidelity(generated: torch.Tensor, reference: torch.Tensor, *, fid: bool = True, kid: bool = False,
+             isc: bool = False, prc: bool = False, feature_extractor: str = "inception-v3-compat",
+             device: torch.device | str = "cpu", batch_size: int = 64, kid_subset_size: int = 1000,
+             seed: int = 2020) -> dict[str, float]:
+    """FID / KID / IS / precision-recall of ``generated`` against ``reference`` (both (N, C, H, W) in
+    [-1, 1], in memory) with torch-fidelity. ``feature_extractor`` is ``inception-v3-compat`` (real FID;
+    needs its weights file) or ``lenet-mnist`` (32x32 digits; bundled). Keys name the extractor, e.g.
+    "FID" or "FD (LeNet-MNIST)". KID uses subsets of min(kid_subset_size, N) samples."""
+    import torch_fidelity
+    if feature_extractor not in _NAMES:
+        raise ValueError(f"unknown feature extractor {feature_extractor!r}; choose one of {sorted(_NAMES)}")
+    if feature_extractor == "lenet-mnist":
+        from . import lenet  # noqa: F401  (registers the extractor)
+    weights = require(feature_extractor)
+    if min(len(generated), len(reference)) < 2:
+        raise ValueError("FD/KID need at least 2 images in each set")
+    rgb = feature_extractor == "inception-v3-compat"
+    metrics = torch_fidelity.calculate_metrics(
+        input1=Uint8Images(generated, rgb=rgb), input2=Uint8Images(reference, rgb=rgb), fid=fid, kid=kid,
+        isc=isc, prc=prc, feature_extractor=feature_extractor, feature_extractor_weights_path=str(weights),
+        cuda=torch.device(device).type == "cuda", batch_size=batch_size, cache=False, save_cpu_ram=True,
+        verbose=False, rng_seed=seed, kid_subset_size=min(kid_subset_size, len(generated), len(reference)))
+    return {_NAMES[feature_extractor][k]: float(v) for k, v in metrics.items()}
+
+
+def frechet_distance_lenet(generated: torch.Tensor, reference: torch.Tensor, *,
+                           device: torch.device | str = "cpu") -> float:
+    """FD (LeNet-MNIST) of 32x32 digit images: the offline Fréchet distance of the digit studies."""
+    return fidelity(generated, reference, feature_extractor="lenet-mnist", device=device)["FD (LeNet-MNIST)"]
+
