@@ -10,7 +10,8 @@ import torch
 from .diffusion import Schedule, respace, space_timesteps
 from .sampling import get_sampler
 from .train import TrainConfig
-from .utils import dtype_name, timed
+from .bench import measure
+from .utils import dtype_name, progress_bar
 
 
 @dataclass
@@ -25,10 +26,13 @@ class BasicsProfile:
     eta_sweep_steps: int = 50             # DDIM steps for the eta comparison
     etas: tuple[float, ...] = (0.0, 0.5, 1.0)
     forward_steps: tuple[int, ...] = (0, 50, 100, 250, 500, 750, 999)
+    fd_steps: tuple[int, ...] = (5, 10, 25, 50)   # DDIM step counts for the FD (LeNet-MNIST) curve
+    fd_n: int = 256                       # samples per step count (and held-out real digits for the floor)
+    fd_batch: int = 64
 
 
 PROFILES = {
-    # 2 CPU cores, ~3 minutes for the notebook: a 1.1M-parameter U-Net, 700 steps of batch 32 in bf16
+    # 2 CPU cores, 3 to 10 minutes for the notebook (AMX or not): a 1.1M-parameter U-Net, 700 steps of batch 32
     "quick": BasicsProfile(
         model="quick",
         train=TrainConfig(steps=700, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995, grad_clip=1.0,
@@ -39,7 +43,7 @@ PROFILES = {
                                             dropout=0.1, norm_groups=32),
         train=TrainConfig(steps=20_000, batch_size=128, lr=2e-4, warmup_steps=1000, ema_decay=0.9999,
                           grad_clip=1.0, amp="bf16", checkpoint_every=2000, log_every=50),
-        n_samples=64),
+        n_samples=64, fd_steps=(5, 10, 20, 50, 100, 250), fd_n=500, fd_batch=250),
 }
 
 
@@ -64,8 +68,9 @@ def get_profile(name: str, **overrides) -> BasicsProfile:
     (``train_<field>`` reaches into the TrainConfig); None keeps the profile's value."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    if overrides.get("ddim_steps") is not None:
-        overrides["ddim_steps"] = as_steps(overrides["ddim_steps"])
+    for key in ("ddim_steps", "fd_steps"):
+        if overrides.get(key) is not None:
+            overrides[key] = as_steps(overrides[key])
     p = PROFILES[name]
     train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
     other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
@@ -85,33 +90,97 @@ def border_deviation(images: torch.Tensor, border: int = 2) -> float:
     return (images[..., frame] + 1).abs().mean().item()
 
 
+def _sample_fn(model, schedule: Schedule, name: str, steps: int, eta, x_T: torch.Tensor, device: torch.device,
+               dtype: torch.dtype, seed: int):
+    """A zero-argument function that draws one batch from x_T with the named sampler; every call reseeds, so
+    repeated (timed) calls return the same images."""
+    sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
+    sampler, kw = get_sampler(name.lower()), ({} if eta is None else {"eta": eta})
+
+    def run() -> torch.Tensor:
+        gen = torch.Generator(device).manual_seed(seed)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            return sampler(model, x_T.clone(), sched, generator=gen, progress=False, **kw)
+    return run
+
+
+def _warm_up(model, x_T: torch.Tensor, dtype: torch.dtype) -> None:
+    with torch.no_grad(), torch.autocast(x_T.device.type, dtype=dtype, enabled=dtype != torch.float32):
+        model(x_T, torch.zeros(len(x_T), dtype=torch.long, device=x_T.device))
+
+
 def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: list[tuple], device: torch.device,
-                   dtype: torch.dtype = torch.float32, seed: int = 0,
-                   progress: bool = True) -> tuple[dict[str, torch.Tensor], list[dict]]:
+                   dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True, repeats: int = 3,
+                   max_seconds: float = 10.0) -> tuple[dict[str, torch.Tensor], list[dict]]:
     """Sample one batch per (sampler, steps, eta) in ``runs`` (see `default_runs`), all from the same x_T.
 
-    DDPM runs on the schedule respaced to ``steps``; DDIM likewise with its eta. Returns ({label: samples},
-    rows); each row holds sampler, steps, eta, batch, total and per-image seconds (device synchronised),
-    the dtype, the speed-up over the first run, and `border_deviation`. The network runs under autocast
-    when dtype is not fp32.
+    DDPM runs on the schedule respaced to ``steps``; DDIM likewise with its eta. Times come from the harness
+    (`fastdiff.bench.measure`): after one warm-up network call, each sampler is timed up to ``repeats`` times
+    or until ``max_seconds`` were spent (a 1000-step DDPM gets one run, a 10-step DDIM all of them), with
+    the device synchronised. Returns ({label: samples}, rows); each row holds sampler, steps, eta, batch,
+    the median seconds, its interquartile range and repeat count, per-image seconds, the dtype, the speed-up
+    over the first run, and `border_deviation`. The network runs under autocast when dtype is not fp32.
     """
     model = model.to(device).eval()
     x_T = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(device)
-    samples, rows, seconds_each = {}, [], []
-    for name, steps, eta in runs:
-        sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
-        kw = {} if eta is None else {"eta": eta}
-        sampler = get_sampler(name.lower())
-        gen = torch.Generator(device).manual_seed(seed + 1)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            out, seconds = timed(lambda: sampler(model, x_T.clone(), sched, generator=gen, progress=progress, **kw),
-                                 device)
-        seconds_each.append(seconds)
+    _warm_up(model, x_T, dtype)
+    samples, rows = {}, []
+    bar = progress_bar(runs, desc="sampling sweep", disable=not progress)
+    for name, steps, eta in bar:
         label = f"{name} {steps}" + ("" if eta is None else f", η={eta:g}")
-        samples[label] = out = out.float().cpu()
-        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "seconds": seconds,
-                     "seconds_per_image": seconds / shape[0], "dtype": dtype_name(dtype),
-                     "border_deviation": round(border_deviation(out), 4)})
-    for r, seconds in zip(rows, seconds_each):
-        r["speedup"] = round(seconds_each[0] / seconds, 1)
+        bar.set_postfix_str(label)
+        run = _sample_fn(model, schedule, name, steps, eta, x_T, device, dtype, seed + 1)
+        t = measure(run, device=device, warmup=0, repeats=repeats, max_seconds=max_seconds)
+        samples[label] = t["result"].float().cpu()      # every repeat returns the same images
+        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "seconds": t["median_s"],
+                     "seconds_iqr": t["iqr_s"], "repeats": t["repeats"], "seconds_per_image": t["median_s"] / shape[0],
+                     "dtype": dtype_name(dtype), "border_deviation": round(border_deviation(samples[label]), 4)})
+    for r in rows:
+        r["speedup"] = round(rows[0]["seconds"] / r["seconds"], 1)
     return samples, rows
+
+
+def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: torch.Tensor, *,
+                steps: tuple[int, ...], n: int, batch_size: int, device: torch.device,
+                dtype: torch.dtype = torch.float32, eta: float = 0.0, seed: int = 0,
+                progress: bool = True) -> tuple[list[dict], dict[str, torch.Tensor]]:
+    """FD (LeNet-MNIST) of ``n`` DDIM samples against ``reference`` (the training digits) for each step count,
+    plus the floor: ``n`` randomly chosen held-out real digits against the same reference (FD is biased upwards at small n,
+    so only rows with the same n compare). Where torch-fidelity's Inception weights are on disk, the real
+    FID is added; otherwise the row says why it is missing. Sampling time per image is measured once per
+    step count (one pass over all n images, device synchronised). Returns (rows, {steps: samples})."""
+    from .metrics import fidelity
+    from .weights import is_available, missing_message
+    if len(held_out) < n:
+        raise ValueError(f"need {n} held-out real digits for the FD floor, got {len(held_out)}")
+    inception = is_available("inception-v3-compat")
+
+    def scores(images):
+        out = fidelity(images, reference, feature_extractor="lenet-mnist", device=device)
+        if inception:
+            out["FID (Inception)"] = fidelity(images, reference, device=device)["FID"]
+        return out
+
+    if n < 200:
+        print(f"note: FD from n={n} samples of 84-dim features is dominated by estimation error; use n >= 200")
+    # a random subset: the built-in digits are stored sorted by class, so the first n would be mostly 0s and 1s
+    pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
+    floor = {"source": f"real held-out digits (n={n})", "steps": None, "n": n, **scores(held_out[pick])}
+    rows, samples = [floor], {}
+    model = model.to(device).eval()
+    x_T = torch.randn((n, *reference.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device)
+    _warm_up(model, x_T[:batch_size], dtype)
+    for k in steps:
+        chunks = [_sample_fn(model, schedule, "DDIM", k, eta, x_T[i:i + batch_size], device, dtype, seed + 1 + i)
+                  for i in range(0, n, batch_size)]
+        bar = progress_bar(chunks, desc=f"DDIM {k} steps x {n} images", disable=not progress, leave=False)
+        t = measure(lambda: torch.cat([run().float().cpu() for run in bar]), device=device, warmup=0, repeats=1)
+        samples[k] = images = t["result"]
+        seconds = t["median_s"]
+        rows.append({"source": f"DDIM {k} steps, η={eta:g}", "steps": k, "n": n, **scores(images),
+                     "ms_per_image": seconds / n * 1e3, "dtype": dtype_name(dtype)})
+    if not inception:
+        for r in rows:
+            r["FID (Inception)"] = None
+        print("FID (Inception) skipped: " + missing_message("inception-v3-compat"))
+    return rows, samples

@@ -22,7 +22,8 @@ def measure(fn, *, device: torch.device, warmup: int = 2, repeats: int = 10,
     """Time ``fn()`` ``repeats`` times after ``warmup`` untimed calls, synchronising the device around each.
     With ``max_seconds``, stops early once that much time was spent timing (always at least one repeat):
     a 30-second sampler gets one repeat, a 0.1-second forward gets all of them.
-    Returns median, min, max and interquartile range in seconds, and the number of repeats."""
+    Returns median, min, max and interquartile range in seconds, the number of repeats, and the last call's
+    return value as ``result``."""
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     for _ in range(warmup):
@@ -31,7 +32,7 @@ def measure(fn, *, device: torch.device, warmup: int = 2, repeats: int = 10,
     times, spent = [], 0.0
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
+        result = fn()
         synchronize(device)
         times.append(time.perf_counter() - start)
         spent += times[-1]
@@ -39,7 +40,8 @@ def measure(fn, *, device: torch.device, warmup: int = 2, repeats: int = 10,
             break
     q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
     return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "iqr_s": q[2] - q[0], "repeats": len(times)}
+            "iqr_s": q[2] - q[0], "repeats": len(times),
+            "result": result}
 
 
 def count_flops(fn) -> int:

@@ -1,4 +1,4 @@
-"""Figures the notebooks share: image grids, the forward process, loss and timing curves."""
+"""Figures the notebooks share: image grids, the forward process, loss, timing and FD-against-steps curves."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -81,4 +81,25 @@ def plot_time_vs_steps(rows: list[dict], *, ax=None, title: str = "sampling time
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", lw=0.3)
     ax.legend(fontsize=8)
+    return ax
+
+
+def plot_fd_vs_steps(rows: list[dict], *, metric: str = "FD (LeNet-MNIST)", ax=None, title: str | None = None):
+    """FD against the number of sampling steps (log x), with the real-data floor (the row whose ``steps`` is
+    None) as a dashed line, and the time per image on a second axis."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    floor = [r for r in rows if r["steps"] is None]
+    pts = [r for r in rows if r["steps"] is not None]
+    ax.plot([r["steps"] for r in pts], [r[metric] for r in pts], "o-", label=f"{metric}, samples")
+    for r in floor:
+        ax.axhline(r[metric], ls="--", color="grey", label=f"{metric}, {r['source']}")
+    ax.set(xscale="log", xlabel="DDIM steps", ylabel=f"{metric} (lower is better)")
+    ax.set_title(title or metric, fontsize=9)
+    ax2 = ax.twinx()
+    ax2.plot([r["steps"] for r in pts], [r["ms_per_image"] for r in pts], "s:", color="tab:orange",
+             label="ms per image")
+    ax2.set(ylabel="ms per image", yscale="log")
+    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    ax.legend(lines, [h.get_label() for h in lines], fontsize=8, loc="upper center")
+    ax.figure.tight_layout()
     return ax

@@ -1,5 +1,5 @@
 """Small shared helpers: device and dtype resolution, the environment label every result carries,
-timing, and the results JSON each notebook writes."""
+device synchronisation, and the results JSON each notebook writes (timing lives in `fastdiff.bench`)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -7,7 +7,6 @@ import json
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -85,15 +84,6 @@ def environment(device: torch.device, dtype: torch.dtype | None = None) -> dict:
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def timed(fn, device: torch.device):
-    """(result, seconds) of one call, with the device synchronised before and after."""
-    synchronize(device)
-    start = time.perf_counter()
-    out = fn()
-    synchronize(device)
-    return out, time.perf_counter() - start
 
 
 def progress_bar(iterable=None, *, total=None, desc=None, disable=False, leave=True, **kw):

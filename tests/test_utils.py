@@ -68,3 +68,32 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
         atomic_write(path, fail_halfway)
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]  # no temporary left behind
+
+
+def test_sweep_images_equal_a_single_sampler_call(tiny_model):
+    """Timed repeats reseed, so the kept images are exactly what one plain sampler call gives."""
+    from fastdiff.diffusion import respace, space_timesteps
+    from fastdiff.sampling import sample_ddim
+    s = make_schedule("linear", 20)
+    samples, rows = sampling_sweep(tiny_model, s, shape=(2, 1, 8, 8), runs=[("DDIM", 5, 0.5)],
+                                   device=torch.device("cpu"), progress=False, repeats=3, max_seconds=60)
+    x_T = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    ref = sample_ddim(tiny_model, x_T, respace(s, space_timesteps(20, 5)), eta=0.5,
+                      generator=torch.Generator().manual_seed(1), progress=False)
+    assert rows[0]["repeats"] == 3 and torch.equal(samples["DDIM 5, η=0.5"], ref)
+
+
+def test_fd_vs_steps_rows(capsys):
+    from fastdiff.basics import fd_vs_steps
+    from fastdiff.unet import build_unet
+    torch.manual_seed(0)
+    model = build_unet("tiny", image_size=32, attention_resolutions=(16,))
+    real = torch.rand(40, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    rows, samples = fd_vs_steps(model, make_schedule("linear", 20), real[:24], real[24:], steps=(2, 4), n=16,
+                                batch_size=8, device=torch.device("cpu"), progress=False)
+    assert [r["steps"] for r in rows] == [None, 2, 4] and all(r["n"] == 16 for r in rows)
+    assert all(r["FD (LeNet-MNIST)"] >= 0 for r in rows) and samples[4].shape == (16, 1, 32, 32)
+    assert all(r["ms_per_image"] > 0 for r in rows[1:])
+    with pytest.raises(ValueError, match="held-out"):
+        fd_vs_steps(model, make_schedule("linear", 20), real, real[:4], steps=(2,), n=16, batch_size=8,
+                    device=torch.device("cpu"))
