@@ -38,6 +38,7 @@ def test_interrupt_saves_and_resume_is_exact(tmp_path, how):
     SIGINT (what Ctrl-C and a Jupyter kernel interrupt send) in the middle of step 4's forward pass: the loop
     must finish that step before saving, so the checkpoint holds step 4, not a half-updated model."""
     data = digits8()
+    handler_before = signal.getsignal(signal.SIGINT)   # SIG_IGN when the test run itself is a background job
     straight = train(fresh_model(), data, SCHEDULE, cfg(), progress=False)
     ckpt = tmp_path / "run.pt"
     model, forwards = fresh_model(), []
@@ -58,7 +59,7 @@ def test_interrupt_saves_and_resume_is_exact(tmp_path, how):
     if how == "sigint":
         handle.remove()
     assert load_checkpoint(ckpt)["step"] == 4
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # our handler is removed again
+    assert signal.getsignal(signal.SIGINT) is handler_before  # our handler is removed again
     resumed = train(fresh_model(), data, SCHEDULE, cfg(), checkpoint=ckpt, progress=False)
 
     assert resumed["step"] == 8
