@@ -100,7 +100,8 @@ def benchmark(fn, *, label: str, device: torch.device, dtype: torch.dtype, batch
               memory: bool = True, params: int | None = None, **extra) -> dict:
     """One result row for ``fn`` (which processes ``batch_size`` images per call): latency, images/s,
     GFLOPs per call and achieved GFLOP/s, peak memory, parameters, and the labels every row carries.
-    ``extra`` keyword arguments are copied into the row (e.g. ``layout="channels_last"``)."""
+    ``extra`` keyword arguments are copied into the row (e.g. ``layout="channels_last"``). FLOPs and memory
+    each cost one more untimed call."""
     row = {"label": label, "device": device_name(device), "device_type": device.type, "dtype": dtype_name(dtype),
            "batch_size": batch_size, "torch": str(torch.__version__), **extra}
     if params is not None:
@@ -121,7 +122,8 @@ def benchmark_unet(model: torch.nn.Module, *, label: str, batch_size: int, devic
                    repeats: int = 10, max_seconds: float | None = None, seed: int = 0, **extra) -> dict:
     """`benchmark` of one denoising step, ``model(x_t, t, **cond)`` under ``torch.no_grad``, on random
     inputs of the model's own size. Non-fp32 dtypes run under autocast, as the training and sampling code
-    does; ``channels_last`` converts the weights and inputs to NHWC."""
+    does; ``channels_last`` converts the weights and inputs to NHWC (in place: the model stays converted).
+    SR models get a random LR image ``sr_scale`` (an ``extra`` keyword, default 8: SR3's 16->128) times smaller."""
     cfg = model.config
     gen = torch.Generator().manual_seed(seed)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
