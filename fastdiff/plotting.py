@@ -1,4 +1,5 @@
-"""Figures the notebooks share: image grids, the forward process, loss, timing and FD-against-steps curves."""
+"""Figures the notebooks share: image grids, the forward process, loss, timing and FD-against-steps curves,
+fool rates."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -103,3 +104,57 @@ def plot_fd_vs_steps(rows: list[dict], *, metric: str = "FD (LeNet-MNIST)", ax=N
     ax.legend(lines, [h.get_label() for h in lines], fontsize=8, loc="upper center")
     ax.figure.tight_layout()
     return ax
+
+
+def plot_fool_rates(table, *, paper: dict[str, float] | None = None, ax=None, title: str = "fool rate"):
+    """Fool rate per model (`fastdiff.foolrate.fool_rate_table`) with 95% Wilson intervals and n above each
+    bar; the paper's rates as hatched bars beside ours; the 50% line that a perfect generator would reach."""
+    import numpy as np
+    ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
+    labels, heights, colours, hatches = [], [], [], []
+    for r in table.itertuples():
+        labels.append(f"{r.model}\n(n={r.n})")
+        heights.append(r.fool_rate)
+        ax.errorbar(len(labels) - 1, r.fool_rate, yerr=[[r.fool_rate - r.ci_low], [r.ci_high - r.fool_rate]],
+                    color="black", capsize=4, lw=1)
+    n_ours = len(labels)
+    for model, rate in (paper or {}).items():
+        labels.append(f"paper:\n{model}")
+        heights.append(rate)
+    x = np.arange(len(labels))
+    if n_ours:
+        ax.bar(x[:n_ours], heights[:n_ours], color="tab:blue", label="measured here (95% Wilson interval)")
+    if len(labels) > n_ours:
+        ax.bar(x[n_ours:], heights[n_ours:], color="lightgrey", edgecolor="dimgrey", hatch="//",
+               label="paper (no interval given)")
+    ax.axhline(0.5, ls="--", color="tab:red", label="50%: indistinguishable from real")
+    ax.set_xticks(x, labels, fontsize=8)
+    ax.set(ylim=(0, 1), ylabel="fool rate (generated picked as real)")
+    ax.set_title(title, fontsize=9)
+    if not n_ours:
+        ax.text(0.02, 0.9, "no answers recorded yet", transform=ax.transAxes, fontsize=9, color="tab:blue")
+    ax.legend(fontsize=7, loc="upper right")
+    ax.figure.tight_layout()
+    return ax
+
+
+def show_trial(sources, trial, *, title: str | None = None):
+    """One fool-rate trial as the player sees it (left candidate, LR input, right candidate), with the answer
+    written under each candidate: for practice pairs and reports, never for a pair still to be played."""
+    real_left = trial.real_side == "left"
+    panels = [("real" if real_left else "generated", "real" if real_left else "generated", "left"),
+              ("lr", None, "low-res input"),
+              ("generated" if real_left else "real", "generated" if real_left else "real", "right")]
+    fig, axes = plt.subplots(1, 3, figsize=(7.5, 2.9))
+    for ax, (kind, answer, caption) in zip(axes, panels):
+        ax.axis("off")
+        if kind == "lr" and sources.lr is None:
+            ax.set_title("(no low-res images)", fontsize=8)
+            continue
+        image = sources.load(kind, trial.image_id, trial.model if kind == "generated" else None)
+        ax.imshow(image, interpolation="nearest")
+        label = caption if answer is None else f"{caption}: {answer}" + (f" ({trial.model})" if answer == "generated" else "")
+        ax.set_title(label, fontsize=8)
+    fig.suptitle(title or f"practice pair {trial.image_id}", fontsize=9)
+    fig.tight_layout()
+    return fig
