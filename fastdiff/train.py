@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import math
 import signal
 import threading
@@ -20,7 +21,7 @@ from torch import nn
 
 from .data import get_batch
 from .diffusion import Schedule, noise_loss
-from .unet import ARCHITECTURES, UNetConfig
+from .unet import ARCHITECTURES
 from .utils import atomic_write, progress_bar
 
 CHECKPOINT_VERSION = 1
@@ -89,10 +90,20 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return ckpt
 
 
+def model_class(ckpt: dict) -> type[nn.Module]:
+    """The class a checkpoint's model is rebuilt with: ``arch`` in ``module`` (older checkpoints: the U-Nets)."""
+    if "module" not in ckpt:
+        return ARCHITECTURES[ckpt["arch"]]
+    module = importlib.import_module(ckpt["module"])
+    if not ckpt["module"].startswith("fastdiff.") or not hasattr(module, ckpt["arch"]):
+        raise ValueError(f"checkpoint names an unknown model class {ckpt['module']}.{ckpt['arch']}")
+    return getattr(module, ckpt["arch"])
+
+
 def load_model(path: str | Path, *, ema: bool = True, map_location="cpu") -> nn.Module:
     """Rebuild the model stored in a checkpoint from its config (EMA weights by default), in eval mode."""
     ckpt = load_checkpoint(path, map_location)
-    model = ARCHITECTURES[ckpt["arch"]](UNetConfig(**ckpt["model_config"]))
+    model = model_class(ckpt).from_config(ckpt["model_config"])
     model.load_state_dict(ckpt["ema" if ema else "model"])
     return model.eval()
 
@@ -125,11 +136,13 @@ class _GracefulInterrupt:
 
 def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, checkpoint: str | Path | None = None,
           resume: bool = True, device: str | torch.device | None = None, progress: bool = True,
-          callback=None) -> dict:
+          callback=None, timesteps=None) -> dict:
     """Train ``model`` to predict the noise (DDPM Alg. 1) on ``data`` (a tensor of images, or a dataset of
     images or of {"x0": ..., **cond} dicts). Resumes from ``checkpoint`` when it exists and ``resume``.
 
-    ``callback(step, loss)`` runs after every step. Returns {"model", "ema", "step", "history"}; history holds
+    ``callback(step, loss)`` runs after every step. ``timesteps(batch_size, generator, device) -> (i, kwargs)``
+    replaces the uniform draw of timestep indices and adds keyword arguments for the model (layer skipping's
+    ``k``: `fastdiff.skipping.timestep_sampler`); it must draw from ``generator`` so that resume stays exact. Returns {"model", "ema", "step", "history"}; history holds
     {"step", "loss", "lr", "seconds"} every ``log_every`` steps.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -151,7 +164,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         rng = {"data": g_data.get_state(), "noise": g_noise.get_state(), "torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        return {"version": CHECKPOINT_VERSION, "arch": type(model).__name__,
+        return {"version": CHECKPOINT_VERSION, "arch": type(model).__name__, "module": type(model).__module__,
                 "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
                 "schedule": {"num_train_timesteps": schedule.num_train_timesteps, "length": len(schedule)},
                 "step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
@@ -194,8 +207,12 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                     cond = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "x0"}
                     batch = batch["x0"]
                 x0 = batch.to(device, non_blocking=True)
+                i = None
+                if timesteps is not None:
+                    i, extra = timesteps(x0.shape[0], g_noise, device)
+                    cond = {**cond, **extra}
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = noise_loss(model, x0, schedule, loss=cfg.loss, cond=cond, generator=g_noise)
+                    loss = noise_loss(model, x0, schedule, loss=cfg.loss, cond=cond, i=i, generator=g_noise)
                 value = loss.item()  # the one host sync of the step
                 if not math.isfinite(value):
                     kept = f"the last good checkpoint ({checkpoint}, step {last_saved}) is kept" \

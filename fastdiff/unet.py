@@ -96,11 +96,12 @@ class EncoderLevel(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.down = down
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, emb: torch.Tensor, skips: list[torch.Tensor], *,
+                downsample: bool = True) -> torch.Tensor:
         for block in self.blocks:
             h = block(h, emb)
             skips.append(h)
-        if self.down is not None:
+        if self.down is not None and downsample:  # layer skipping stops at a level: no downsample there
             h = self.down(h)
             skips.append(h)
         return h
@@ -176,6 +177,11 @@ class UNet(nn.Module):
         self.decoder = nn.ModuleList(reversed(decoder))
         self.head = nn.Sequential(group_norm(ch, c.norm_groups), nn.SiLU(),
                                   nn.Conv2d(ch, c.out_channels, 3, padding=1))
+
+    @classmethod
+    def from_config(cls, config: dict) -> "UNet":
+        """Rebuild from ``config.to_dict()`` (what checkpoints store)."""
+        return cls(UNetConfig(**config))
 
     # The pieces below are public so that study wrappers can re-compose the forward pass.
     def embed(self, t: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,128 @@
+"""Layer skipping: k = 0 is the U-Net bit for bit, k(t) follows eq. (1), every skip type and k gives the right
+shape, scheme-2 batches keep k consistent with t, and a skipping model trains, checkpoints and resumes."""
+import math
+
+import pytest
+import torch
+
+from fastdiff.diffusion import make_schedule
+from fastdiff.skipping import (SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, flops_by_k, k_intervals, k_of_t,
+                               k_table, predicted_time_fraction, timestep_sampler)
+from fastdiff.train import TrainConfig, load_model, train
+from fastdiff.unet import build_unet
+
+
+def unet3():
+    torch.manual_seed(0)
+    return build_unet("tiny", channel_mult=(1, 2, 2)).eval()  # 3 levels: 8x8, 4x4, 2x2
+
+
+@pytest.mark.parametrize("skip_type", SKIP_TYPES)
+def test_k_zero_is_the_wrapped_unet_bit_for_bit(skip_type):
+    unet = unet3()
+    model = LayerSkippingUNet(unet, skip_type=skip_type).eval()
+    x, t = torch.randn(3, 1, 8, 8), torch.tensor([0, 500, 999])
+    assert torch.equal(model(x, t, k=0), unet(x, t))
+
+
+def test_k_of_t_follows_equation_1():
+    # k(t) = min(N-1, floor(N - N (1-t)^c)), worked by hand for N = 4
+    cases = {(0.0, 1): 0, (0.3, 1): 1, (0.6, 1): 2, (0.9, 1): 3, (1.0, 1): 3,
+             (0.1, 2): 0, (0.3, 2): 2, (0.5, 2): 3, (0.05, 5): 0, (0.1, 5): 1, (0.2, 5): 2}
+    for (t, c), k in cases.items():
+        assert k_of_t(t, 4, c) == k, (t, c)
+        assert k == min(3, math.floor(4 - 4 * (1 - t) ** c))
+    assert all(k_of_t(t / 10, 4, 0) == 0 for t in range(11))  # c = 0: the plain network
+    table = k_table(1000, 4, 2)
+    assert table[0] == 0 and table[-1] == 3 and table == sorted(table)
+    intervals = k_intervals(1000, 4, 2)
+    assert intervals[0][0] == 0 and intervals[3][1] == 999
+    assert all(intervals[k][1] + 1 == intervals[k + 1][0] for k in range(3))
+    with pytest.raises(ValueError, match="normalised"):
+        k_of_t(1.5, 4, 1)
+
+
+@pytest.mark.parametrize("skip_type", SKIP_TYPES)
+def test_every_skip_type_and_k_gives_the_output_shape(skip_type):
+    model = LayerSkippingUNet(unet3(), skip_type=skip_type)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([10, 20])
+    for k in range(3):
+        out = model(x, t, k=k)
+        assert out.shape == x.shape and torch.isfinite(out).all()
+        out.sum().backward()  # gradients flow through every path
+    with pytest.raises(ValueError, match=r"k must be in 0..2"):
+        model(x, t, k=3)
+
+
+def test_skipped_levels_are_not_computed():
+    model = LayerSkippingUNet(unet3(), skip_type="zero")
+    flops = flops_by_k(model)
+    assert flops[0] > flops[1] > flops[2] > 0
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
+    model(x, t, k=1).sum().backward()
+    deepest = [p.grad for p in model.unet.encoder[2].parameters()] + [p.grad for p in model.unet.middle.parameters()]
+    assert all(g is None for g in deepest)
+    assert predicted_time_fraction(flops, list(range(1000)), 1000, 0) == 1.0
+    assert predicted_time_fraction(flops, list(range(1000)), 1000, 2) < 1.0
+
+
+def test_interpolate_starts_as_zero_and_duplicate_matches_channels():
+    unet = unet3()
+    zero, interp = LayerSkippingUNet(unet, skip_type="zero"), LayerSkippingUNet(unet, skip_type="interpolate")
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 4])
+    for k in (1, 2):
+        assert torch.equal(zero(x, t, k=k), interp(x, t, k=k))
+    dup = LayerSkippingUNet(unet, skip_type="duplicate")
+    assert not torch.equal(dup(x, t, k=2), zero(x, t, k=2))  # level 0 (8 ch) fills a 16-channel input
+
+
+def test_scheduled_skipping_picks_k_per_step():
+    model = LayerSkippingUNet(unet3(), skip_type="zero")
+    scheduled = ScheduledSkipping(model, c=2, num_train_timesteps=1000)
+    x = torch.randn(2, 1, 8, 8)
+    for t in (999, 250, 0):  # k = 2, 1, 0 for N = 3, c = 2
+        assert torch.equal(scheduled(x, torch.full((2,), t)), model(x, torch.full((2,), t), k=k_table(1000, 3, 2)[t]))
+    assert scheduled.calls == {2: 1, 1: 1, 0: 1}
+    with pytest.raises(ValueError, match="one timestep per batch"):
+        scheduled(x, torch.tensor([0, 999]))
+
+
+def test_consistent_batches_keep_k_of_every_t_and_uniform_covers_all_k():
+    schedule = make_schedule("linear")
+    g = torch.Generator().manual_seed(0)
+    draw = timestep_sampler("consistent", schedule, 4, c=2)
+    table = k_table(1000, 4, 2)
+    seen = set()
+    for _ in range(200):
+        i, kw = draw(16, g, torch.device("cpu"))
+        assert {table[t] for t in i.tolist()} == {kw["k"]}
+        seen.add(kw["k"])
+    assert seen == {0, 1, 2, 3}
+    uniform = timestep_sampler("uniform", schedule, 4)
+    assert {uniform(4, g, torch.device("cpu"))[1]["k"] for _ in range(100)} == {0, 1, 2, 3}
+    assert timestep_sampler("plain", schedule, 4)(4, g, torch.device("cpu"))[1] == {}
+    with pytest.raises(ValueError, match="unknown training scheme"):
+        timestep_sampler("random", schedule, 4)
+
+
+def test_skipping_model_trains_checkpoints_and_resumes_exactly(tmp_path):
+    data = torch.rand(32, 1, 8, 8) * 2 - 1
+    schedule = make_schedule("linear")
+    cfg = TrainConfig(steps=4, batch_size=4, log_every=1)
+
+    def run(steps, path, resume):
+        torch.manual_seed(0)
+        model = LayerSkippingUNet(build_unet("tiny", channel_mult=(1, 2, 2)), skip_type="interpolate")
+        draw = timestep_sampler("consistent", schedule, model.num_levels, c=2)
+        return train(model, data, schedule, TrainConfig(**{**cfg.__dict__, "steps": steps}), checkpoint=path,
+                     resume=resume, progress=False, timesteps=draw)
+
+    straight = run(4, tmp_path / "a.pt", False)
+    run(2, tmp_path / "b.pt", False)
+    resumed = run(4, tmp_path / "b.pt", True)
+    for p, q in zip(straight["model"].parameters(), resumed["model"].parameters()):
+        assert torch.equal(p, q)
+    loaded = load_model(tmp_path / "b.pt")
+    assert isinstance(loaded, LayerSkippingUNet) and loaded.skip_type == "interpolate"
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([900, 900])
+    assert torch.equal(loaded(x, t, k=2), resumed["ema"].eval()(x, t, k=2))
