@@ -90,7 +90,7 @@ def border_deviation(images: torch.Tensor, border: int = 2) -> float:
     return (images[..., frame] + 1).abs().mean().item()
 
 
-def _sample_fn(model, schedule: Schedule, name: str, steps: int, eta, x_T: torch.Tensor, device: torch.device,
+def sample_fn(model, schedule: Schedule, name: str, steps: int, eta, x_T: torch.Tensor, device: torch.device,
                dtype: torch.dtype, seed: int):
     """A zero-argument function that draws one batch from x_T with the named sampler; every call reseeds, so
     repeated (timed) calls return the same images."""
@@ -129,7 +129,7 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
     for name, steps, eta in bar:
         label = f"{name} {steps}" + ("" if eta is None else f", η={eta:g}")
         bar.set_postfix_str(label)
-        run = _sample_fn(model, schedule, name, steps, eta, x_T, device, dtype, seed + 1)
+        run = sample_fn(model, schedule, name, steps, eta, x_T, device, dtype, seed + 1)
         t = measure(run, device=device, warmup=0, repeats=repeats, max_seconds=max_seconds)
         samples[label] = t["result"].float().cpu()      # every repeat returns the same images
         rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "seconds": t["median_s"],
@@ -171,7 +171,7 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
     x_T = torch.randn((n, *reference.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device)
     _warm_up(model, x_T[:batch_size], dtype)
     for k in steps:
-        chunks = [_sample_fn(model, schedule, "DDIM", k, eta, x_T[i:i + batch_size], device, dtype, seed + 1 + i)
+        chunks = [sample_fn(model, schedule, "DDIM", k, eta, x_T[i:i + batch_size], device, dtype, seed + 1 + i)
                   for i in range(0, n, batch_size)]
         bar = progress_bar(chunks, desc=f"DDIM {k} steps x {n} images", disable=not progress, leave=False)
         t = measure(lambda: torch.cat([run().float().cpu() for run in bar]), device=device, warmup=0, repeats=1)

@@ -187,3 +187,30 @@ def frechet_distance_lenet(generated: torch.Tensor, reference: torch.Tensor, *,
     """FD (LeNet-MNIST) of 32x32 digit images: the offline Fréchet distance of the digit studies."""
     return fidelity(generated, reference, feature_extractor="lenet-mnist", device=device)["FD (LeNet-MNIST)"]
 
+
+
+class LeNetFD:
+    """FD (LeNet-MNIST) against one fixed reference set, whose feature statistics are computed once: for studies
+    that score many sets of samples against the same digits. Same features (fc2) and the same uint8 rounding as
+    `fidelity(..., feature_extractor="lenet-mnist")`, which recomputes the reference on every call."""
+
+    def __init__(self, reference: torch.Tensor, *, device: torch.device | str = "cpu", batch_size: int = 500):
+        from .lenet import load_lenet
+        self.device, self.batch_size = torch.device(device), batch_size
+        self.lenet = load_lenet()[0].to(self.device)
+        self.reference_stats = self._statistics(reference)
+
+    @torch.no_grad()
+    def _statistics(self, images: torch.Tensor) -> dict:
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+        if images.ndim != 4 or images.shape[-2:] != (32, 32) or len(images) < 2:
+            raise ValueError(f"LeNet-MNIST takes at least 2 images (N, C, 32, 32), got {tuple(images.shape)}")
+        u8 = Uint8Images(images, rgb=False).images
+        feats = [self.lenet.features(u8[i:i + self.batch_size].to(self.device).float().mean(1, keepdim=True)
+                                     / 127.5 - 1)["fc2"].cpu() for i in range(0, len(u8), self.batch_size)]
+        return fid_features_to_statistics(torch.cat(feats))
+
+    def __call__(self, images: torch.Tensor) -> float:
+        from torch_fidelity.metric_fid import fid_statistics_to_metric
+        stats = self._statistics(images)
+        return float(fid_statistics_to_metric(self.reference_stats, stats, False)["frechet_inception_distance"])

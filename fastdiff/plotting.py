@@ -158,3 +158,30 @@ def show_trial(sources, trial, *, title: str | None = None):
     fig.suptitle(title or f"practice pair {trial.image_id}", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_k_schedule(num_levels: int, num_train_timesteps: int, cs=(1, 2, 3, 5), *, ax=None):
+    """k(t) of the layer-skipping paper (eq. 1) against t for several c: the number of deepest levels skipped."""
+    from .skipping import k_table
+    ax = ax or plt.subplots(figsize=(6, 3.2))[1]
+    t = [i / (num_train_timesteps - 1) for i in range(num_train_timesteps)]
+    for c in cs:
+        ax.step(t, k_table(num_train_timesteps, num_levels, c), where="post", label=f"c = {c:g}")
+    ax.set(xlabel="t (normalised; 1 = pure noise)", ylabel="k(t): levels skipped", yticks=range(num_levels))
+    ax.set_title(f"k(t) = min(N-1, floor(N - N(1-t)^c)), N = {num_levels}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_metric_vs_c(rows: list[dict], metric: str, *, by: str = "variant", ax=None, title: str | None = None):
+    """One line per ``by`` (variant) of ``metric`` against c, the layer-skipping schedule's exponent."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for key in dict.fromkeys(r[by] for r in rows):
+        pts = [r for r in rows if r[by] == key and r[metric] is not None]
+        ax.plot([r["c"] for r in pts], [r[metric] for r in pts], "o-", label=key)
+    ax.set(xlabel="c (0 = no skipping)", ylabel=metric)
+    ax.set_title(title or metric, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax

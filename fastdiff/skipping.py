@@ -13,6 +13,7 @@ The wrapper owns the base U-Net and re-composes its public levels; the base `UNe
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .diffusion import Schedule
+from .train import TrainConfig, train
 from .unet import UNet, UNetConfig
 
 SKIP_TYPES = ("zero", "duplicate", "interpolate")
@@ -231,3 +233,178 @@ def predicted_time_fraction(flops: dict[int, float], timesteps: list[int], num_t
     table = k_table(num_train_timesteps, len(flops), c)
     return sum(flops[table[t]] for t in timesteps) / (flops[0] * len(timesteps))
 
+
+
+# ------------------------------------------------------------------------------------------ the study (notebook 02)
+
+@dataclass
+class SkippingProfile:
+    dataset: str = "mnist-builtin"
+    image_size: int = 32
+    model: str = "quick"                               # U-Net preset
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train_c: float = 2.0                               # the k(t) that scheme-2 batches follow
+    cs: tuple[float, ...] = (0, 1, 2, 3, 5)            # the paper's columns
+    quality_steps: int = 25                            # sampler steps for the quality table (Table 1)
+    quality_eta: float = 1.0                           # 1: ancestral (DDPM) steps, as in the paper's Table 1
+    quality_n: int = 256                               # samples per cell
+    table3_steps: tuple[int, ...] = (10, 25, 50)
+    table3_etas: tuple[float, ...] = (0.0, 0.5, 1.0)
+    speed_steps: int = 50                              # sampler steps for the timing table (Table 2)
+    speed_batch: int = 64
+
+
+PROFILES = {
+    # 2 CPU cores: the built-in digits at 16x16 (4 levels: 16, 8, 4, 2), a 0.4M-parameter U-Net, five short
+    # trainings; FD (LeNet-MNIST) on samples enlarged to 28x28 and padded to 32x32 like the digits LeNet knows
+    "quick": SkippingProfile(
+        image_size=16, model="quick",
+        model_overrides=dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8),
+        train=TrainConfig(steps=300, batch_size=32, lr=2e-3, warmup_steps=30, ema_decay=0.99, grad_clip=1.0,
+                          log_every=10),
+        quality_steps=20, quality_n=200, table3_steps=(10, 20, 40), speed_steps=20, speed_batch=32),
+    # one GPU, CIFAR-10 (needs a download or data/cifar-10-batches-py): a documented smaller DDPM U-Net
+    # (base 64 instead of 128, 9M instead of 35.7M parameters), 20k steps per variant; FID/KID need Inception
+    "full": SkippingProfile(
+        dataset="cifar10", model="ddpm_cifar10", model_overrides=dict(base_channels=64),
+        train=TrainConfig(steps=20_000, batch_size=128, lr=2e-4, warmup_steps=1000, ema_decay=0.9999, grad_clip=1.0,
+                          amp="bf16", checkpoint_every=2000, log_every=50),
+        quality_steps=100, quality_n=5000, table3_steps=(20, 40, 100, 200), speed_steps=100, speed_batch=128),
+}
+
+# The models the study trains: (skip type, training scheme); the first is the normally trained baseline,
+# which skips only at inference (the paper's Table 1, row "DDPM").
+VARIANTS = {"baseline (plain training)": ("zero", "plain"), "zero": ("zero", "consistent"),
+            "duplicate": ("duplicate", "consistent"), "interpolate": ("interpolate", "consistent"),
+            "zero, uniform k": ("zero", "uniform")}
+
+
+def get_profile(name: str, **overrides) -> SkippingProfile:
+    """A profile by name; ``train_steps=`` reaches into its TrainConfig, other keywords replace fields (None
+    keeps the profile's value)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    p = PROFILES[name]
+    train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
+    other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
+    return dataclasses.replace(p, train=dataclasses.replace(p.train, **train_kw), **other)
+
+
+def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_dir, device: torch.device,
+                   variants: dict[str, tuple[str, str]] = VARIANTS, resume: bool = True) -> dict[str, dict]:
+    """Train one model per variant from the same initial U-Net weights and data order; checkpoints go to
+    ``out_dir/02_<variant>.pt`` and a re-run resumes or reuses them. Returns {variant: train() result}."""
+    from pathlib import Path
+    from .unet import build_unet
+    results = {}
+    for name, (skip_type, scheme) in variants.items():
+        torch.manual_seed(profile.train.seed)
+        unet = build_unet(profile.model, image_size=profile.image_size, **profile.model_overrides)
+        model = LayerSkippingUNet(unet, skip_type=skip_type)
+        draw = timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c)
+        path = Path(out_dir) / f"02_{name.replace(' ', '_').replace(',', '').replace('(', '').replace(')', '')}.pt"
+        print(f"training {name}: skip type {skip_type}, scheme {scheme}")
+        results[name] = train(model, data, schedule, profile.train, checkpoint=path, resume=resume, device=device,
+                              timesteps=draw)
+    return results
+
+
+def _sampler_run(model, schedule: Schedule, steps: int, eta: float, x_T: torch.Tensor, dtype: torch.dtype, seed: int):
+    from .basics import sample_fn
+    return sample_fn(model, schedule, "DDIM", steps, eta, x_T, x_T.device, dtype, seed)
+
+
+def sample_many(model, schedule: Schedule, *, c: float, n: int, steps: int, eta: float, image_shape, device,
+                dtype: torch.dtype = torch.float32, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
+    """``n`` samples with k(t) skipping at ``c`` (DDIM on ``steps`` respaced steps; eta = 1 is ancestral)."""
+    scheduled = ScheduledSkipping(model.to(device).eval(), c, schedule.num_train_timesteps)
+    x_T = torch.randn((n, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    return torch.cat([_sampler_run(scheduled, schedule, steps, eta, x_T[i:i + batch_size], dtype, seed + 1 + i)().float().cpu()
+                      for i in range(0, n, batch_size)])
+
+
+def as_lenet_digits(images: torch.Tensor) -> torch.Tensor:
+    """Digits of any size as LeNet-MNIST was trained on them: 28x28 (bilinear) padded with black to 32x32."""
+    if images.shape[-1] == 32:
+        return images
+    return F.pad(F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False).clamp(-1, 1),
+                 (2, 2, 2, 2), value=-1.0)
+
+
+def make_scorer(reference: torch.Tensor, *, dataset: str, device):
+    """``score(images) -> dict`` against ``reference``: FD (LeNet-MNIST) on the digits (reference statistics
+    computed once), FID and KID (Inception, torch-fidelity) otherwise, when the weights are on disk (None and a
+    note when not)."""
+    from .metrics import LeNetFD, fidelity
+    from .weights import is_available, missing_message
+    if dataset.startswith("mnist"):
+        fd = LeNetFD(as_lenet_digits(reference), device=device)
+        return lambda images: {"FD (LeNet-MNIST)": fd(as_lenet_digits(images))}
+    if not is_available("inception-v3-compat"):
+        print("FID/KID skipped: " + missing_message("inception-v3-compat"))
+        return lambda images: {"FID": None, "KID": None}
+
+    def score(images):
+        out = fidelity(images, reference, kid=True, device=device)
+        return {"FID": out["FID"], "KID": out["KID"]}
+    return score
+
+
+def quality_table(models: dict, schedule: Schedule, score, image_shape, profile: SkippingProfile, *, device,
+                  dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True) -> list[dict]:
+    """The Table 1 analogue: quality (``score``, from `make_scorer`) of every trained variant at every c, all
+    from the same x_T."""
+    from .utils import progress_bar
+    cells = [(name, c) for name in models for c in profile.cs]
+    rows = []
+    for name, c in progress_bar(cells, desc="quality table", disable=not progress):
+        images = sample_many(models[name], schedule, c=c, n=profile.quality_n, steps=profile.quality_steps,
+                             eta=profile.quality_eta, image_shape=image_shape, device=device, dtype=dtype,
+                             seed=seed)
+        rows.append({"variant": name, "c": c, **score(images)})
+    return rows
+
+
+def speed_table(models: dict, schedule: Schedule, profile: SkippingProfile, *, image_shape, device,
+                dtype: torch.dtype = torch.float32, repeats: int = 3, seed: int = 0, progress: bool = True) -> list[dict]:
+    """The Table 2 analogue: sampling-loop time of each model (one per skip type: time does not depend on the
+    weights) at each c, measured side by side in one run by the harness (median of ``repeats``, deterministic
+    DDIM), beside the time fraction that the FLOPs of k(t) predict."""
+    from .bench import measure
+    from .diffusion import respace, space_timesteps
+    from .utils import progress_bar
+    sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, profile.speed_steps))
+    x_T = torch.randn((profile.speed_batch, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    rows = []
+    cells = [(name, c) for name in models for c in profile.cs]
+    warm = set()
+    for name, c in progress_bar(cells, desc="speed table", disable=not progress):
+        model = models[name].to(device).eval()
+        run = _sampler_run(ScheduledSkipping(model, c, schedule.num_train_timesteps), schedule, profile.speed_steps,
+                           0.0, x_T, dtype, seed)
+        t = measure(run, device=device, warmup=int(name not in warm), repeats=repeats)  # one warm-up per model
+        warm.add(name)
+        flops = flops_by_k(model)
+        rows.append({"skip type": model.skip_type, "variant": name, "c": c, "seconds": t["median_s"],
+                     "seconds_iqr": t["iqr_s"], "predicted_time_fraction": predicted_time_fraction(
+                         flops, sched.timesteps.tolist(), schedule.num_train_timesteps, c)})
+    for r in rows:
+        base = next(b for b in rows if b["variant"] == r["variant"] and b["c"] == 0)
+        r["time saved %"] = 100 * (1 - r["seconds"] / base["seconds"])
+        r["FLOPs saved %"] = 100 * (1 - r["predicted_time_fraction"])
+    return rows
+
+
+def table3(models: dict[str, tuple], schedule: Schedule, score, image_shape, profile: SkippingProfile, *,
+           device, dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True) -> list[dict]:
+    """The Table 3 analogue: quality by sampler steps and eta, for {label: (model, c)}."""
+    from .utils import progress_bar
+    cells = [(label, eta, steps) for label in models for eta in profile.table3_etas for steps in profile.table3_steps]
+    rows = []
+    for label, eta, steps in progress_bar(cells, desc="steps x eta", disable=not progress):
+        model, c = models[label]
+        images = sample_many(model, schedule, c=c, n=profile.quality_n, steps=steps, eta=eta,
+                             image_shape=image_shape, device=device, dtype=dtype, seed=seed)
+        rows.append({"model": label, "eta": eta, "steps": steps, **score(images)})
+    return rows

@@ -127,3 +127,17 @@ def test_missing_weights_name_the_file_and_the_folder(empty_torch_home):
     empty_torch_home.mkdir(parents=True)
     (empty_torch_home / "vgg11-8a719046.pth").write_bytes(b"x")
     assert weights.require("vgg11") == empty_torch_home / "vgg11-8a719046.pth"
+
+
+def test_lenet_fd_with_cached_reference_equals_torch_fidelity():
+    from fastdiff.data import mnist_digits
+    from fastdiff.metrics import LeNetFD, fidelity
+    digits, _ = mnist_digits(32)
+    pick = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
+    reference, sample = digits[pick[:600]], digits[pick[600:800]]
+    noisy = (sample + 0.3 * torch.randn(sample.shape, generator=torch.Generator().manual_seed(1))).clamp(-1, 1)
+    fd = LeNetFD(reference)
+    for images in (sample, noisy):
+        assert fd(images) == pytest.approx(fidelity(images, reference, feature_extractor="lenet-mnist")
+                                           ["FD (LeNet-MNIST)"], rel=1e-6)
+    assert fd(noisy) > 1.5 * fd(sample)  # noise moves the features (18.6 -> 35.7 when written)
