@@ -261,7 +261,7 @@ PROFILES = {
     "quick": SkippingProfile(
         image_size=16, model="quick",
         model_overrides=dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8),
-        train=TrainConfig(steps=300, batch_size=32, lr=2e-3, warmup_steps=30, ema_decay=0.99, grad_clip=1.0,
+        train=TrainConfig(steps=800, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995, grad_clip=1.0,
                           log_every=10),
         quality_steps=20, quality_n=200, table3_steps=(10, 20, 40), speed_steps=20, speed_batch=32),
     # one GPU, CIFAR-10 (needs a download or data/cifar-10-batches-py): a documented smaller DDPM U-Net
