@@ -2,7 +2,6 @@
 DDIM with fewer), every sampler started from the same x_T so the grids can be compared image by image."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -11,7 +10,7 @@ from .diffusion import Schedule, respace, space_timesteps
 from .sampling import get_sampler
 from .train import TrainConfig
 from .bench import measure
-from .utils import dtype_name, progress_bar
+from .utils import dtype_name, progress_bar, with_overrides
 
 
 @dataclass
@@ -71,10 +70,7 @@ def get_profile(name: str, **overrides) -> BasicsProfile:
     for key in ("ddim_steps", "fd_steps"):
         if overrides.get(key) is not None:
             overrides[key] = as_steps(overrides[key])
-    p = PROFILES[name]
-    train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
-    other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
-    return dataclasses.replace(p, train=dataclasses.replace(p.train, **train_kw), **other)
+    return with_overrides(PROFILES[name], **overrides)
 
 
 def default_runs(num_train_timesteps: int, ddim_steps=(100, 50, 20, 10), eta: float = 0.0) -> list[tuple]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -285,10 +286,8 @@ def get_profile(name: str, **overrides) -> SkippingProfile:
     keeps the profile's value)."""
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    p = PROFILES[name]
-    train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
-    other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
-    return dataclasses.replace(p, train=dataclasses.replace(p.train, **train_kw), **other)
+    from .utils import with_overrides
+    return with_overrides(PROFILES[name], **overrides)
 
 
 def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_dir, device: torch.device,
@@ -303,7 +302,7 @@ def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_di
         unet = build_unet(profile.model, image_size=profile.image_size, **profile.model_overrides)
         model = LayerSkippingUNet(unet, skip_type=skip_type)
         draw = timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c)
-        path = Path(out_dir) / f"02_{name.replace(' ', '_').replace(',', '').replace('(', '').replace(')', '')}.pt"
+        path = Path(out_dir) / f"02_{re.sub(r'[^a-z0-9]+', '_', name).strip('_')}.pt"
         print(f"training {name}: skip type {skip_type}, scheme {scheme}")
         results[name] = train(model, data, schedule, profile.train, checkpoint=path, resume=resume, device=device,
                               timesteps=draw)

@@ -119,6 +119,15 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
+def with_overrides(profile, **overrides):
+    """A copy of a profile dataclass with some fields replaced; ``train_<field>`` reaches into its ``train``
+    (TrainConfig). None keeps the profile's value, so notebook parameters can default to None."""
+    import dataclasses
+    train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
+    other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
+    return dataclasses.replace(profile, train=dataclasses.replace(profile.train, **train_kw), **other)
+
+
 def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
     """Write ``<output_dir>/<name>.json`` atomically and return its path."""
     text = json.dumps(results, indent=2, default=_jsonable).encode()
