@@ -145,14 +145,15 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
     so only rows with the same n compare). Where torch-fidelity's Inception weights are on disk, the real
     FID is added; otherwise the row says why it is missing. Sampling time per image is measured once per
     step count (one pass over all n images, device synchronised). Returns (rows, {steps: samples})."""
-    from .metrics import fidelity
+    from .metrics import LeNetFD, fidelity
     from .weights import is_available, missing_message
     if len(held_out) < n:
         raise ValueError(f"need {n} held-out real digits for the FD floor, got {len(held_out)}")
     inception = is_available("inception-v3-compat")
+    lenet_fd = LeNetFD(reference, device=device)  # the reference's features once, not once per step count
 
     def scores(images):
-        out = fidelity(images, reference, feature_extractor="lenet-mnist", device=device)
+        out = {"FD (LeNet-MNIST)": lenet_fd(images)}
         if inception:
             out["FID (Inception)"] = fidelity(images, reference, device=device)["FID"]
         return out

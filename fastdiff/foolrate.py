@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from .data import IMAGE_SUFFIXES
+from .utils import to_uint8
 
 SCHEMA_VERSION = 1
 SIDES = ("left", "right")
@@ -144,7 +145,7 @@ class GameSources:
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
     """Write one image in [-1, 1], (C, H, W), as an 8-bit PNG."""
     from PIL import Image
-    array = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    array = to_uint8(image).permute(1, 2, 0).numpy()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)

@@ -46,6 +46,10 @@ class LeNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)["logits"]
 
+    def uint8_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """`features` of uint8 images (B, 1 or 3, 32, 32), colour averaged to grey, as torch-fidelity feeds them."""
+        return self.features(x.float().mean(1, keepdim=True) / 127.5 - 1)
+
 
 def _random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = 2) -> torch.Tensor:
     """Translate each image by up to max_shift pixels (background -1 fills in): the only augmentation."""
@@ -137,8 +141,7 @@ class LeNetMNISTExtractor(FeatureExtractorBase):
         if x.dtype != torch.uint8 or x.dim() != 4 or x.shape[1] not in (1, 3) or x.shape[-2:] != (32, 32):
             raise ValueError(f"LeNet-MNIST takes uint8 images of shape (B, 1 or 3, 32, 32), got "
                              f"{tuple(x.shape)} {x.dtype}")
-        x = x.float().mean(1, keepdim=True) / 127.5 - 1
-        feats = self.lenet.features(x)
+        feats = self.lenet.uint8_features(x)
         return tuple(feats[name] for name in self.features_list)
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .data import downsample
+from .utils import to_uint8
 from .weights import require
 
 
@@ -147,7 +148,7 @@ class Uint8Images(Dataset):
     def __init__(self, images: torch.Tensor, *, rgb: bool):
         if images.ndim != 4:
             raise ValueError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
-        u8 = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        u8 = to_uint8(images)
         self.images = u8.expand(-1, 3, -1, -1).contiguous() if rgb and u8.shape[1] == 1 else u8
 
     def __len__(self) -> int:
@@ -185,8 +186,7 @@ def fidelity(generated: torch.Tensor, reference: torch.Tensor, *, fid: bool = Tr
 def frechet_distance_lenet(generated: torch.Tensor, reference: torch.Tensor, *,
                            device: torch.device | str = "cpu") -> float:
     """FD (LeNet-MNIST) of 32x32 digit images: the offline Fréchet distance of the digit studies."""
-    return fidelity(generated, reference, feature_extractor="lenet-mnist", device=device)["FD (LeNet-MNIST)"]
-
+    return LeNetFD(reference, device=device)(generated)
 
 
 class LeNetFD:
@@ -205,9 +205,9 @@ class LeNetFD:
         from torch_fidelity.metric_fid import fid_features_to_statistics
         if images.ndim != 4 or images.shape[-2:] != (32, 32) or len(images) < 2:
             raise ValueError(f"LeNet-MNIST takes at least 2 images (N, C, 32, 32), got {tuple(images.shape)}")
-        u8 = Uint8Images(images, rgb=False).images
-        feats = [self.lenet.features(u8[i:i + self.batch_size].to(self.device).float().mean(1, keepdim=True)
-                                     / 127.5 - 1)["fc2"].cpu() for i in range(0, len(u8), self.batch_size)]
+        u8 = to_uint8(images)
+        feats = [self.lenet.uint8_features(u8[i:i + self.batch_size].to(self.device))["fc2"].cpu()
+                 for i in range(0, len(u8), self.batch_size)]
         return fid_features_to_statistics(torch.cat(feats))
 
     def __call__(self, images: torch.Tensor) -> float:

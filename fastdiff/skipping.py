@@ -177,10 +177,10 @@ class ScheduledSkipping(nn.Module):
         self.calls: dict[int, int] = {}  # k -> number of network calls, for the FLOP prediction
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        t0 = int(t.reshape(-1)[0])
-        if t.numel() > 1 and not bool((t == t0).all()):
+        ts = set(t.reshape(-1).tolist())  # the one host transfer of the step
+        if len(ts) != 1:
             raise ValueError("scheduled skipping needs one timestep per batch (k(t) must be one k)")
-        k = self.table[t0]
+        k = self.table[int(ts.pop())]
         self.calls[k] = self.calls.get(k, 0) + 1
         return self.model(x, t, k=k)
 
@@ -378,16 +378,16 @@ def speed_table(models: dict, schedule: Schedule, profile: SkippingProfile, *, i
     rows = []
     cells = [(name, c) for name in models for c in profile.cs]
     warm = set()
+    flops = {name: flops_by_k(model.to(device).eval()) for name, model in models.items()}
     for name, c in progress_bar(cells, desc="speed table", disable=not progress):
         model = models[name].to(device).eval()
         run = _sampler_run(ScheduledSkipping(model, c, schedule.num_train_timesteps), schedule, profile.speed_steps,
                            0.0, x_T, dtype, seed)
         t = measure(run, device=device, warmup=int(name not in warm), repeats=repeats)  # one warm-up per model
         warm.add(name)
-        flops = flops_by_k(model)
         rows.append({"skip type": model.skip_type, "variant": name, "c": c, "seconds": t["median_s"],
                      "seconds_iqr": t["iqr_s"], "predicted_time_fraction": predicted_time_fraction(
-                         flops, sched.timesteps.tolist(), schedule.num_train_timesteps, c)})
+                         flops[name], sched.timesteps.tolist(), schedule.num_train_timesteps, c)})
     for r in rows:
         base = next(b for b in rows if b["variant"] == r["variant"] and b["c"] == 0)
         r["time saved %"] = 100 * (1 - r["seconds"] / base["seconds"])

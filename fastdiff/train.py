@@ -142,8 +142,9 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
 
     ``callback(step, loss)`` runs after every step. ``timesteps(batch_size, generator, device) -> (i, kwargs)``
     replaces the uniform draw of timestep indices and adds keyword arguments for the model (layer skipping's
-    ``k``: `fastdiff.skipping.timestep_sampler`); it must draw from ``generator`` so that resume stays exact. Returns {"model", "ema", "step", "history"}; history holds
-    {"step", "loss", "lr", "seconds"} every ``log_every`` steps.
+    ``k``: `fastdiff.skipping.timestep_sampler`); it must draw from ``generator`` so that resume stays exact.
+    Returns {"model", "ema", "step", "history"}; history holds {"step", "loss", "lr", "seconds"} every
+    ``log_every`` steps.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()

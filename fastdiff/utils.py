@@ -119,6 +119,11 @@ def atomic_write(path: str | Path, write) -> Path:
     return path
 
 
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 in [0, 255] (rounded), on the CPU, same shape."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def with_overrides(profile, **overrides):
     """A copy of a profile dataclass with some fields replaced; ``train_<field>`` reaches into its ``train``
     (TrainConfig). None keeps the profile's value, so notebook parameters can default to None."""
