@@ -87,16 +87,16 @@ def border_deviation(images: torch.Tensor, border: int = 2) -> float:
 
 
 def sample_fn(model, schedule: Schedule, name: str, steps: int, eta, x_T: torch.Tensor, device: torch.device,
-               dtype: torch.dtype, seed: int):
-    """A zero-argument function that draws one batch from x_T with the named sampler; every call reseeds, so
-    repeated (timed) calls return the same images."""
+               dtype: torch.dtype, seed: int, cond: dict | None = None):
+    """A zero-argument function that draws one batch from x_T with the named sampler (conditioned on ``cond``);
+    every call reseeds, so repeated (timed) calls return the same images."""
     sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
     sampler, kw = get_sampler(name.lower()), ({} if eta is None else {"eta": eta})
 
     def run() -> torch.Tensor:
         gen = torch.Generator(device).manual_seed(seed)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-            return sampler(model, x_T.clone(), sched, generator=gen, progress=False, **kw)
+            return sampler(model, x_T.clone(), sched, cond=cond, generator=gen, progress=False, **kw)
     return run
 
 

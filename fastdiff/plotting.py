@@ -185,3 +185,41 @@ def plot_metric_vs_c(rows: list[dict], metric: str, *, by: str = "variant", ax=N
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax
+
+
+def plot_eval_curves(curves: dict[str, list[dict]], metrics=("val PSNR", "denoise PSNR"), *, baseline: dict | None = None,
+                     title: str | None = None):
+    """One panel per metric of the rows that `fastdiff.train.train(evaluate=...)` logs, one line per model,
+    against training steps (study 1's Fig. 3); ``baseline`` ({metric: value}) draws a dashed reference line."""
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for name, rows in curves.items():
+            ax.plot([r["step"] for r in rows], [r[metric] for r in rows], "o-", ms=3, label=name)
+        if baseline and baseline.get(metric) is not None:
+            ax.axhline(baseline[metric], ls="--", c="gray", lw=1, label=baseline.get("label", "baseline"))
+        ax.set(xlabel="training step", ylabel=f"{metric} (dB)", title=metric)
+    axes[0][-1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_sr_steps(grid: dict[str, dict[int, torch.Tensor]], lr: torch.Tensor, hr: torch.Tensor, *,
+                  suptitle: str | None = None, cell: float = 1.25):
+    """Rows: models; columns: the LR input (nearest-neighbour enlarged), SR outputs at each number of sampling
+    steps, the real HR image (study 1's Fig. 10). ``grid`` is {model: {steps: images}}; image 0 is shown."""
+    import torch.nn.functional as F
+    steps = list(next(iter(grid.values())))
+    cols = len(steps) + 2
+    fig, axes = plt.subplots(len(grid), cols, figsize=(cell * cols, cell * len(grid) + 0.5), squeeze=False)
+    lr_big = F.interpolate(lr[:1].float(), size=hr.shape[-2:], mode="nearest")
+    for row, (name, by_steps) in enumerate(grid.items()):
+        panels = [("LR input", lr_big)] + [(f"{n} steps", by_steps[n][:1]) for n in steps] + [("real HR", hr[:1])]
+        for col, (label, img) in enumerate(panels):
+            show_images(img, nrow=1, ax=axes[row, col], title=label if row == 0 else None)
+        axes[row, 0].text(-0.1, 0.5, name, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,8 @@
 """Samplers: plain functions over any ``model(x, t, **cond) -> eps`` and any (respaced) `Schedule`.
 
 Shared signature: ``sample_x(model, x, schedule, *, cond=None, generator=None, callback=None, progress=True)``.
-``x`` is the starting noise x_T; device and dtype follow it. ``callback`` receives a dict per step
+``x`` is the starting noise x_T; device and dtype follow it. Conditioning that is fixed for the call is
+prepared once (`prepare_condition`). ``callback`` receives a dict per step
 (``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the predicted x_0) for plots and per-step timing.
 """
 from __future__ import annotations
@@ -32,6 +33,14 @@ def _predict(model, x: torch.Tensor, t: int, a: float, cond: dict | None, clip: 
     return eps, x0
 
 
+def prepare_condition(model, x: torch.Tensor, cond: dict | None) -> dict | None:
+    """Conditioning that stays the same for the whole sampling call is computed once, here, not at every step:
+    a model may define ``prepare_condition(x_T, cond) -> cond`` (study 1 adds the VGG-11 features of the LR
+    image). Other models get ``cond`` unchanged."""
+    prepare = getattr(model, "prepare_condition", None)
+    return prepare(x, cond or {}) if prepare is not None else cond
+
+
 def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
@@ -46,6 +55,7 @@ def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     c0, ct = (c.tolist() for c in schedule.posterior_mean_coef)
     std = schedule.posterior_variance.sqrt().tolist()
+    cond = prepare_condition(model, x, cond)
     for i in _steps(schedule, progress, "DDPM"):
         _, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
         mean = c0[i] * x0 + ct[i] * x
@@ -71,6 +81,7 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
         raise ValueError(f"eta must be >= 0, got {eta}")
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     sigma, alpha_bar_prev = ddim_sigma(schedule, eta).tolist(), schedule.alpha_bar_prev.tolist()
+    cond = prepare_condition(model, x, cond)
     for i in _steps(schedule, progress, f"DDIM eta={eta:g}"):
         # 1. predict the noise and x_0 from x_t
         eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)

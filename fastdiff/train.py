@@ -136,14 +136,18 @@ class _GracefulInterrupt:
 
 def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, checkpoint: str | Path | None = None,
           resume: bool = True, device: str | torch.device | None = None, progress: bool = True,
-          callback=None, timesteps=None) -> dict:
+          callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0) -> dict:
     """Train ``model`` to predict the noise (DDPM Alg. 1) on ``data`` (a tensor of images, or a dataset of
     images or of {"x0": ..., **cond} dicts). Resumes from ``checkpoint`` when it exists and ``resume``.
 
     ``callback(step, loss)`` runs after every step. ``timesteps(batch_size, generator, device) -> (i, kwargs)``
     replaces the uniform draw of timestep indices and adds keyword arguments for the model (layer skipping's
     ``k``: `fastdiff.skipping.timestep_sampler`); it must draw from ``generator`` so that resume stays exact.
-    Returns {"model", "ema", "step", "history"}; history holds {"step", "loss", "lr", "seconds"} every
+    ``evaluate(ema) -> dict`` (e.g. validation PSNR) runs on the EMA model at step 0 and every ``evaluate_every``
+    steps; its rows {"step", "seconds", **result} are stored in the checkpoint, so a resumed run continues the
+    curve. It runs under `torch.random.fork_rng` and its time is not counted as training time, so training with
+    or without it gives the same weights.
+    Returns {"model", "ema", "step", "history", "evals"}; history holds {"step", "loss", "lr", "seconds"} every
     ``log_every`` steps.
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -158,7 +162,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_noise = torch.Generator(device).manual_seed(cfg.seed + 1)
     torch.manual_seed(cfg.seed + 2)  # dropout draws from the global RNG
-    step, history, last_saved = 0, [], None
+    step, history, evals, last_saved = 0, [], [], None
     checkpoint = Path(checkpoint) if checkpoint else None
 
     def payload() -> dict:
@@ -169,7 +173,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
                 "schedule": {"num_train_timesteps": schedule.num_train_timesteps, "length": len(schedule)},
                 "step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng, "history": history}
+                "scaler": scaler.state_dict(), "rng": rng, "history": history,
+                "evals": evals}
 
     if checkpoint is not None and resume and checkpoint.exists():
         ckpt = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; weights are copied over
@@ -186,6 +191,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         if "cuda" in ckpt["rng"] and device.type == "cuda":
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         step, history, last_saved = ckpt["step"], ckpt["history"], ckpt["step"]
+        evals = ckpt.get("evals", [])
 
     def save():
         nonlocal last_saved
@@ -195,6 +201,18 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
 
     bar = progress_bar(total=cfg.steps, initial=step, desc="train", disable=not progress)
     start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # cumulative over resumes
+
+    def run_evaluation():
+        nonlocal start
+        began = time.perf_counter()
+        trained_seconds = began - start
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            result = evaluate(ema)
+        start += time.perf_counter() - began  # evaluation is not training time
+        evals.append({"step": step, "seconds": round(trained_seconds, 3), **result})
+
+    if evaluate is not None and not any(e["step"] == step for e in evals):
+        run_evaluation()
     mid_step = False  # True while model/optimizer/EMA may be half-updated
     with _GracefulInterrupt() as interrupt:
         try:
@@ -236,6 +254,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                                     "seconds": time.perf_counter() - start})
                 bar.update(1)
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == cfg.steps):
+                    run_evaluation()
                 if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
                     save()
                 if callback is not None:
@@ -254,4 +274,4 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     if last_saved != step:
         save()
     model.eval()
-    return {"model": model, "ema": ema, "step": step, "history": history}
+    return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals}

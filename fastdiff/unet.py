@@ -97,9 +97,11 @@ class EncoderLevel(nn.Module):
         self.down = down
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor, skips: list[torch.Tensor], *,
-                downsample: bool = True) -> torch.Tensor:
+                downsample: bool = True, fuse=None) -> torch.Tensor:
         for block in self.blocks:
             h = block(h, emb)
+            if fuse is not None:  # study 1 adds (or concatenates) VGG features to every block output
+                h = fuse(h)
             skips.append(h)
         if self.down is not None and downsample:  # layer skipping stops at a level: no downsample there
             h = self.down(h)

@@ -1,0 +1,224 @@
+"""Study 1: SR3 variants, VGG-11 feature fusion, compute-once caching, weights handling."""
+import warnings
+
+import pytest
+import torch
+
+from fastdiff import vggsr
+from fastdiff.diffusion import make_schedule, respace, space_timesteps
+from fastdiff.sampling import sample_ddim, sample_ddpm
+from fastdiff.train import TrainConfig, load_model, train
+from fastdiff.unet import SuperResUNet
+from fastdiff.weights import MissingWeightsError
+
+# 16x16 outputs from 4x4 LR images; level widths 8, 16, 32, 64, 64 (VGG's 64..512 are projected)
+TINY = vggsr.Widths(image_size=16, base_channels=8, num_res_blocks=1, norm_groups=4, dropout=0.0)
+
+
+@pytest.fixture
+def no_vgg_weights(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def batch(size=16, scale=4, n=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, size, size, generator=g)
+    lr = torch.rand(n, 3, size // scale, size // scale, generator=g) * 2 - 1
+    return x, lr, torch.tensor([5, 1500][:n])
+
+
+def build(name, widths=TINY, seed=0, **kw):
+    torch.manual_seed(seed)
+    return vggsr.build_variant(name, widths, vgg_weights="random", **kw).eval()
+
+
+@pytest.mark.parametrize("name", list(vggsr.VARIANTS))
+def test_every_variant_and_fusion_has_the_output_shape(name):
+    model = build(name)
+    x, lr, t = batch()
+    assert model(x, t, lr=lr).shape == x.shape
+    arch, fusion, lr_concat = vggsr.VARIANTS[name]
+    assert model.config.fusion == fusion and model.uses_lr_concat == lr_concat
+    assert model.config.unet.num_levels == len(vggsr.ARCHITECTURES[arch][0])
+    if fusion != "none":
+        feats = model.vgg_features(lr, x.shape[-2:])
+        assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512][:model.config.unet.num_levels]
+        assert [f.shape[-1] for f in feats] == [16 >> l for l in range(model.config.unet.num_levels)]
+
+
+def test_paper_widths_match_vgg_stages_so_addition_needs_no_projection():
+    model = build("small + VGG (add)", vggsr.PAPER_WIDTHS)
+    assert all(isinstance(f, torch.nn.Identity) for f in model.fuse)
+    x, lr, t = batch(size=32, scale=4)
+    assert model(x, t, lr=lr).shape == x.shape
+    rows = {r["variant"]: r for r in vggsr.parameter_table(vggsr.PAPER_WIDTHS, ("original", "half", "small"))}
+    assert rows["original"]["paper (M)"] == 66 and 60 < rows["original"]["trainable (M)"] < 72
+    assert 8 < rows["small"]["trainable (M)"] < 11 and rows["half"]["paper (M)"] == 33
+
+
+@pytest.mark.parametrize("widths", [TINY, vggsr.Widths(image_size=32, dropout=0.0)], ids=["projected", "paper"])
+def test_add_fusion_with_zero_vgg_features_equals_the_plain_unet(widths):
+    fused, plain = build("small + VGG (add)", widths), build("small", widths)
+    for a, b in zip(fused.unet.state_dict().values(), plain.unet.state_dict().values()):
+        assert torch.equal(a, b)   # the same seed gives the same U-Net with or without VGG
+    x, lr, t = batch(size=widths.image_size)
+    zeros = [torch.zeros_like(f) for f in fused.vgg_features(lr, x.shape[-2:])]
+    with torch.no_grad():
+        out = fused(x, t, lr=lr, vgg=zeros)
+        assert torch.equal(out, plain(x, t, lr=lr))
+        sr3 = SuperResUNet(plain.config.unet).eval()
+        sr3.load_state_dict(plain.unet.state_dict())
+        assert torch.equal(out, sr3(x, t, lr=lr))      # fusion 'none' is SR3's U-Net
+        assert not torch.equal(out, fused(x, t, lr=lr))  # and real features do change the output
+
+
+def test_sampling_runs_vgg_once_and_cached_features_equal_recomputed_ones():
+    model = build("small + VGG (add)")
+    x, lr, _ = batch()
+    sched = respace(make_schedule("sr3"), space_timesteps(2000, 10))
+    cached = model.prepare_condition(x, {"lr": lr})["vgg"]
+    fresh = vggsr.VGGFeatures(3, weights="random", seed=0)(lr, x.shape[-2:])
+    assert all(torch.equal(a, b) for a, b in zip(cached, fresh))
+
+    model.vgg.calls = 0
+    out = sample_ddpm(model, x.clone(), sched, cond={"lr": lr}, generator=torch.Generator().manual_seed(1),
+                      progress=False)
+    assert model.vgg.calls == 1
+    # the same sampler through a wrapper that hides prepare_condition: VGG at every step, same images
+    model.vgg.calls = 0
+    recomputed = sample_ddpm(lambda x, t, **c: model(x, t, **c), x.clone(), sched, cond={"lr": lr},
+                             generator=torch.Generator().manual_seed(1), progress=False)
+    assert model.vgg.calls == 10
+    assert torch.equal(out, recomputed)
+    model.vgg.calls = 0
+    sample_ddim(model, x.clone(), sched, cond={"lr": lr}, progress=False)
+    assert model.vgg.calls == 1
+    assert vggsr.vgg_share(model, lr, make_schedule("sr3"), 5, device=torch.device("cpu"),
+                           repeats=1)["vgg_calls_per_sampling"] == 1
+
+
+def test_vgg_is_frozen_and_stays_in_eval_mode():
+    model = build("small + VGG (concat)").train()
+    assert not model.vgg.training and model.unet.training
+    before = [p.clone() for p in model.vgg.parameters()]
+    assert all(not p.requires_grad for p in model.vgg.parameters())
+    x, lr, t = batch()
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    model(x, t, lr=lr).square().mean().backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(before, model.vgg.parameters()))
+    assert model.unet_parameters() < sum(p.numel() for p in model.parameters())
+
+
+def test_imagenet_weights_missing_is_a_clear_error_and_random_only_on_request(no_vgg_weights):
+    with pytest.raises(MissingWeightsError, match="vgg11-8a719046.pth"):
+        vggsr.VGGFeatures(3, weights="imagenet")
+    with pytest.raises(MissingWeightsError, match="vgg_if_missing='random'"):
+        vggsr.resolve_vgg_weights("imagenet")
+    with pytest.warns(vggsr.RandomVGGWarning, match="NOT ImageNet"):
+        weights, note = vggsr.resolve_vgg_weights("imagenet", if_missing="random")
+    assert weights == "random" and "RANDOM" in note
+    with pytest.raises(ValueError, match="unknown vgg_weights"):
+        vggsr.resolve_vgg_weights("vgg19")
+
+
+def test_imagenet_weights_are_loaded_from_the_torch_checkpoint_folder(no_vgg_weights):
+    import torchvision
+    from fastdiff.weights import weight_path
+    torch.manual_seed(3)
+    reference = torchvision.models.vgg11(weights=None)
+    weight_path("vgg11").parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), weight_path("vgg11"))   # stands in for the download, same format
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", vggsr.RandomVGGWarning)
+        assert vggsr.resolve_vgg_weights("imagenet")[0] == "imagenet"
+    feats = vggsr.VGGFeatures(5, weights="imagenet")
+    assert torch.equal(feats.layers[18].weight, reference.features[18].weight)
+    lr = torch.rand(1, 1, 8, 8) * 2 - 1                         # greyscale is repeated to RGB
+    out = feats(lr, (32, 32))
+    x = (torch.nn.functional.interpolate(lr, size=(32, 32), mode="bicubic").expand(-1, 3, -1, -1) + 1) / 2
+    x = (x - torch.tensor(vggsr.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(vggsr.IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(out[2], reference.features[:10](x), atol=1e-5)
+        assert torch.allclose(out[4], reference.features[:20](x), atol=1e-5)
+    assert [tuple(f.shape[1:]) for f in out] == [(64, 32, 32), (128, 16, 16), (256, 8, 8), (512, 4, 4), (512, 2, 2)]
+
+
+def test_bad_input_gets_clear_errors():
+    model = build("small + VGG (add)")
+    x, lr, t = batch()
+    with pytest.raises(ValueError, match="lr must be"):
+        model(x, t, lr=lr[:, :1])
+    with pytest.raises(ValueError, match="does not divide"):
+        model(x, t, lr=torch.zeros(2, 3, 5, 5))
+    with pytest.raises(ValueError, match="precomputed VGG features"):
+        model(x, t, lr=lr, vgg=model.vgg_features(lr, (8, 8)))
+    with pytest.raises(ValueError, match="no VGG fusion"):
+        build("small")(x, t, lr=lr, vgg=[])
+    with pytest.raises(ValueError, match="unknown variant"):
+        vggsr.build_variant("tiny", TINY)
+    with pytest.raises(ValueError, match="unknown fusion"):
+        vggsr.VGGSRConfig(vggsr.variant_config("small", TINY).unet, fusion="multiply")
+    with pytest.raises(ValueError, match="needs the LR image"):
+        vggsr.VGGSRConfig(vggsr.variant_config("small, VGG only", TINY).unet, fusion="none")
+    with pytest.raises(ValueError, match="unknown profile"):
+        vggsr.get_profile("medium")
+
+
+def test_training_with_validation_psnr_resumes_exactly_and_checkpoints_rebuild_the_model(tmp_path):
+    hr = torch.rand(12, 3, 16, 16) * 2 - 1
+    from fastdiff.data import SRPairs, downsample
+    pairs, sched = SRPairs(hr, 4), make_schedule("sr3", 50)
+    cfg = TrainConfig(steps=4, batch_size=4, loss="l1", log_every=1, ema_decay=0.9)
+    evaluate = vggsr.val_psnr(hr[:2], downsample(hr[:2], 4), sched, 3, device=torch.device("cpu"))
+
+    plain = train(build("small + VGG (add)"), pairs, sched, cfg, progress=False)
+    evaluated = train(build("small + VGG (add)"), pairs, sched, cfg, progress=False, evaluate=evaluate,
+                      evaluate_every=2)
+    assert [e["step"] for e in evaluated["evals"]] == [0, 2, 4]
+    for a, b in zip(plain["ema"].state_dict().values(), evaluated["ema"].state_dict().values()):
+        assert torch.equal(a, b)   # evaluation does not disturb training
+
+    ckpt = tmp_path / "m.pt"
+    half = train(build("small + VGG (add)"), pairs, sched, TrainConfig(**{**cfg.__dict__, "steps": 2}),
+                 checkpoint=ckpt, progress=False, evaluate=evaluate, evaluate_every=2)
+    assert [e["step"] for e in half["evals"]] == [0, 2]
+    resumed = train(build("small + VGG (add)"), pairs, sched, cfg, checkpoint=ckpt, progress=False,
+                    evaluate=evaluate, evaluate_every=2)
+    assert [e["step"] for e in resumed["evals"]] == [0, 2, 4]
+    assert [e["val PSNR"] for e in resumed["evals"]] == pytest.approx([e["val PSNR"] for e in evaluated["evals"]])
+    for a, b in zip(resumed["ema"].state_dict().values(), evaluated["ema"].state_dict().values()):
+        assert torch.equal(a, b)
+
+    loaded = load_model(ckpt)   # rebuilt without reading VGG weights: they come from the checkpoint
+    assert isinstance(loaded, vggsr.VGGSuperResUNet) and loaded.config.vgg_weights == "random"
+    x, lr, t = batch()
+    with torch.no_grad():
+        assert torch.equal(loaded(x, t, lr=lr), resumed["ema"](x, t, lr=lr))
+
+
+def test_super_resolve_start_noise_does_not_depend_on_batch_size_and_metrics_have_a_bicubic_row():
+    model = build("small")
+    hr = torch.rand(3, 3, 16, 16) * 2 - 1
+    from fastdiff.data import downsample
+    lr, sched = downsample(hr, 4), make_schedule("sr3", 100)
+    a = vggsr.super_resolve(model, lr, sched, 4, device="cpu", batch_size=3, eta=0.0)
+    b = vggsr.super_resolve(model, lr, sched, 4, device="cpu", batch_size=1, eta=0.0)
+    assert a.shape == hr.shape and a.min() >= -1 and a.max() <= 1
+    assert torch.allclose(a[0], b[0], atol=1e-5)
+    profile = vggsr.get_profile("quick", eval_steps=3)
+    rows, outputs = vggsr.metrics_table({"small": model}, hr, sched, profile, device="cpu")
+    assert [r["model"] for r in rows] == ["bicubic (no model)", "small"]
+    assert set(rows[0]) == {"model", "PSNR", "SSIM", "LPIPS", "LR-PSNR"} and rows[0]["LR-PSNR"] > 30
+    grid = vggsr.steps_grid({"small": model}, lr[:1], sched, (2, 4), device="cpu")
+    assert set(grid["small"]) == {2, 4} and grid["small"][4].shape == (1, 3, 16, 16)
+
+
+def test_forward_timing_rows_are_labelled_and_relative_to_the_original():
+    rows = vggsr.forward_times(("original", "small", "small + VGG (add)"), widths=TINY, device=torch.device("cpu"),
+                               repeats=1, progress=False)
+    names = [r["variant"] for r in rows]
+    assert names[:2] == ["original", "small"] and names[2] == "small + VGG (add)" and names[3].startswith("VGG-11")
+    assert rows[0]["speedup vs original"] == 1.0 and rows[0]["params ratio"] == 1.0
+    assert all(r["ms"] > 0 and r["GFLOPs"] > 0 for r in rows)
+    assert rows[3]["speedup vs original"] is None
