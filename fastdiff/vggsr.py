@@ -550,7 +550,7 @@ def forward_times(variants=("original", "half", "small", "small + attention", "s
     t = torch.full((batch_size,), 500, dtype=torch.long, device=device)
     rows = []
     autocast = dict(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
-    for name in progress_bar(variants, desc="forward timing"):
+    for name in progress_bar(variants, desc="forward timing", disable=not progress):
         model = build_variant(name, widths, vgg_weights="random", load_vgg=False).to(device).eval()
         with torch.no_grad(), torch.autocast(**autocast):
             cond = model.prepare_condition(x, {"lr": lr})
