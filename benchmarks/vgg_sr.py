@@ -4,8 +4,8 @@
     python benchmarks/vgg_sr.py [--device auto] [--dtypes fp32,bf16] [--batch 1] [--steps 100] [--repeats 5]
                                 [--out results]
 
-All rows of one dtype are timed in this one run on this one device by the harness (median after a warm-up), so
-the ratios compare like with like. The models are at the paper's widths (base 64, one ResNet block per level,
+All rows of one dtype are timed in this one run on this one device by the harness, in interleaved rounds (one call
+of every model per round; median over the rounds), so the ratios compare like with like. The models are at the paper's widths (base 64, one ResNet block per level,
 32->128) with random weights and a random VGG-11: time does not depend on weights. Sampling uses ancestral
 steps on SR3's schedule, with the VGG features computed once per call (counted). Writes
 <out>/<cpu|cuda>/vgg_sr.json.
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     for name in args.dtypes.split(","):
         dtype = resolve_dtype(name, device)
         rows = vggsr.forward_times(("original", "half", "small", "small + VGG (add)"), widths=w, batch_size=batch,
-                                   device=device, dtype=dtype, repeats=args.repeats, max_seconds=60, progress=False)
+                                   device=device, dtype=dtype, repeats=args.repeats, progress=False)
         table = {r["variant"]: r for r in rows}
         torch.manual_seed(0)
         model = vggsr.build_variant("small + VGG (add)", w, vgg_weights="random")

@@ -375,7 +375,7 @@ PROFILES = {
         train=TrainConfig(steps=200, batch_size=16, lr=1e-3, warmup_steps=20, ema_decay=0.995, loss="l1",
                           log_every=10),
         val_n=8, val_every=50, val_steps=50, eval_n=24, eval_steps=50, grid_steps=(50, 100, 200),
-        timing_batch=1, timing_repeats=3, game_n=24),
+        timing_batch=1, timing_repeats=7, game_n=24),
     # one GPU: the paper's 32->128 and widths (66M / 38M / 10M) on a face folder (or the photos at 128x128)
     "full": SRProfile(
         widths=PAPER_WIDTHS,
@@ -403,9 +403,9 @@ def load_sr_data(profile: SRProfile, *, face_dir: str = "", split: str = "train"
 
 
 def take(data, n: int, *, seed: int = 0) -> torch.Tensor:
-    """``n`` images of a tensor or dataset, chosen by a seeded permutation (the photo patches come in order)."""
-    if n > len(data):
-        raise ValueError(f"asked for {n} images from a split of {len(data)}")
+    """``n`` images (all of them when the split is smaller) of a tensor or dataset, chosen by a seeded
+    permutation (the photo patches come in order)."""
+    n = min(n, len(data))
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:n]
     return data[idx] if isinstance(data, torch.Tensor) else torch.stack([data[int(i)] for i in idx])
 
@@ -537,37 +537,45 @@ def steps_grid(models: dict[str, nn.Module], lr: torch.Tensor, schedule: Schedul
 
 def forward_times(variants=("original", "half", "small", "small + attention", "small + VGG (add)"), *,
                   widths: Widths = PAPER_WIDTHS, scale: int = 4, batch_size: int = 1, device, dtype=torch.float32,
-                  repeats: int = 5, max_seconds: float = 20.0, progress: bool = True) -> list[dict]:
-    """One denoising step (a forward pass) of each variant, timed side by side in one run by the harness, with
-    the LR upsampling and concatenation included and VGG precomputed as during sampling; plus one VGG-11 pass
-    (what sampling pays once per image). Weights are untrained and VGG random: time does not depend on them.
-    Speedup is relative to ``original``."""
+                  repeats: int = 5, progress: bool = True) -> list[dict]:
+    """One denoising step (a forward pass) of each variant, with the LR upsampling and concatenation included and
+    VGG precomputed as during sampling; plus one VGG-11 pass (what sampling pays once per image). Weights are
+    untrained and VGG random: time does not depend on them.
+
+    Timed side by side in one run: after one warm-up call each, ``repeats`` rounds each time one call of every
+    variant in turn (harness `measure`, one repeat), so a slow spell of a shared machine lands on all variants
+    rather than on one; each row gives the median and IQR over the rounds. Speedup is relative to ``original``."""
+    import statistics
     from .bench import count_flops, measure
     s = widths.image_size
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, widths.channels, s, s, generator=gen).to(device)
     lr = torch.randn(batch_size, widths.channels, s // scale, s // scale, generator=gen).clamp(-1, 1).to(device)
     t = torch.full((batch_size,), 500, dtype=torch.long, device=device)
-    rows = []
     autocast = dict(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
-    for name in progress_bar(variants, desc="forward timing", disable=not progress):
-        model = build_variant(name, widths, vgg_weights="random", load_vgg=False).to(device).eval()
-        with torch.no_grad(), torch.autocast(**autocast):
+    calls, info = {}, {}
+    with torch.no_grad(), torch.autocast(**autocast):
+        for name in variants:
+            model = build_variant(name, widths, vgg_weights="random", load_vgg=False).to(device).eval()
             cond = model.prepare_condition(x, {"lr": lr})
-            step = lambda: model(x, t, **cond)  # noqa: E731
-            r = measure(step, device=device, warmup=2, repeats=repeats, max_seconds=max_seconds)
-            flops = count_flops(step)
-            rows.append({"variant": name, "trainable (M)": round(model.unet_parameters() / 1e6, 2),
-                         "GFLOPs": round(flops / 1e9, 2), "ms": 1e3 * r["median_s"], "ms IQR": 1e3 * r["iqr_s"],
-                         "repeats": r["repeats"]})
-            if model.vgg is not None and not any(r["variant"].startswith("VGG-11") for r in rows):
-                v = measure(lambda: model.vgg_features(lr, x.shape[-2:]), device=device, warmup=1, repeats=repeats,
-                            max_seconds=max_seconds)
-                vflops = count_flops(lambda: model.vgg_features(lr, x.shape[-2:]))
-                rows.append({"variant": f"VGG-11 features, {model.vgg.num_stages} stages (once per image)",
-                             "trainable (M)": 0.0, "GFLOPs": round(vflops / 1e9, 2), "ms": 1e3 * v["median_s"],
-                             "ms IQR": 1e3 * v["iqr_s"], "repeats": v["repeats"]})
-        del model
+            calls[name] = lambda model=model, cond=cond: model(x, t, **cond)
+            info[name] = (model.unet_parameters(), count_flops(calls[name]))
+            if model.vgg is not None and not any(k.startswith("VGG-11") for k in calls):
+                key = f"VGG-11 features, {model.vgg.num_stages} stages (once per image)"
+                calls[key] = lambda model=model: model.vgg_features(lr, x.shape[-2:])
+                info[key] = (0, count_flops(calls[key]))
+        times = {name: [] for name in calls}
+        for name, fn in calls.items():
+            measure(fn, device=device, warmup=1, repeats=1)
+        for _ in progress_bar(range(repeats), desc="forward timing (rounds)", disable=not progress):
+            for name, fn in calls.items():
+                times[name].append(measure(fn, device=device, warmup=0, repeats=1)["median_s"])
+    rows = []
+    for name, ts in times.items():
+        q = statistics.quantiles(ts, n=4, method="inclusive") if len(ts) > 1 else [ts[0]] * 3
+        rows.append({"variant": name, "trainable (M)": round(info[name][0] / 1e6, 2),
+                     "GFLOPs": round(info[name][1] / 1e9, 2), "ms": 1e3 * statistics.median(ts),
+                     "ms IQR": 1e3 * (q[2] - q[0]), "repeats": len(ts)})
     base = next((r for r in rows if r["variant"] == "original"), None)
     for r in rows:
         r["speedup vs original"] = None if base is None or r["variant"].startswith("VGG") else base["ms"] / r["ms"]

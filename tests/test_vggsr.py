@@ -222,3 +222,20 @@ def test_forward_timing_rows_are_labelled_and_relative_to_the_original():
     assert rows[0]["speedup vs original"] == 1.0 and rows[0]["params ratio"] == 1.0
     assert all(r["ms"] > 0 and r["GFLOPs"] > 0 for r in rows)
     assert rows[3]["speedup vs original"] is None
+
+
+def test_full_profile_uses_the_papers_sizes_and_a_face_folder(tmp_path):
+    from PIL import Image
+    from fastdiff.data import DatasetUnavailableError
+    full = vggsr.get_profile("full")
+    assert full.widths == vggsr.PAPER_WIDTHS and full.hr_size // full.scale == 32 and full.train.loss == "l1"
+    assert vggsr.get_profile("quick", train_steps=7).train.steps == 7
+    with pytest.raises(DatasetUnavailableError, match="does not exist"):
+        vggsr.load_sr_data(full, face_dir=str(tmp_path / "ffhq"))
+    (tmp_path / "faces").mkdir()
+    for i in range(10):
+        Image.new("RGB", (150, 140), (20 * i, 100, 50)).save(tmp_path / "faces" / f"{i:05d}.png")
+    name, train_hr = vggsr.load_sr_data(full, face_dir=str(tmp_path / "faces"), split="train")
+    _, val = vggsr.load_sr_data(full, face_dir=str(tmp_path / "faces"), split="val")
+    assert name.startswith("folder:") and len(train_hr) == 9 and train_hr[0].shape == (3, 128, 128)
+    assert vggsr.take(val, full.eval_n).shape == (1, 3, 128, 128)   # a small split gives what it has
