@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .diffusion import Schedule, respace, space_timesteps
+from .diffusion import Schedule
 from .nn import count_parameters
 from .train import TrainConfig, train
 from .unet import UNet, UNetConfig

@@ -207,7 +207,7 @@ def test_super_resolve_start_noise_does_not_depend_on_batch_size_and_metrics_hav
     assert a.shape == hr.shape and a.min() >= -1 and a.max() <= 1
     assert torch.allclose(a[0], b[0], atol=1e-5)
     profile = vggsr.get_profile("quick", eval_steps=3)
-    rows, outputs = vggsr.metrics_table({"small": model}, hr, sched, profile, device="cpu")
+    rows, _ = vggsr.metrics_table({"small": model}, hr, sched, profile, device="cpu")
     assert [r["model"] for r in rows] == ["bicubic (no model)", "small"]
     assert set(rows[0]) == {"model", "PSNR", "SSIM", "LPIPS", "LR-PSNR"} and rows[0]["LR-PSNR"] > 30
     grid = vggsr.steps_grid({"small": model}, lr[:1], sched, (2, 4), device="cpu")
