@@ -10,7 +10,7 @@ from .diffusion import Schedule, respace, space_timesteps
 from .sampling import get_sampler
 from .train import TrainConfig
 from .bench import measure
-from .utils import dtype_name, progress_bar, with_overrides
+from .utils import autocast, dtype_name, profile_by_name, progress_bar
 
 
 @dataclass
@@ -65,12 +65,10 @@ def as_steps(value) -> tuple[int, ...]:
 def get_profile(name: str, **overrides) -> BasicsProfile:
     """A profile by name; ``train_steps=``, ``n_samples=``, ``ddim_steps=`` ... override single fields
     (``train_<field>`` reaches into the TrainConfig); None keeps the profile's value."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     for key in ("ddim_steps", "fd_steps"):
         if overrides.get(key) is not None:
             overrides[key] = as_steps(overrides[key])
-    return with_overrides(PROFILES[name], **overrides)
+    return profile_by_name(PROFILES, name, **overrides)
 
 
 def default_runs(num_train_timesteps: int, ddim_steps=(100, 50, 20, 10), eta: float = 0.0) -> list[tuple]:
@@ -95,13 +93,13 @@ def sample_fn(model, schedule: Schedule, name: str, steps: int, eta, x_T: torch.
 
     def run() -> torch.Tensor:
         gen = torch.Generator(device).manual_seed(seed)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+        with autocast(device, dtype):
             return sampler(model, x_T.clone(), sched, cond=cond, generator=gen, progress=False, **kw)
     return run
 
 
 def _warm_up(model, x_T: torch.Tensor, dtype: torch.dtype) -> None:
-    with torch.no_grad(), torch.autocast(x_T.device.type, dtype=dtype, enabled=dtype != torch.float32):
+    with torch.no_grad(), autocast(x_T.device, dtype):
         model(x_T, torch.zeros(len(x_T), dtype=torch.long, device=x_T.device))
 
 

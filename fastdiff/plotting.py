@@ -107,11 +107,11 @@ def plot_fd_vs_steps(rows: list[dict], *, metric: str = "FD (LeNet-MNIST)", ax=N
 
 
 def plot_fool_rates(table, *, paper: dict[str, float] | None = None, ax=None, title: str = "fool rate"):
-    """Fool rate per model (`fastdiff.foolrate.fool_rate_table`) with 95% Wilson intervals and n above each
+    """Fool rate per model (`fastdiff.foolrate.fool_rate_table`) with 95% Wilson intervals and n under each
     bar; the paper's rates as hatched bars beside ours; the 50% line that a perfect generator would reach."""
     import numpy as np
     ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
-    labels, heights, colours, hatches = [], [], [], []
+    labels, heights = [], []
     for r in table.itertuples():
         labels.append(f"{r.model}\n(n={r.n})")
         heights.append(r.fool_rate)

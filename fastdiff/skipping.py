@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass
 
 import torch
@@ -284,10 +283,8 @@ VARIANTS = {"baseline (plain training)": ("zero", "plain"), "zero": ("zero", "co
 def get_profile(name: str, **overrides) -> SkippingProfile:
     """A profile by name; ``train_steps=`` reaches into its TrainConfig, other keywords replace fields (None
     keeps the profile's value)."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    from .utils import with_overrides
-    return with_overrides(PROFILES[name], **overrides)
+    from .utils import profile_by_name
+    return profile_by_name(PROFILES, name, **overrides)
 
 
 def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_dir, device: torch.device,
@@ -296,13 +293,14 @@ def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_di
     ``out_dir/02_<variant>.pt`` and a re-run resumes or reuses them. Returns {variant: train() result}."""
     from pathlib import Path
     from .unet import build_unet
+    from .utils import slug
     results = {}
     for name, (skip_type, scheme) in variants.items():
         torch.manual_seed(profile.train.seed)
         unet = build_unet(profile.model, image_size=profile.image_size, **profile.model_overrides)
         model = LayerSkippingUNet(unet, skip_type=skip_type)
         draw = timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c)
-        path = Path(out_dir) / f"02_{re.sub(r'[^a-z0-9]+', '_', name).strip('_')}.pt"
+        path = Path(out_dir) / f"02_{slug(name)}.pt"
         print(f"training {name}: skip type {skip_type}, scheme {scheme}")
         results[name] = train(model, data, schedule, profile.train, checkpoint=path, resume=resume, device=device,
                               timesteps=draw)

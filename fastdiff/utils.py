@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 import os
 import platform
 import tempfile
@@ -131,6 +132,23 @@ def with_overrides(profile, **overrides):
     train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
     other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
     return dataclasses.replace(profile, train=dataclasses.replace(profile.train, **train_kw), **other)
+
+
+def profile_by_name(profiles: dict, name: str, **overrides):
+    """``profiles[name]`` with `with_overrides` applied, or a ValueError listing the profiles."""
+    if name not in profiles:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(profiles)}")
+    return with_overrides(profiles[name], **overrides)
+
+
+def slug(name: str) -> str:
+    """A label as a file-name part: lower case, runs of other characters as one underscore."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """Autocast to ``dtype`` on ``device``; fp32 runs without autocast."""
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
 def save_results(output_dir: str | Path, name: str, results: dict) -> Path:

@@ -16,7 +16,6 @@ maps back with a 1x1 convolution (the paper's failed variant). "VGG only" drops 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from .diffusion import Schedule
 from .nn import count_parameters
 from .train import TrainConfig, train
 from .unet import UNet, UNetConfig
-from .utils import progress_bar
+from .utils import autocast, progress_bar, slug
 
 FUSIONS = ("none", "add", "concat")
 VGG_WEIGHTS = ("imagenet", "random")
@@ -389,10 +388,8 @@ PROFILES = {
 def get_profile(name: str, **overrides) -> SRProfile:
     """A profile by name; ``train_<field>=`` reaches into its TrainConfig, other keywords replace fields (None
     keeps the profile's value)."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
-    from .utils import with_overrides
-    return with_overrides(PROFILES[name], **overrides)
+    from .utils import profile_by_name
+    return profile_by_name(PROFILES, name, **overrides)
 
 
 def load_sr_data(profile: SRProfile, *, face_dir: str = "", split: str = "train", seed: int = 0):
@@ -445,6 +442,7 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
     """
     from .diffusion import q_sample
     from .metrics import psnr
+    from .sampling import prepare_condition
     T = schedule.num_train_timesteps
     ts = [min(T - 1, round(f * T)) for f in denoise_fractions]
     noise = torch.randn(hr.shape, generator=torch.Generator().manual_seed(seed + 7))
@@ -454,14 +452,13 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
         sr = super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, seed=seed, size=hr.shape[-1])
         model = model.to(device).eval()
         x0, eps = hr.to(device), noise.to(device)
-        cond = model.prepare_condition(x0, {"lr": lr.to(device)}) if hasattr(model, "prepare_condition") else \
-            {"lr": lr.to(device)}
+        cond = prepare_condition(model, x0, {"lr": lr.to(device)})
         den = []
         for t in ts:
             i = torch.full((len(hr),), t, device=device, dtype=torch.long)
             a = schedule.alpha_bar[t].item()
             xt = q_sample(schedule, x0, i, eps)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            with autocast(device, dtype):
                 pred = model(xt, schedule.timesteps.to(device)[i], **cond).float()
             den.append(psnr(((xt - (1 - a) ** 0.5 * pred) / a ** 0.5).clamp(-1, 1).cpu(), hr).mean().item())
         return {"val PSNR": psnr(sr, hr).mean().item(), "denoise PSNR": sum(den) / len(den)}
@@ -469,7 +466,7 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
 
 
 def checkpoint_name(variant: str) -> str:
-    return "01_" + re.sub(r"[^a-z0-9]+", "_", variant.lower()).strip("_") + ".pt"
+    return f"01_{slug(variant)}.pt"
 
 
 def train_variants(profile: SRProfile, train_hr, val_hr: torch.Tensor, schedule: Schedule, *, out_dir,
@@ -552,9 +549,8 @@ def forward_times(variants=("original", "half", "small", "small + attention", "s
     x = torch.randn(batch_size, widths.channels, s, s, generator=gen).to(device)
     lr = torch.randn(batch_size, widths.channels, s // scale, s // scale, generator=gen).clamp(-1, 1).to(device)
     t = torch.full((batch_size,), 500, dtype=torch.long, device=device)
-    autocast = dict(device_type=device.type, dtype=dtype, enabled=dtype != torch.float32)
     calls, info = {}, {}
-    with torch.no_grad(), torch.autocast(**autocast):
+    with torch.no_grad(), autocast(device, dtype):
         for name in variants:
             model = build_variant(name, widths, vgg_weights="random", load_vgg=False).to(device).eval()
             cond = model.prepare_condition(x, {"lr": lr})
@@ -592,7 +588,7 @@ def vgg_share(model: VGGSuperResUNet, lr: torch.Tensor, schedule: Schedule, step
     size = model.config.unet.image_size
     model = model.to(device).eval()
     lr = lr.to(device)
-    with torch.no_grad(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+    with torch.no_grad(), autocast(device, dtype):
         v = measure(lambda: model.vgg_features(lr, (size, size)), device=device, warmup=1, repeats=max(repeats, 5))
     calls = model.vgg.calls
     s = measure(lambda: super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, size=size),
