@@ -5,7 +5,7 @@ every change of k.
     python benchmarks/layer_skipping.py [--device auto] [--dtype fp32] [--steps 50] [--batch 4] [--repeats 3]
                                         [--skip-types zero,duplicate,interpolate] [--compile] [--out results]
 
-Each skip type's c = 0 and c = 2 loops are timed in this one run on this one device (deterministic DDIM, the same
+Each skip type's c = 0 and c = 2 loops are timed side by side, in interleaved rounds, on this one device (deterministic DDIM, the same
 noise), so the ratios compare like with like. Random weights: time does not depend on them. With ``--compile``
 the zero-skipping model is also compiled with a backend that only counts the graphs dynamo hands it (no code
 generation), so the count says how often a change of k triggers a compile. Writes
@@ -19,22 +19,23 @@ from pathlib import Path
 
 import torch
 
-from fastdiff.bench import measure
 from fastdiff.diffusion import make_schedule, respace, space_timesteps
+from fastdiff.measure.bench import interleaved
+from fastdiff.methods.layer_skipping import (SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, k_table,
+                                             predicted_time_fraction)
 from fastdiff.sampling import sample_ddim
-from fastdiff.skipping import (PAPER_TABLE2_SPEEDUP, SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, flops_by_k,
-                               k_table, predicted_time_fraction)
+from fastdiff.studies.adaptive_layer_skipping import PAPER_TABLE2_SPEEDUP, flops_by_k
 from fastdiff.unet import build_unet
 from fastdiff.utils import cpu_features, environment, resolve_device, resolve_dtype, save_results
 
 
-def time_loop(model, schedule, sched, x_T, c, dtype, repeats):
+def sampling_loop(model, schedule, sched, x_T, c, dtype):
     scheduled = ScheduledSkipping(model, c, schedule.num_train_timesteps)
 
     def run():
         with torch.autocast(x_T.device.type, dtype=dtype, enabled=dtype != torch.float32):
             return sample_ddim(scheduled, x_T.clone(), sched, eta=0.0, progress=False)
-    return measure(run, device=x_T.device, warmup=1, repeats=repeats)
+    return run
 
 
 def compile_count(model, schedule, sched, x_T, c) -> dict:
@@ -80,19 +81,20 @@ def main(argv=None) -> int:
     for skip_type in args.skip_types.split(","):
         torch.manual_seed(0)
         model = LayerSkippingUNet(build_unet(args.preset), skip_type=skip_type).to(device).eval()
-        cfg = model.unet.config
+        cfg = model.base.config
         x_T = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size,
                           generator=torch.Generator().manual_seed(0)).to(device)
         flops = flops_by_k(model)
-        t = {c: time_loop(model, schedule, sched, x_T, c, dtype, args.repeats) for c in (0, 2)}
+        loops = {c: sampling_loop(model, schedule, sched, x_T, c, dtype) for c in (0, 2)}
+        t = interleaved(loops, device=device, rounds=args.repeats, warmup=1)    # c = 0 and c = 2 side by side
         fraction = predicted_time_fraction(flops, sched.timesteps.tolist(), schedule.num_train_timesteps, 2)
-        row = {"skip_type": skip_type, "c0_seconds": t[0]["median_s"], "c2_seconds": t[2]["median_s"],
-               "c0_iqr_s": t[0]["iqr_s"], "c2_iqr_s": t[2]["iqr_s"],
+        row = {"skip_type": skip_type, "c0_median_ms": 1e3 * t[0]["median_s"], "c2_median_ms": 1e3 * t[2]["median_s"],
+               "c0_iqr_ms": 1e3 * t[0]["iqr_s"], "c2_iqr_ms": 1e3 * t[2]["iqr_s"],
                "time_saved_pct": 100 * (1 - t[2]["median_s"] / t[0]["median_s"]),
                "flops_saved_pct": 100 * (1 - fraction), "paper_time_saved_pct": PAPER_TABLE2_SPEEDUP[skip_type][2],
                "gflops_per_call_by_k": {k: f / 1e9 for k, f in flops.items()}}
         rows.append(row)
-        print(f"{skip_type:>11}: c=0 {row['c0_seconds']:.2f} s, c=2 {row['c2_seconds']:.2f} s -> "
+        print(f"{skip_type:>11}: c=0 {row['c0_median_ms'] / 1e3:.2f} s, c=2 {row['c2_median_ms'] / 1e3:.2f} s -> "
               f"{row['time_saved_pct']:.1f}% less time (FLOPs predict {row['flops_saved_pct']:.1f}%, "
               f"paper {row['paper_time_saved_pct']:.1f}%)", flush=True)
     result = {"benchmark": "layer_skipping", "environment": environment(device, dtype), "cpu": cpu_features(),
@@ -100,8 +102,8 @@ def main(argv=None) -> int:
               "weights": "random (timing only)", "repeats": args.repeats, "rows": rows}
     if args.compile:
         model = LayerSkippingUNet(build_unet(args.preset), skip_type="zero").to(device).eval()
-        x_T = torch.randn(batch, model.unet.config.in_channels, model.unet.config.image_size,
-                          model.unet.config.image_size).to(device)
+        cfg = model.base.config
+        x_T = torch.randn(batch, cfg.in_channels, cfg.image_size, cfg.image_size).to(device)
         result["torch_compile"] = compile_count(model, schedule, sched, x_T, 2)
         print(f"torch.compile: {result['torch_compile']}")
     path = save_results(args.out / device.type, "layer_skipping", result)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from fastdiff.bench import benchmark_unet
+from fastdiff.measure.bench import benchmark_model
 from fastdiff.unet import build_unet
 from fastdiff.utils import DTYPES, atomic_write, cpu_features, environment, resolve_device, save_results
 
@@ -68,7 +68,7 @@ def main(argv=None) -> int:
             torch.manual_seed(0)
             model = build_unet(name)
             print(f"{name} {mode} batch {batch[name]} ...", file=sys.stderr, flush=True)
-            row = benchmark_unet(model, label=f"{name} {mode}", batch_size=batch[name], device=device,
+            row = benchmark_model(model, label=f"{name} {mode}", batch_size=batch[name], device=device,
                                  dtype=DTYPES[dtype_key], channels_last=channels_last, warmup=args.warmup,
                                  repeats=repeats, mode=mode)
             first = first or row["median_ms"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from fastdiff import vggsr
+from fastdiff.studies import vgg_conditioned_sr as vggsr
 from fastdiff.diffusion import make_schedule
 from fastdiff.utils import cpu_features, environment, resolve_device, resolve_dtype, save_results
 
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         by_dtype[name] = {"forward": rows, "vgg_share": share,
                           "small_vs_original_speedup": table["small"]["speedup vs original"],
                           "small_vgg_vs_original_speedup": table["small + VGG (add)"]["speedup vs original"]}
-        print(f"{name}: original {table['original']['ms']:.1f} ms, small {table['small']['ms']:.1f} ms -> "
+        print(f"{name}: original {table['original']['median_ms']:.1f} ms, small {table['small']['median_ms']:.1f} ms -> "
               f"{table['small']['speedup vs original']:.2f}x (params {table['small']['params ratio']:.1f}x fewer; "
               f"paper 1.77x); VGG once per sampling call: {share['vgg_ms']:.1f} ms of {share['sampling_s']:.2f} s = "
               f"{share['vgg_share_percent']:.3f}% ({share['vgg_calls_per_sampling']:.0f} VGG call per sampling)",

@@ -1,7 +1,14 @@
 """fastdiff: reproductions of studies on making diffusion models faster.
 
-Modules: `diffusion` (schedules, forward process, loss), `sampling` (DDPM, DDIM), `unet` (the base U-Net and
-its presets), `data` (offline and torchvision datasets), `train` (resumable training), `runner`
-(`fastdiff reproduce`), and one module per notebook (`basics` for 00).
+The package is laid out by idea (see ``fastdiff/README.md``):
+
+- the core, at the top level: `diffusion` (schedules, forward process, loss), `sampling` (DDPM, DDIM), `nn` and
+  `unet` (the U-Net, its level walk and block factory), `registry` (architectures by name), `train` (resumable
+  training), `data`, `weights`, `results` (the one results schema), `utils`;
+- `fastdiff.methods`: one module per acceleration method, wrappers over the U-Net's level walk;
+- `fastdiff.measure`: timing, metrics, the LeNet-MNIST feature net, SR evaluation, the fool-rate game;
+- `fastdiff.studies`: one module per notebook: profiles, variants, the papers' numbers, drivers.
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+
+from . import methods as _methods  # noqa: E402,F401  (registers the methods' architectures for checkpoints)

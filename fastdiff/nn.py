@@ -2,10 +2,16 @@
 
 Every block that needs the time embedding takes ``forward(h, emb)``; the others take ``forward(h)``.
 Later studies reuse these blocks rather than writing variants of them.
+
+The U-Net builds its blocks through a *block factory* looked up by name (`BLOCKS`, `register_block`), so a
+method can swap the ResNet block for another (study 3's ODE block, study 5's 1x1 bottleneck) by naming it in
+the config, without a new U-Net. A factory is called ``factory(in_ch, out_ch, *, emb_dim, dropout, norm_groups,
+attention, num_heads, **block_options)`` and returns a module with ``forward(h, emb)``.
 """
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -88,6 +94,30 @@ class ResAttnBlock(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.res(x, emb)
         return self.attn(h) if self.attn is not None else h
+
+
+BLOCKS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_block(name: str):
+    """Register a block factory under ``name`` (the value of `UNetConfig.block`)."""
+    def add(factory):
+        if name in BLOCKS and BLOCKS[name] is not factory:
+            raise ValueError(f"a block factory named {name!r} is already registered ({BLOCKS[name].__qualname__})")
+        BLOCKS[name] = factory
+        return factory
+    return add
+
+
+register_block("resnet")(ResAttnBlock)
+
+
+def make_block(name: str, in_ch: int, out_ch: int, *, options: dict | None = None, **kw) -> nn.Module:
+    """A block from the factory registered as ``name`` (``resnet``: `ResAttnBlock`)."""
+    if name not in BLOCKS:
+        raise ValueError(f"unknown block {name!r}; registered blocks: {sorted(BLOCKS)} (a method's block is "
+                         f"registered when fastdiff.methods is imported)")
+    return BLOCKS[name](in_ch, out_ch, **kw, **(options or {}))
 
 
 class Downsample(nn.Module):

@@ -1,5 +1,5 @@
 """Figures the notebooks share: image grids, the forward process, loss, timing and FD-against-steps curves,
-fool rates."""
+fool rates. Presentation only: it imports the core, never a method or a study (a study passes its data in)."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -70,15 +70,15 @@ def plot_loss(history: list[dict], *, ax=None, title: str = "training loss", yla
 
 
 def plot_time_vs_steps(rows: list[dict], *, ax=None, title: str = "sampling time per image"):
-    """Seconds per image against the number of denoising steps, one line per sampler."""
+    """Milliseconds per image against the number of denoising steps, one line per sampler."""
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
-        pts = sorted((r["steps"], r["seconds_per_image"]) for r in rows if r["sampler"] == sampler)
+        pts = sorted((r["steps"], r["ms_per_image"]) for r in rows if r["sampler"] == sampler)
         ax.plot(*zip(*pts), "o-", label=sampler)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("denoising steps (network evaluations)")
-    ax.set_ylabel("seconds per image")
+    ax.set_ylabel("ms per image")
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", lw=0.3)
     ax.legend(fontsize=8)
@@ -107,7 +107,7 @@ def plot_fd_vs_steps(rows: list[dict], *, metric: str = "FD (LeNet-MNIST)", ax=N
 
 
 def plot_fool_rates(table, *, paper: dict[str, float] | None = None, ax=None, title: str = "fool rate"):
-    """Fool rate per model (`fastdiff.foolrate.fool_rate_table`) with 95% Wilson intervals and n under each
+    """Fool rate per model (`fastdiff.measure.foolrate.fool_rate_table`) with 95% Wilson intervals and n under each
     bar; the paper's rates as hatched bars beside ours; the 50% line that a perfect generator would reach."""
     import numpy as np
     ax = ax or plt.subplots(figsize=(6.5, 3.5))[1]
@@ -160,13 +160,13 @@ def show_trial(sources, trial, *, title: str | None = None):
     return fig
 
 
-def plot_k_schedule(num_levels: int, num_train_timesteps: int, cs=(1, 2, 3, 5), *, ax=None):
-    """k(t) of the layer-skipping paper (eq. 1) against t for several c: the number of deepest levels skipped."""
-    from .skipping import k_table
+def plot_k_schedule(tables: dict[float, list[int]], num_levels: int, *, ax=None):
+    """k(t) of the layer-skipping paper (eq. 1) against t for several c (``tables``: {c: k for every timestep},
+    e.g. from `fastdiff.methods.layer_skipping.k_table`): the number of deepest levels skipped."""
     ax = ax or plt.subplots(figsize=(6, 3.2))[1]
-    t = [i / (num_train_timesteps - 1) for i in range(num_train_timesteps)]
-    for c in cs:
-        ax.step(t, k_table(num_train_timesteps, num_levels, c), where="post", label=f"c = {c:g}")
+    for c, table in tables.items():
+        t = [i / (len(table) - 1) for i in range(len(table))]
+        ax.step(t, table, where="post", label=f"c = {c:g}")
     ax.set(xlabel="t (normalised; 1 = pure noise)", ylabel="k(t): levels skipped", yticks=range(num_levels))
     ax.set_title(f"k(t) = min(N-1, floor(N - N(1-t)^c)), N = {num_levels}", fontsize=9)
     ax.legend(fontsize=8)

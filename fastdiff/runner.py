@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import time
 from pathlib import Path
 
@@ -74,7 +75,9 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
     notebooks = find_notebooks(Path(notebooks_dir) if notebooks_dir else default_notebooks_dir(), only)
     out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = out_dir.resolve()
-    parameters = {"profile": profile, "device": device, "output_dir": str(out_dir)}
+    nb_dir = notebooks[0].parent.resolve()
+    # relative to the notebooks' working folder, so that results files carry no absolute path of this machine
+    parameters = {"profile": profile, "device": device, "output_dir": os.path.relpath(out_dir, nb_dir)}
 
     records = []
     bar = progress_bar(notebooks, desc="notebooks", unit="nb", disable=not progress)

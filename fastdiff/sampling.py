@@ -12,8 +12,8 @@ from typing import Callable
 
 import torch
 
-from .diffusion import Schedule
-from .utils import progress_bar
+from .diffusion import Schedule, respace, space_timesteps
+from .utils import autocast, progress_bar
 
 
 def _steps(schedule: Schedule, progress: bool, desc: str):
@@ -104,3 +104,18 @@ def get_sampler(name: str):
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
     return SAMPLERS[name]
+
+
+def sampler_call(model, schedule: Schedule, name: str, steps: int, eta: float | None, x_T: torch.Tensor, *,
+                 dtype: torch.dtype = torch.float32, seed: int = 0, cond: dict | None = None):
+    """A zero-argument function that draws one batch from ``x_T`` with the named sampler on ``steps`` respaced
+    steps of ``schedule`` (conditioned on ``cond``, under autocast when ``dtype`` is not fp32). Every call
+    reseeds, so repeated (timed) calls return the same images."""
+    sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
+    sampler, kw = get_sampler(name.lower()), ({} if eta is None else {"eta": eta})
+
+    def run() -> torch.Tensor:
+        gen = torch.Generator(x_T.device).manual_seed(seed)
+        with autocast(x_T.device, dtype):
+            return sampler(model, x_T.clone(), sched, cond=cond, generator=gen, progress=False, **kw)
+    return run

@@ -1,30 +1,31 @@
-"""A function-based training loop with exact resume.
+"""A function-based training loop with exact resume, and checkpoints that survive errors.
 
 Every random draw of training comes from state that the checkpoint stores: a CPU generator for the
 batch indices, a generator on the training device for t and the noise, and torch's global RNG (dropout).
-So training 2N steps equals N steps + resume + N steps, weight for weight (tested on CPU).
+So training 2N steps equals N steps + resume + N steps, weight for weight (tested on CPU). An error of any
+kind (a bad image, a NaN loss, out of memory, Ctrl-C) saves the last consistent state before it is raised,
+and resuming with changed settings says what changed (`fastdiff.checkpoint` holds the file format).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: F401  (load_model: public API)
 from .data import get_batch
 from .diffusion import Schedule, noise_loss
-from .unet import ARCHITECTURES
-from .utils import atomic_write, progress_bar
-
-CHECKPOINT_VERSION = 1
+from .registry import model_spec
+from .utils import DTYPES, progress_bar
 
 
 @dataclass
@@ -40,19 +41,36 @@ class TrainConfig:
     ema_decay: float = 0.9999
     ema_warmup: bool = True            # decay_t = min(ema_decay, (1 + t) / (10 + t))
     grad_clip: float | None = 1.0      # max global gradient norm
-    amp: str = "none"                  # "none" | "bf16" | "fp16" (autocast)
+    amp: str = "fp32"                  # "fp32" | "bf16" | "fp16" (autocast; fp32 runs without it)
     loss: str = "l2"                   # "l2" | "l1" on the noise
-    checkpoint_every: int = 0          # 0: only at the end and on interrupt
+    checkpoint_every: int = 500        # also at the end, on Ctrl-C and on any error; 0: only then
     log_every: int = 10
     seed: int = 0
 
     def __post_init__(self):
-        checks = {"optimizer": ("adam", "adamw"), "amp": ("none", "bf16", "fp16"), "loss": ("l1", "l2")}
+        checks = {"optimizer": ("adam", "adamw"), "amp": tuple(DTYPES), "loss": ("l1", "l2")}
         for name, allowed in checks.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r}; choose one of {allowed}")
-        if self.steps < 0 or self.batch_size < 1:
-            raise ValueError("steps must be >= 0 and batch_size >= 1")
+        for name, low in (("steps", 1), ("batch_size", 1), ("warmup_steps", 0), ("checkpoint_every", 0),
+                          ("log_every", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"TrainConfig.{name} must be an integer >= {low}, got {value!r}")
+        for name, low, high in (("lr", 0.0, None), ("weight_decay", 0.0, None), ("min_lr_ratio", 0.0, 1.0),
+                                ("ema_decay", 0.0, 1.0)):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+                value >= low and (high is None or value <= high) and (name != "lr" or value > 0)
+            if not ok:
+                bound = f"in [{low}, {high}]" if high is not None else ("> 0" if name == "lr" else f">= {low}")
+                raise ValueError(f"TrainConfig.{name} must be a number {bound}, got {value!r}")
+        if self.grad_clip is not None and not (isinstance(self.grad_clip, (int, float)) and self.grad_clip > 0):
+            raise ValueError(f"TrainConfig.grad_clip must be None or a number > 0, got {self.grad_clip!r}")
+
+
+# settings that do not change the arithmetic of training: a resume may change them freely
+_FREE_SETTINGS = ("steps", "checkpoint_every", "log_every")
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -73,39 +91,28 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.copy_(b)
 
 
-# ----------------------------------------------------------------------------------------------- checkpoints
-
-def save_checkpoint(path: str | Path, payload: dict) -> None:
-    """Write atomically (temporary file, fsync, rename): a crash never leaves half a checkpoint."""
-    atomic_write(path, lambda f: torch.save(payload, f))
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise ValueError(f"{path} is not a fastdiff checkpoint of version {CHECKPOINT_VERSION}")
-    return ckpt
-
-
-def model_class(ckpt: dict) -> type[nn.Module]:
-    """The class a checkpoint's model is rebuilt with: ``arch`` in ``module`` (older checkpoints: the U-Nets)."""
-    if "module" not in ckpt:
-        return ARCHITECTURES[ckpt["arch"]]
-    module = importlib.import_module(ckpt["module"])
-    if not ckpt["module"].startswith("fastdiff.") or not hasattr(module, ckpt["arch"]):
-        raise ValueError(f"checkpoint names an unknown model class {ckpt['module']}.{ckpt['arch']}")
-    return getattr(module, ckpt["arch"])
-
-
-def load_model(path: str | Path, *, ema: bool = True, map_location="cpu") -> nn.Module:
-    """Rebuild the model stored in a checkpoint from its config (EMA weights by default), in eval mode."""
-    ckpt = load_checkpoint(path, map_location)
-    model = model_class(ckpt).from_config(ckpt["model_config"])
-    model.load_state_dict(ckpt["ema" if ema else "model"])
-    return model.eval()
+def resume_differences(stored: dict, cfg: TrainConfig, schedule_state: dict) -> list[str]:
+    """What a resume would change, one line each (empty: the run continues as a straight run would)."""
+    diffs = []
+    now = dataclasses.asdict(cfg)
+    for key in sorted(set(stored["train_config"]) | set(now)):
+        if key in _FREE_SETTINGS:
+            continue
+        a, b = stored["train_config"].get(key, "<absent>"), now.get(key, "<absent>")
+        if a != b:
+            diffs.append(f"{key}: {a!r} in the checkpoint, {b!r} asked")
+    old = stored.get("schedule", {})
+    if isinstance(old.get("alpha_bar"), torch.Tensor):
+        same = old["alpha_bar"].shape == schedule_state["alpha_bar"].shape and \
+            torch.equal(old["alpha_bar"], schedule_state["alpha_bar"]) and \
+            torch.equal(old["timesteps"], schedule_state["timesteps"])
+        if not same:
+            diffs.append(f"schedule: {len(old['alpha_bar'])} steps in the checkpoint, "
+                         f"{len(schedule_state['alpha_bar'])} asked (or other alpha_bar values)")
+    if cfg.cosine_decay and stored["train_config"].get("steps") != cfg.steps:
+        diffs.append(f"steps: {stored['train_config'].get('steps')} in the checkpoint, {cfg.steps} asked, which "
+                     f"moves the cosine LR schedule")
+    return diffs
 
 
 class _GracefulInterrupt:
@@ -135,21 +142,33 @@ class _GracefulInterrupt:
 # ----------------------------------------------------------------------------------------------- the loop
 
 def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, checkpoint: str | Path | None = None,
-          resume: bool = True, device: str | torch.device | None = None, progress: bool = True,
-          callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0) -> dict:
+          resume: bool = True, on_change: str = "error", device: str | torch.device | None = None,
+          progress: bool = True, callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0) -> dict:
     """Train ``model`` to predict the noise (DDPM Alg. 1) on ``data`` (a tensor of images, or a dataset of
     images or of {"x0": ..., **cond} dicts). Resumes from ``checkpoint`` when it exists and ``resume``.
 
+    Resuming says so, and checks the stored run against this call: a different model or schedule, or other
+    training settings (lr, batch size, seed, loss ...; not ``steps``, ``checkpoint_every``, ``log_every``) stop
+    with the list of differences, unless ``on_change="continue"`` (go on with the new settings; the run then
+    differs from a straight one). A checkpoint that already holds more steps than asked is returned as it is,
+    with a warning. Any error during training (Ctrl-C, a bad image, a NaN loss, out of memory) first saves the
+    last consistent state (the previous step's, when the error came inside a step), so nothing done is lost.
+
     ``callback(step, loss)`` runs after every step. ``timesteps(batch_size, generator, device) -> (i, kwargs)``
     replaces the uniform draw of timestep indices and adds keyword arguments for the model (layer skipping's
-    ``k``: `fastdiff.skipping.timestep_sampler`); it must draw from ``generator`` so that resume stays exact.
-    ``evaluate(ema) -> dict`` (e.g. validation PSNR) runs on the EMA model at step 0 and every ``evaluate_every``
-    steps; its rows {"step", "seconds", **result} are stored in the checkpoint, so a resumed run continues the
-    curve. It runs under `torch.random.fork_rng` and its time is not counted as training time, so training with
-    or without it gives the same weights.
-    Returns {"model", "ema", "step", "history", "evals"}; history holds {"step", "loss", "lr", "seconds"} every
-    ``log_every`` steps.
+    ``k``: `fastdiff.methods.layer_skipping.timestep_sampler`); it must draw from ``generator`` so that resume
+    stays exact. ``evaluate(ema) -> dict`` (e.g. validation PSNR) runs on the EMA model at step 0 and every
+    ``evaluate_every`` steps; its rows {"step", "seconds", **result} are stored in the checkpoint, so a resumed run
+    continues the curve. It runs under `torch.random.fork_rng` and its time is not counted as training time, so
+    training with or without it gives the same weights.
+    Returns {"model", "ema", "step", "history", "evals", "sessions", "resumed_from"}; history holds {"step",
+    "loss", "lr", "seconds"} every ``log_every`` steps; ``resumed_from`` is the step the run resumed at (None:
+    trained from scratch in this call).
     """
+    if on_change not in ("error", "continue"):
+        raise ValueError(f"on_change must be 'error' or 'continue', got {on_change!r}")
+    if len(data) == 0:
+        raise ValueError("the training data is empty")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     schedule = schedule.to(device)  # q_sample then indexes it in place, with no copy per step
@@ -157,30 +176,47 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(cfg.amp)
+    amp_dtype = None if cfg.amp == "fp32" else DTYPES[cfg.amp]
 
     g_data = torch.Generator().manual_seed(cfg.seed)
     g_noise = torch.Generator(device).manual_seed(cfg.seed + 1)
     torch.manual_seed(cfg.seed + 2)  # dropout draws from the global RNG
-    step, history, evals, last_saved = 0, [], [], None
+    step, history, evals, last_saved, sessions, resumed_from = 0, [], [], None, 1, None
     checkpoint = Path(checkpoint) if checkpoint else None
+    spec = model_spec(model)
+    schedule_state = {"timesteps": schedule.timesteps.cpu(), "alpha_bar": schedule.alpha_bar.cpu(),
+                      "num_train_timesteps": schedule.num_train_timesteps}
 
-    def payload() -> dict:
+    def rng_state() -> dict:
         rng = {"data": g_data.get_state(), "noise": g_noise.get_state(), "torch": torch.get_rng_state()}
         if device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(device)
-        return {"version": CHECKPOINT_VERSION, "arch": type(model).__name__, "module": type(model).__module__,
-                "model_config": model.config.to_dict(), "train_config": dataclasses.asdict(cfg),
-                "schedule": {"num_train_timesteps": schedule.num_train_timesteps, "length": len(schedule)},
-                "step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                "scaler": scaler.state_dict(), "rng": rng, "history": history,
-                "evals": evals}
+        return rng
+
+    def save(rng: dict | None = None) -> None:
+        nonlocal last_saved
+        if checkpoint is None:
+            return
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            print(f"not saving step {step}: the weights hold NaN/inf; {checkpoint} keeps step {last_saved}")
+            return
+        save_checkpoint(checkpoint, {
+            "version": 2, "model_spec": spec, "train_config": dataclasses.asdict(cfg), "schedule": schedule_state,
+            "step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+            "scaler": scaler.state_dict(), "rng": rng or rng_state(), "history": history, "evals": evals,
+            "sessions": sessions})
+        last_saved = step
 
     if checkpoint is not None and resume and checkpoint.exists():
         ckpt = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; weights are copied over
-        if ckpt["model_config"] != model.config.to_dict() or ckpt["arch"] != type(model).__name__:
-            raise ValueError(f"checkpoint {checkpoint} holds a different model ({ckpt['arch']}, "
-                             f"{ckpt['model_config']}); use another path or resume=False")
+        if ckpt["model_spec"] != spec:
+            raise ValueError(f"checkpoint {checkpoint} holds a different model ({ckpt['model_spec']['arch']}: "
+                             f"{ckpt['model_spec']['config']}); use another path or resume=False to start over")
+        diffs = resume_differences(ckpt, cfg, schedule_state)
+        if diffs and on_change == "error":
+            raise ValueError(f"checkpoint {checkpoint} (step {ckpt['step']}) was trained with other settings: "
+                             + "; ".join(diffs) + ". Use the same settings to resume exactly, on_change='continue' "
+                             "to go on from there with the new ones, or resume=False (or another path) to start over")
         model.load_state_dict(ckpt["model"])
         ema.load_state_dict(ckpt["ema"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -191,13 +227,16 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         if "cuda" in ckpt["rng"] and device.type == "cuda":
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
         step, history, last_saved = ckpt["step"], ckpt["history"], ckpt["step"]
-        evals = ckpt.get("evals", [])
-
-    def save():
-        nonlocal last_saved
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, payload())
-            last_saved = step
+        evals, sessions, resumed_from = ckpt.get("evals", []), ckpt.get("sessions", 1) + 1, ckpt["step"]
+        note = f" with changed settings ({'; '.join(diffs)})" if diffs else ""
+        print(f"resuming {checkpoint} at step {step} of {cfg.steps}{note}")
+        if step >= cfg.steps:
+            if step > cfg.steps:
+                warnings.warn(f"checkpoint {checkpoint} already holds {step} steps, more than the {cfg.steps} asked: "
+                              f"returning its model as it is (not retrained, not cut back)", stacklevel=2)
+            model.eval()
+            return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals,
+                    "sessions": sessions - 1, "resumed_from": resumed_from}
 
     bar = progress_bar(total=cfg.steps, initial=step, desc="train", disable=not progress)
     start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # cumulative over resumes
@@ -213,11 +252,11 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
 
     if evaluate is not None and not any(e["step"] == step for e in evals):
         run_evaluation()
-    mid_step = False  # True while model/optimizer/EMA may be half-updated
+    mid_step, updated, rng_before = False, False, None  # inside a step; past the optimizer's update; RNG at its start
     with _GracefulInterrupt() as interrupt:
         try:
             while step < cfg.steps:
-                mid_step = True
+                mid_step, updated, rng_before = True, False, rng_state()
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, step)
                 batch = get_batch(data, torch.randint(len(data), (cfg.batch_size,), generator=g_data))
@@ -234,14 +273,14 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                     loss = noise_loss(model, x0, schedule, loss=cfg.loss, cond=cond, i=i, generator=g_noise)
                 value = loss.item()  # the one host sync of the step
                 if not math.isfinite(value):
-                    kept = f"the last good checkpoint ({checkpoint}, step {last_saved}) is kept" \
-                        if last_saved is not None else "no checkpoint had been written"
-                    raise FloatingPointError(f"loss is {value} at step {step + 1}; training stopped and {kept}")
+                    raise FloatingPointError(f"loss is {value} at step {step + 1}: lower the learning rate, keep "
+                                             f"grad_clip on, or check the data for NaN/inf")
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 if cfg.grad_clip:
                     scaler.unscale_(opt)
                     nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                updated = True
                 scaler.step(opt)
                 scaler.update()
                 decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
@@ -262,16 +301,24 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                     callback(step, value)
                 if interrupt.requested:
                     raise KeyboardInterrupt
-        except KeyboardInterrupt:
-            if checkpoint is not None and not mid_step:
+        except BaseException as error:
+            what = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped by {type(error).__name__}"
+            if checkpoint is None:
+                pass
+            elif not mid_step:
                 save()
-                print(f"interrupted at step {step}; checkpoint saved to {checkpoint} (call train again to resume)")
-            elif checkpoint is not None:
-                print(f"interrupted inside step {step + 1}; the checkpoint of step {last_saved} is kept")
+                print(f"{what} after step {step}; checkpoint saved to {checkpoint} (call train again to resume)")
+            elif not updated:   # the step had not touched the weights: save the state from before it
+                save(rng_before)
+                print(f"{what} inside step {step + 1}; the state after step {step} is saved to {checkpoint} "
+                      f"(call train again to resume: step {step + 1} is redone)")
+            else:
+                print(f"{what} inside step {step + 1}, after the weights changed; {checkpoint} keeps step {last_saved}")
             raise
         finally:
             bar.close()
     if last_saved != step:
         save()
     model.eval()
-    return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals}
+    return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals, "sessions": sessions,
+            "resumed_from": resumed_from}

@@ -1,20 +1,27 @@
-"""The base U-Net of DDPM (Ho et al. 2020) and SR3 (Saharia et al. 2021), with its levels made explicit.
+"""The base U-Net of DDPM (Ho et al. 2020) and SR3 (Saharia et al. 2021), with its levels made explicit and
+one level walk that every method goes through.
 
 Notation: N = len(channel_mult) levels. Encoder level l works at image_size / 2^l with
 base_channels * channel_mult[l] channels; decoder level l mirrors it. The skip tensors that decoder
-level l consumes are exactly the ones encoder level l produced (its input and each block output),
-so a wrapper can drop the k deepest levels, or add features at a level, without touching this file.
+level l consumes are exactly the ones encoder level l produced (its input and each block output).
+
+`UNet.walk(x, t, hooks)` is the forward pass. A method does not re-implement it: it is a wrapper
+(`UNetWrapper`) that adds what it changes to the `LevelHooks` and hands them on to the model it wraps,
+so methods stack (VGG features added at every encoder block *and* the k deepest levels skipped, say).
+The blocks come from a named factory (`fastdiff.nn.BLOCKS`), so a method can also replace the ResNet block.
 """
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .nn import Downsample, ResAttnBlock, Upsample, count_parameters, group_norm, timestep_embedding
+from .nn import Downsample, Upsample, count_parameters, group_norm, make_block, timestep_embedding
+from .registry import register_architecture
 
 
 @dataclass
@@ -31,15 +38,28 @@ class UNetConfig:
     cond_channels: int = 0                   # extra input channels concatenated to x_t (SR3: the LR image)
     num_heads: int = 1
     norm_groups: int = 32
+    block: str = "resnet"                    # the block factory (`fastdiff.nn.BLOCKS`)
+    block_options: dict = field(default_factory=dict)   # extra keyword arguments of that factory
 
     def __post_init__(self):
         self.channel_mult = tuple(self.channel_mult)
         self.attention_resolutions = tuple(self.attention_resolutions)
+        self.block_options = dict(self.block_options)
         if self.out_channels is None:
             self.out_channels = self.in_channels
         n = len(self.channel_mult)
         if n < 1:
             raise ValueError("channel_mult needs at least one level")
+        for name in ("image_size", "in_channels", "base_channels", "num_res_blocks", "num_heads", "norm_groups"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UNetConfig.{name} must be a positive integer, got {value!r}")
+        if any(not isinstance(m, int) or m < 1 for m in self.channel_mult):
+            raise ValueError(f"channel_mult must hold positive integers, got {self.channel_mult}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.cond_channels < 0:
+            raise ValueError(f"cond_channels must be >= 0, got {self.cond_channels}")
         if self.image_size % 2 ** (n - 1):
             raise ValueError(f"image_size {self.image_size} is not divisible by 2^{n - 1} "
                              f"(needed by {n} levels of channel_mult={self.channel_mult})")
@@ -54,9 +74,6 @@ class UNetConfig:
 
     def level_channels(self, level: int) -> int:
         return self.base_channels * self.channel_mult[level]
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 PRESETS: dict[str, dict] = {
@@ -88,6 +105,32 @@ def unet_config(preset: str, **overrides) -> UNetConfig:
     return UNetConfig(**{**PRESETS[preset], **overrides})
 
 
+# ----------------------------------------------------------------------------------------------- the level walk
+
+@dataclass
+class LevelHooks:
+    """What the wrappers of a U-Net change in its level walk (`UNet.walk`); each wrapper adds its part.
+
+    - ``encoder_block``: functions ``f(level, h) -> h`` applied, in order, to the output of every encoder
+      block of a level before it becomes a skip tensor (study 1 adds VGG features there);
+    - ``skip_levels``: k, the number of deepest levels bypassed (study 2); with k > 0 ``fill(h, emb, level)``
+      returns the input that decoder level ``level`` misses from the deeper levels.
+    """
+    encoder_block: list[Callable[[int, torch.Tensor], torch.Tensor]] = field(default_factory=list)
+    skip_levels: int = 0
+    fill: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None
+
+    def fuse(self, level: int):
+        if not self.encoder_block:
+            return None
+
+        def apply(h: torch.Tensor) -> torch.Tensor:
+            for f in self.encoder_block:
+                h = f(level, h)
+            return h
+        return apply
+
+
 class EncoderLevel(nn.Module):
     """num_res_blocks blocks at one resolution, then a downsample (all levels but the deepest)."""
 
@@ -100,10 +143,10 @@ class EncoderLevel(nn.Module):
                 downsample: bool = True, fuse=None) -> torch.Tensor:
         for block in self.blocks:
             h = block(h, emb)
-            if fuse is not None:  # study 1 adds (or concatenates) VGG features to every block output
+            if fuse is not None:
                 h = fuse(h)
             skips.append(h)
-        if self.down is not None and downsample:  # layer skipping stops at a level: no downsample there
+        if self.down is not None and downsample:  # a walk that stops at this level does not downsample
             h = self.down(h)
             skips.append(h)
         return h
@@ -114,30 +157,30 @@ class DecoderLevel(nn.Module):
 
     def __init__(self, blocks: list[nn.Module], up: nn.Module | None):
         super().__init__()
-        self.blocks = nn.ModuleList(blocks)
-        self.up = up
+        self.blocks, self.up = nn.ModuleList(blocks), up
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
         for block in self.blocks:
             h = block(torch.cat([h, skips.pop()], dim=1), emb)
-        if self.up is not None:
-            h = self.up(h)
-        return h
+        return h if self.up is None else self.up(h)
 
 
 class MiddleBlock(nn.Module):
-    """ResBlock -> attention -> ResBlock at the lowest resolution."""
+    """Block -> attention -> block at the lowest resolution."""
 
-    def __init__(self, ch: int, *, emb_dim: int, dropout: float, norm_groups: int, attention: bool, num_heads: int):
+    def __init__(self, ch: int, *, block: str = "resnet", block_options: dict | None = None, emb_dim: int,
+                 dropout: float, norm_groups: int, attention: bool, num_heads: int):
         super().__init__()
-        kw = dict(emb_dim=emb_dim, dropout=dropout, norm_groups=norm_groups, num_heads=num_heads)
-        self.block1 = ResAttnBlock(ch, ch, attention=attention, **kw)
-        self.block2 = ResAttnBlock(ch, ch, attention=False, **kw)
+        kw = dict(emb_dim=emb_dim, dropout=dropout, norm_groups=norm_groups, num_heads=num_heads,
+                  options=block_options)
+        self.block1 = make_block(block, ch, ch, attention=attention, **kw)
+        self.block2 = make_block(block, ch, ch, attention=False, **kw)
 
     def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         return self.block2(self.block1(h, emb), emb)
 
 
+@register_architecture("unet")
 class UNet(nn.Module):
     """Noise-prediction U-Net: ``model(x_t, t) -> eps``. ``t`` holds one (integer or real) timestep per image."""
 
@@ -147,7 +190,8 @@ class UNet(nn.Module):
         emb_dim = 4 * c.base_channels
         self.time_embed = nn.Sequential(nn.Linear(c.base_channels, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.stem = nn.Conv2d(c.in_channels + c.cond_channels, c.base_channels, 3, padding=1)
-        kw = dict(emb_dim=emb_dim, dropout=c.dropout, norm_groups=c.norm_groups, num_heads=c.num_heads)
+        kw = dict(emb_dim=emb_dim, dropout=c.dropout, norm_groups=c.norm_groups, num_heads=c.num_heads,
+                  options=c.block_options)
 
         # Encoder: record every skip width so the decoder can mirror it.
         skip_ch, ch, encoder = [c.base_channels], c.base_channels, []
@@ -156,7 +200,7 @@ class UNet(nn.Module):
             attn = (c.image_size >> level) in c.attention_resolutions
             blocks = []
             for _ in range(c.num_res_blocks):
-                blocks.append(ResAttnBlock(ch, out, attention=attn, **kw))
+                blocks.append(make_block(c.block, ch, out, attention=attn, **kw))
                 ch = out
                 skip_ch.append(ch)
             last = level == c.num_levels - 1
@@ -164,7 +208,9 @@ class UNet(nn.Module):
             if not last:
                 skip_ch.append(ch)
         self.encoder = nn.ModuleList(encoder)
-        self.middle = MiddleBlock(ch, attention=c.middle_attention, **kw)
+        self.middle = MiddleBlock(ch, block=c.block, block_options=c.block_options, attention=c.middle_attention,
+                                  emb_dim=emb_dim, dropout=c.dropout, norm_groups=c.norm_groups,
+                                  num_heads=c.num_heads)
 
         # Decoder, built deepest level first; stored so that decoder[l] mirrors encoder[l].
         decoder = []
@@ -173,7 +219,7 @@ class UNet(nn.Module):
             attn = (c.image_size >> level) in c.attention_resolutions
             blocks = []
             for _ in range(c.num_res_blocks + 1):
-                blocks.append(ResAttnBlock(ch + skip_ch.pop(), out, attention=attn, **kw))
+                blocks.append(make_block(c.block, ch + skip_ch.pop(), out, attention=attn, **kw))
                 ch = out
             decoder.append(DecoderLevel(blocks, Upsample(ch) if level > 0 else None))
         self.decoder = nn.ModuleList(reversed(decoder))
@@ -182,36 +228,67 @@ class UNet(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "UNet":
-        """Rebuild from ``config.to_dict()`` (what checkpoints store)."""
+        """Rebuild from ``dataclasses.asdict(config)`` (what checkpoints store)."""
         return cls(UNetConfig(**config))
 
-    # The pieces below are public so that study wrappers can re-compose the forward pass.
+    @property
+    def base(self) -> "UNet":
+        """The U-Net at the bottom of a stack of wrappers (here: itself)."""
+        return self
+
+    @property
+    def num_levels(self) -> int:
+        return self.config.num_levels
+
+    # The pieces below are public so that wrappers can reach them (e.g. the middle block, for interpolation).
     def embed(self, t: torch.Tensor) -> torch.Tensor:
         # the sinusoids are computed in fp32, then cast to the weights' dtype (a model cast to bf16 runs too)
         freqs = timestep_embedding(t, self.config.base_channels)
         return self.time_embed(freqs.to(self.time_embed[0].weight.dtype))
 
-    def check_input(self, x: torch.Tensor) -> None:
+    def check_input(self, x: torch.Tensor, t: torch.Tensor | None = None) -> None:
         c = self.config
-        expected = (c.in_channels + c.cond_channels, c.image_size)
-        if x.ndim != 4 or x.shape[1] != expected[0] or x.shape[-1] % 2 ** (c.num_levels - 1) or \
-                x.shape[-2] % 2 ** (c.num_levels - 1):
-            raise ValueError(f"U-Net expects (batch, {expected[0]}, H, W) with H and W divisible by "
-                             f"{2 ** (c.num_levels - 1)}, got {tuple(x.shape)}")
+        channels, divisor = c.in_channels + c.cond_channels, 2 ** (c.num_levels - 1)
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or x.shape[1] != channels or x.shape[-1] % divisor or \
+                x.shape[-2] % divisor:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"U-Net expects (batch, {channels}, H, W) with H and W divisible by {divisor}, got {got}")
+        if t is not None and (not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],)):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"t must be a tensor of shape ({x.shape[0]},): one timestep per image; got {got}")
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def walk(self, x: torch.Tensor, t: torch.Tensor, hooks: LevelHooks | None = None) -> torch.Tensor:
+        """The one forward pass: stem, encoder levels, middle block, decoder levels, head, with ``hooks``."""
+        hooks = hooks or LevelHooks()
+        self.check_input(x, t)
+        k = hooks.skip_levels
+        if not 0 <= k < self.num_levels:
+            raise ValueError(f"k must be in 0..{self.num_levels - 1} (the U-Net has {self.num_levels} levels), got {k}")
+        if k and hooks.fill is None:
+            raise ValueError("skipping levels needs hooks.fill (what replaces the skipped levels' output)")
+        active = self.num_levels - k
         emb = self.embed(t)
         h = self.stem(x)
         skips = [h]
-        for level in self.encoder:
-            h = level(h, emb, skips)
-        h = self.middle(h, emb)
-        for level in reversed(self.decoder):
-            h = level(h, emb, skips)
+        for level in range(active):
+            h = self.encoder[level](h, emb, skips, downsample=level < active - 1, fuse=hooks.fuse(level))
+        h = self.middle(h, emb) if k == 0 else hooks.fill(h, emb, active - 1)
+        for level in reversed(range(active)):
+            h = self.decoder[level](h, emb, skips)
         return self.head(h)
 
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.walk(x, t)
 
+    def example_inputs(self, batch_size: int, *, generator: torch.Generator | None = None, sr_scale: int = 8):
+        """(x_t, t, cond) of the model's own size, on its device, for timing and FLOP counts."""
+        c, p = self.config, next(self.parameters())
+        x = torch.randn(batch_size, c.in_channels, c.image_size, c.image_size, generator=generator)
+        t = torch.randint(0, 1000, (batch_size,), generator=generator)
+        return x.to(p.device), t.to(p.device), {}
+
+
+@register_architecture("sr-unet")
 class SuperResUNet(UNet):
     """SR3 conditioning: ``model(x_t, t, lr=low_res)`` bicubically upsamples ``lr`` to x_t's size and
     concatenates it along channels (Saharia et al. 2021, Sec. 2.3)."""
@@ -221,16 +298,64 @@ class SuperResUNet(UNet):
             raise ValueError("SuperResUNet needs cond_channels > 0 (the channels of the LR image)")
         super().__init__(config)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, *, lr: torch.Tensor) -> torch.Tensor:
-        if lr.ndim != 4 or lr.shape[1] != self.config.cond_channels:
-            raise ValueError(f"lr must be (batch, {self.config.cond_channels}, h, w), got {tuple(lr.shape)}")
-        if x.shape[-1] % lr.shape[-1] or x.shape[-2] % lr.shape[-2]:
-            raise ValueError(f"LR size {tuple(lr.shape[-2:])} does not divide the output size {tuple(x.shape[-2:])}")
+    def walk(self, x: torch.Tensor, t: torch.Tensor, hooks: LevelHooks | None = None, *,
+             lr: torch.Tensor) -> torch.Tensor:
+        check_lr(x, lr, self.config.cond_channels)
         up = F.interpolate(lr, size=x.shape[-2:], mode="bicubic", align_corners=False)
-        return super().forward(torch.cat([x, up], dim=1), t)
+        return super().walk(torch.cat([x, up.to(x.dtype)], dim=1), t, hooks)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, *, lr: torch.Tensor) -> torch.Tensor:
+        return self.walk(x, t, lr=lr)
+
+    def example_inputs(self, batch_size: int, *, generator: torch.Generator | None = None, sr_scale: int = 8):
+        x, t, _ = super().example_inputs(batch_size, generator=generator)
+        size = self.config.image_size // sr_scale
+        lr = torch.rand(batch_size, self.config.cond_channels, size, size, generator=generator) * 2 - 1
+        return x, t, {"lr": lr.to(x.device)}
 
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {"UNet": UNet, "SuperResUNet": SuperResUNet}
+def check_lr(x: torch.Tensor, lr, channels: int) -> None:
+    """The LR image of an SR model: (batch, channels, h, w) with h and w dividing x's size."""
+    if not isinstance(lr, torch.Tensor) or lr.ndim != 4 or lr.shape[1] != channels or lr.shape[0] != x.shape[0]:
+        got = tuple(lr.shape) if isinstance(lr, torch.Tensor) else type(lr).__name__
+        raise ValueError(f"lr must be ({x.shape[0]}, {channels}, h, w) for x of shape {tuple(x.shape)}, got {got}")
+    if x.shape[-1] % lr.shape[-1] or x.shape[-2] % lr.shape[-2]:
+        raise ValueError(f"LR size {tuple(lr.shape[-2:])} does not divide the output size {tuple(x.shape[-2:])}")
+
+
+class UNetWrapper(nn.Module):
+    """A method over the level walk of ``inner`` (a `UNet` or another wrapper). A subclass implements
+    ``walk(x, t, hooks, **cond)``: it takes its own conditioning out of ``cond``, adds its part to ``hooks``
+    and calls ``self.inner.walk``. Everything else (the base U-Net, `prepare_condition`, example inputs) is
+    handed through, so wrappers stack in any order that makes sense."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        if not hasattr(inner, "walk"):
+            raise TypeError(f"a U-Net wrapper wraps a UNet or another wrapper, not {type(inner).__name__}")
+        self.inner = inner
+
+    @property
+    def base(self) -> UNet:
+        return self.inner.base
+
+    @property
+    def num_levels(self) -> int:
+        return self.base.num_levels
+
+    def walk(self, x, t, hooks: LevelHooks | None = None, **cond):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, **cond) -> torch.Tensor:
+        return self.walk(x, t, None, **cond)
+
+    def prepare_condition(self, x: torch.Tensor, cond: dict) -> dict:
+        """Conditioning computed once per sampling call by the models below (see `fastdiff.sampling`)."""
+        prepare = getattr(self.inner, "prepare_condition", None)
+        return prepare(x, cond) if prepare is not None else cond
+
+    def example_inputs(self, batch_size: int, **kw):
+        return self.inner.example_inputs(batch_size, **kw)
 
 
 def build_unet(config: UNetConfig | str, **overrides) -> UNet:

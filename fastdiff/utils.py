@@ -1,5 +1,5 @@
 """Small shared helpers: device and dtype resolution, the environment label every result carries,
-device synchronisation, and the results JSON each notebook writes (timing lives in `fastdiff.bench`)."""
+device synchronisation, and the results JSON each notebook writes (timing lives in `fastdiff.measure.bench`, the results schema in `fastdiff.results`)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -107,6 +107,8 @@ def atomic_write(path: str | Path, write) -> Path:
     fsynced and renamed over ``path``; an interruption leaves the old file (or none), never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(glob_escape(path.name) + "*.tmp"):   # left by a writer that was killed (kill -9)
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -118,6 +120,11 @@ def atomic_write(path: str | Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return re.sub(r"([*?[])", r"[\1]", name)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -151,7 +158,39 @@ def autocast(device: torch.device, dtype: torch.dtype):
     return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
 
+def _project_root(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file():
+            return folder
+    return None
+
+
+def portable(obj, *, cwd: Path | None = None):
+    """``obj`` with this machine's absolute paths taken out of every string: a string that is a path is made
+    relative to the working folder; inside other strings the project folder becomes ``<repo>`` and the home
+    folder ``~``. Results files carry no absolute paths of the machine that wrote them."""
+    cwd = Path(cwd or Path.cwd()).resolve()
+    root, home = _project_root(cwd), Path.home()
+
+    def fix(value):
+        if isinstance(value, dict):
+            return {k: fix(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [fix(v) for v in value]
+        if isinstance(value, Path):
+            value = str(value)
+        if not isinstance(value, str):
+            return value
+        if value.startswith("/") and "\n" not in value and " " not in value:
+            return os.path.relpath(value, cwd)
+        for folder, name in ((root, "<repo>"), (home, "~")):
+            if folder is not None and str(folder) != "/":
+                value = value.replace(str(folder), name)
+        return value
+    return fix(obj)
+
+
 def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
-    """Write ``<output_dir>/<name>.json`` atomically and return its path."""
-    text = json.dumps(results, indent=2, default=_jsonable).encode()
+    """Write ``<output_dir>/<name>.json`` atomically (absolute paths made `portable`) and return its path."""
+    text = json.dumps(portable(json.loads(json.dumps(results, default=_jsonable))), indent=2).encode()
     return atomic_write(Path(output_dir) / f"{name}.json", lambda f: f.write(text))

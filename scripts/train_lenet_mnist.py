@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fastdiff.lenet import save_lenet, train_lenet
+from fastdiff.measure.lenet import save_lenet, train_lenet
 from fastdiff.weights import weight_path
 
 

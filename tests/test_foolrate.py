@@ -3,18 +3,19 @@ clock and timer, the answers log (torn lines, resume), a kernel killed mid-sessi
 import json
 import os
 import signal
-import sys
-import textwrap
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from fastdiff import foolrate
-from fastdiff.foolrate import (AnswerLog, FoolRateGame, GameDataError, GameSources, fool_rate_table, open_session,
-                               plan_trials, read_answers, wilson_interval, write_game_folders)
+from fastdiff.measure import foolrate
+from fastdiff.measure.foolrate import (AnswerLog, fool_rate_table, open_session, plan_trials, read_answers,
+                                       wilson_interval)
+from fastdiff.measure.game_images import GameDataError, GameSources, write_game_folders
+from fastdiff.studies import fool_rate_game
 
 
 class FakeTime:
@@ -188,7 +189,7 @@ def test_stale_timer_and_polling_and_answers_during_display(sources, tmp_path):
 
 
 def test_widget_driven_by_simulated_clicks(sources, tmp_path):
-    from fastdiff.foolrate_widget import FoolRateView
+    from fastdiff.measure.foolrate_widget import FoolRateView
     fake = FakeTime()
     game = open_session(sources, tmp_path / "a.jsonl", player="p", session="w", trials_per_model=2,
                         clock=fake.clock, timer=fake.timer)
@@ -274,7 +275,8 @@ def test_damaged_log_lines_are_errors(tmp_path):
 KERNEL_PLAYER = """
 import os, sys
 sys.path.insert(0, {root!r})
-from fastdiff.foolrate import GameSources, open_session
+from fastdiff.measure.foolrate import open_session
+from fastdiff.measure.game_images import GameSources
 src = GameSources.from_folders({folders!r} + "/real", {folders!r} + "/generated", {folders!r} + "/lr")
 now = [0.0]
 game = open_session(src, {log!r}, player="room", session="killed", trials_per_model=4,
@@ -293,7 +295,7 @@ def test_kernel_killed_mid_session_loses_no_answer(sources, folders, tmp_path):
     log = tmp_path / "answers.jsonl"
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
     try:
-        code = KERNEL_PLAYER.format(root=os.path.dirname(os.path.dirname(foolrate.__file__)),
+        code = KERNEL_PLAYER.format(root=str(Path(foolrate.__file__).parents[2]),
                                     folders=str(folders), log=str(log))
         outputs = []
         reply = kc.execute_interactive(code, timeout=120, output_hook=lambda m: outputs.append(m))
@@ -325,5 +327,5 @@ def test_fool_rate_table_counts_and_intervals():
     assert table.loc["small", ["n", "fooled"]].tolist() == [4, 2] and table.loc["original", "fool_rate"] == 0.6
     assert (table.loc["original", "ci_low"], table.loc["original", "ci_high"]) == pytest.approx(wilson_interval(3, 5))
     assert table.loc["small", "players"] == 2 and table.index[0] == "original"
-    both = foolrate.with_paper_rates(fool_rate_table(recs))
+    both = fool_rate_game.beside_paper(fool_rate_table(recs))
     assert list(both["source"]).count("measured here") == 2 and both["fool_rate"].iloc[-1] == 0.32

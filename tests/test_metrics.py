@@ -6,9 +6,10 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from fastdiff import metrics, weights
+from fastdiff import weights
+from fastdiff.measure import metrics
 from fastdiff.data import downsample, mnist_digits, photo_patches
-from fastdiff.lenet import LeNetMNISTExtractor, accuracy, load_lenet, train_lenet
+from fastdiff.measure.lenet import LeNetMNISTExtractor, accuracy, load_lenet, train_lenet
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def test_missing_weights_name_the_file_and_the_folder(empty_torch_home):
 
 def test_lenet_fd_with_cached_reference_equals_torch_fidelity():
     from fastdiff.data import mnist_digits
-    from fastdiff.metrics import LeNetFD, fidelity
+    from fastdiff.measure.metrics import LeNetFD, fidelity
     digits, _ = mnist_digits(32)
     pick = torch.randperm(len(digits), generator=torch.Generator().manual_seed(0))
     reference, sample = digits[pick[:600]], digits[pick[600:800]]

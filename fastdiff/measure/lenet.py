@@ -17,9 +17,9 @@ from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from .data import mnist_digits, train_val_split
-from .utils import atomic_write
-from .weights import require
+from ..data import mnist_digits, train_val_split
+from ..utils import atomic_write
+from ..weights import require
 
 NAME = "lenet-mnist"
 FEATURES = ("fc1", "fc2", "logits")   # 120-, 84- and 10-dimensional
@@ -69,7 +69,7 @@ def train_lenet(*, epochs: int = 30, batch_size: int = 64, lr: float = 1e-3, val
     """Train LeNet on the built-in digits' train split (the same seeded 90/10 split the digit notebooks use)
     with Adam and random 2-pixel shifts. Returns (model, info) where info holds the split, the settings and
     the held-out accuracy. Deterministic on a given machine for a given seed."""
-    from .utils import progress_bar
+    from ..utils import progress_bar
     torch.manual_seed(seed)
     images, labels = mnist_digits(32)
     train_idx, val_idx = train_val_split(len(images), val_fraction, seed=seed)

@@ -3,7 +3,7 @@
 Pixel metrics (PSNR, SSIM, LR-PSNR) need nothing. LPIPS needs ImageNet AlexNet weights and FID/KID/IS
 need torch-fidelity's Inception-v3 weights; offline, `fastdiff.weights.require` raises a
 `MissingWeightsError` naming the file and folder. The digit studies use "FD (LeNet-MNIST)" instead,
-a Fréchet distance in the features of a classifier that ships with fastdiff (see `fastdiff.lenet`).
+a Fréchet distance in the features of a classifier that ships with fastdiff (see `fastdiff.measure.lenet`).
 """
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .data import downsample
-from .utils import to_uint8
-from .weights import require
+from ..data import downsample
+from ..utils import to_uint8
+from ..weights import require
 
 
 def _pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,3 +214,29 @@ class LeNetFD:
         from torch_fidelity.metric_fid import fid_statistics_to_metric
         stats = self._statistics(images)
         return float(fid_statistics_to_metric(self.reference_stats, stats, False)["frechet_inception_distance"])
+
+
+def as_lenet_digits(images: torch.Tensor) -> torch.Tensor:
+    """Digits of any size as LeNet-MNIST was trained on them: 28x28 (bilinear) padded with black to 32x32."""
+    if images.shape[-1] == 32:
+        return images
+    return F.pad(F.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False).clamp(-1, 1),
+                 (2, 2, 2, 2), value=-1.0)
+
+
+def sample_scorer(reference: torch.Tensor, *, dataset: str, device):
+    """``score(images) -> dict`` against ``reference``: FD (LeNet-MNIST) on digits (reference statistics computed
+    once; digits of other sizes resized as `as_lenet_digits`), FID and KID (Inception, torch-fidelity) otherwise,
+    when the weights are on disk (None and a printed note when not)."""
+    from ..weights import is_available, missing_message
+    if dataset.startswith("mnist"):
+        fd = LeNetFD(as_lenet_digits(reference), device=device)
+        return lambda images: {"FD (LeNet-MNIST)": fd(as_lenet_digits(images))}
+    if not is_available("inception-v3-compat"):
+        print("FID/KID skipped: " + missing_message("inception-v3-compat"))
+        return lambda images: {"FID (Inception)": None, "KID (Inception)": None}
+
+    def score(images):
+        out = fidelity(images, reference, kid=True, device=device)
+        return {"FID (Inception)": out["FID"], "KID (Inception)": out["KID"]}
+    return score

@@ -1,0 +1,75 @@
+"""Super-resolution evaluation shared by the SR studies (1 and 4): sample SR outputs for a set of LR images
+from the same noise, and score them the way the SR literature does (PSNR, SSIM, LPIPS, LR-PSNR), with bicubic
+upsampling as the row every model must beat."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data import downsample
+from ..diffusion import Schedule
+from ..sampling import sampler_call
+from ..utils import progress_bar
+
+
+def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """The interpolation baseline every SR model must beat."""
+    return F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+@torch.no_grad()
+def super_resolve(model: nn.Module, lr: torch.Tensor, schedule: Schedule, steps: int, *, device,
+                  dtype: torch.dtype = torch.float32, seed: int = 0, batch_size: int = 64, eta: float = 1.0,
+                  size: int | None = None, progress: bool = False) -> torch.Tensor:
+    """SR outputs (``size`` x ``size``, default the model's image size) for the LR images ``lr``, with
+    ``steps`` respaced steps of DDIM(eta); eta = 1 is SR3's ancestral sampling. ``model(x_t, t, lr=...)`` is
+    any SR model (a `SuperResUNet`, or a stack of wrappers over one). The starting noise of image i does not
+    depend on the batch size (so deterministic DDIM, eta = 0, gives the same image in any batch; the ancestral
+    noise of later steps is drawn per batch). Returns float32 images on the CPU."""
+    device = torch.device(device)
+    config = model.base.config
+    size = size or config.image_size
+    x_T = torch.randn((len(lr), config.in_channels, size, size), generator=torch.Generator().manual_seed(seed))
+    model = model.to(device).eval()
+    outs = []
+    chunks = range(0, len(lr), batch_size)
+    for i in progress_bar(chunks, desc=f"SR {steps} steps", disable=not progress or len(chunks) == 1):
+        x = x_T[i:i + batch_size].to(device)
+        run = sampler_call(model, schedule, "DDIM", steps, eta, x, dtype=dtype, seed=seed + 1 + i,
+                           cond={"lr": lr[i:i + batch_size].to(device)})
+        outs.append(run().float().clamp(-1, 1).cpu())
+    return torch.cat(outs)
+
+
+def sr_metrics(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor, *, device="cpu") -> dict:
+    """Mean PSNR (dB), SSIM, LR-PSNR (dB) and LPIPS (AlexNet; None when its weights are missing)."""
+    from ..weights import is_available
+    from .metrics import lpips_distance, lr_psnr, psnr, ssim
+    return {"PSNR": psnr(sr, hr).mean().item(), "SSIM": ssim(sr, hr).mean().item(),
+            "LPIPS": lpips_distance(sr, hr, device=device).mean().item() if is_available("alexnet") else None,
+            "LR-PSNR": lr_psnr(sr, lr).mean().item()}
+
+
+def metrics_table(models: dict[str, nn.Module], hr: torch.Tensor, schedule: Schedule, *, scale: int, steps: int,
+                  device, dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[list[dict], dict]:
+    """PSNR, SSIM, LPIPS and LR-PSNR of every model's outputs on ``hr``'s LR images (``steps`` ancestral steps,
+    the same noise for all), with bicubic upsampling as the first row. Returns (rows, {name: SR images})."""
+    lr = downsample(hr, scale)
+    outputs = {"bicubic (no model)": bicubic(lr, scale)}
+    for name, model in progress_bar(models.items(), desc="SR metrics", total=len(models)):
+        outputs[name] = super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, seed=seed,
+                                      size=hr.shape[-1])
+    rows = [{"model": name, **sr_metrics(sr, hr, lr, device=device)} for name, sr in outputs.items()]
+    return rows, outputs
+
+
+def steps_grid(models: dict[str, nn.Module], lr: torch.Tensor, schedule: Schedule, steps, *, device,
+               dtype: torch.dtype = torch.float32, seed: int = 0, size: int | None = None) -> dict[str, dict[int, torch.Tensor]]:
+    """{model: {steps: SR images}} from the same noise (the VGG-SR paper's Fig. 10)."""
+    cells = [(name, n) for name in models for n in steps]
+    grid: dict[str, dict[int, torch.Tensor]] = {name: {} for name in models}
+    for name, n in progress_bar(cells, desc="steps grid"):
+        grid[name][n] = super_resolve(models[name], lr, schedule, n, device=device, dtype=dtype, seed=seed,
+                                      size=size)
+    return grid

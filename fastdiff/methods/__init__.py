@@ -1,0 +1,11 @@
+"""Acceleration methods, one module each, importing only the core (`fastdiff.unet`, `fastdiff.nn`, ...).
+
+A method is a wrapper over the U-Net's one level walk (`fastdiff.unet.UNetWrapper`) or a block for its block
+factory (`fastdiff.nn.register_block`), so methods combine:
+
+- `layer_skipping`: skip the k(t) deepest levels at noisy steps (study 2);
+- `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1).
+
+Importing this package registers every method's architecture (`fastdiff.registry`) and block.
+"""
+from . import layer_skipping, vgg_features  # noqa: F401  (registration)

@@ -1,0 +1,209 @@
+"""Study 2, notebook 02: adaptive layer skipping (Giladi, Meir, Kawar, Elad). The method lives in
+`fastdiff.methods.layer_skipping`; this module holds the study: the paper's Tables 1-3, the profiles, the five
+variants, their training, and the Table 1-3 analogues (quality against c, sampling time against c, quality by
+steps and eta)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from ..diffusion import Schedule, respace, space_timesteps
+from ..measure.bench import count_flops, interleaved
+from ..methods.layer_skipping import (LayerSkippingUNet, ScheduledSkipping, predicted_time_fraction,
+                                      timestep_sampler)
+from ..sampling import sampler_call
+from ..train import TrainConfig, train
+from ..unet import build_unet
+from ..utils import profile_by_name, progress_bar, slug
+
+# The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels).
+PAPER_TABLE1_FID = {  # rows: skip type (DDPM = the pre-trained model, skipping only at inference); columns: c
+    "DDPM": {0: 3.17, 1: 16.38, 2: 73.15, 3: 115.09, 5: 143.34},
+    "zero": {0: 4.58, 1: 4.46, 2: 5.59, 3: 9.40, 5: 16.19},
+    "duplicate": {0: 4.91, 1: 4.55, 2: 7.62, 3: 14.69, 5: 31.79},
+    "interpolate": {0: 4.96, 1: 4.71, 2: 5.03, 3: 7.02, 5: 11.47},
+}
+PAPER_TABLE2_SPEEDUP = {  # % less sampling time than c = 0
+    "zero": {0: 0.0, 1: 30.59, 2: 47.52, 3: 51.44, 5: 57.46},
+    "duplicate": {0: 0.0, 1: 32.15, 2: 45.63, 3: 51.99, 5: 58.38},
+    "interpolate": {0: 0.0, 1: 20.86, 2: 29.34, 3: 32.68, 5: 36.19},
+}
+PAPER_TABLE3_FID = {  # zero skipping, c = 2, by sampler and steps ("eta" None: DDPM ancestral)
+    "ours": {0.0: {20: 16.80, 40: 12.48, 100: 9.74, 200: 8.75, 1000: 7.79},
+             0.5: {20: 17.96, 40: 12.754, 100: 9.43, 200: 8.23, 1000: 6.90},
+             1.0: {20: 29.00, 40: 18.71, 100: 11.90, 200: 8.92, 1000: 6.00},
+             None: {20: 209.72, 40: 124.69, 100: 56.15, 200: 28.01, 1000: 4.57}},
+    "DDPM/DDIM": {0.0: {10: 13.46, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04},
+                  0.5: {10: 16.66, 20: 8.35, 50: 5.25, 100: 4.46, 1000: 4.29},
+                  1.0: {10: 41.07, 20: 18.36, 50: 8.01, 100: 5.78, 1000: 4.73},
+                  None: {10: 367.43, 20: 133.37, 50: 32.72, 100: 9.99, 1000: 3.17}},
+}
+
+
+def flops_by_k(model: LayerSkippingUNet, *, batch_size: int = 1) -> dict[int, float]:
+    """FLOPs of one network call for each k (`torch.utils.flop_counter`)."""
+    x, t, cond = model.example_inputs(batch_size, generator=torch.Generator().manual_seed(0))
+    return {k: count_flops(lambda k=k: model(x, t, k=k, **cond)) for k in range(model.num_levels)}
+
+
+@dataclass
+class SkippingProfile:
+    dataset: str = "mnist-builtin"
+    image_size: int = 32
+    model: str = "quick"                               # U-Net preset
+    model_overrides: dict = dataclasses.field(default_factory=dict)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    train_c: float = 2.0                               # the k(t) that scheme-2 batches follow
+    cs: tuple[float, ...] = (0, 1, 2, 3, 5)            # the paper's columns
+    quality_steps: int = 25                            # sampler steps for the quality table (Table 1)
+    quality_eta: float = 1.0                           # 1: ancestral (DDPM) steps, as in the paper's Table 1
+    quality_n: int = 256                               # samples per cell
+    table3_steps: tuple[int, ...] = (10, 25, 50)
+    table3_etas: tuple[float, ...] = (0.0, 0.5, 1.0)
+    speed_steps: int = 50                              # sampler steps for the timing table (Table 2)
+    speed_batch: int = 64
+
+
+PROFILES = {
+    # 2 CPU cores: the built-in digits at 16x16 (4 levels: 16, 8, 4, 2), a 0.4M-parameter U-Net, five short
+    # trainings; FD (LeNet-MNIST) on samples enlarged to 28x28 and padded to 32x32 like the digits LeNet knows
+    "quick": SkippingProfile(
+        image_size=16, model="quick",
+        model_overrides=dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8),
+        train=TrainConfig(steps=800, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995, grad_clip=1.0,
+                          log_every=10),
+        quality_steps=20, quality_n=200, table3_steps=(10, 20, 40), speed_steps=20, speed_batch=32),
+    # one GPU, CIFAR-10 (needs a download or data/cifar-10-batches-py): a documented smaller DDPM U-Net
+    # (base 64 instead of 128, 9M instead of 35.7M parameters), 20k steps per variant; FID/KID need Inception
+    "full": SkippingProfile(
+        dataset="cifar10", model="ddpm_cifar10", model_overrides=dict(base_channels=64),
+        train=TrainConfig(steps=20_000, batch_size=128, lr=2e-4, warmup_steps=1000, ema_decay=0.9999, grad_clip=1.0,
+                          amp="bf16", checkpoint_every=2000, log_every=50),
+        quality_steps=100, quality_n=5000, table3_steps=(20, 40, 100, 200), speed_steps=100, speed_batch=128),
+}
+
+# The models the study trains: (skip type, training scheme); the first is the normally trained baseline,
+# which skips only at inference (the paper's Table 1, row "DDPM").
+VARIANTS = {"baseline (plain training)": ("zero", "plain"), "zero": ("zero", "consistent"),
+            "duplicate": ("duplicate", "consistent"), "interpolate": ("interpolate", "consistent"),
+            "zero, uniform k": ("zero", "uniform")}
+
+
+def get_profile(name: str, **overrides) -> SkippingProfile:
+    """A profile by name; ``train_steps=`` reaches into its TrainConfig, other keywords replace fields (None
+    keeps the profile's value)."""
+    return profile_by_name(PROFILES, name, **overrides)
+
+
+def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_dir, device: torch.device,
+                   variants: dict[str, tuple[str, str]] = VARIANTS, resume: bool = True) -> dict[str, dict]:
+    """Train one model per variant from the same initial U-Net weights and data order; checkpoints go to
+    ``out_dir/02_<variant>.pt`` and a re-run resumes or reuses them. Returns {variant: train() result}."""
+    from pathlib import Path
+    results = {}
+    for name, (skip_type, scheme) in variants.items():
+        torch.manual_seed(profile.train.seed)
+        unet = build_unet(profile.model, image_size=profile.image_size, **profile.model_overrides)
+        model = LayerSkippingUNet(unet, skip_type=skip_type)
+        draw = timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c)
+        path = Path(out_dir) / f"02_{slug(name)}.pt"
+        print(f"training {name}: skip type {skip_type}, scheme {scheme}")
+        results[name] = train(model, data, schedule, profile.train, checkpoint=path, resume=resume, device=device,
+                              timesteps=draw)
+    return results
+
+
+def sample_many(model, schedule: Schedule, *, c: float, n: int, steps: int, eta: float, image_shape, device,
+                dtype: torch.dtype = torch.float32, batch_size: int = 256, seed: int = 0) -> torch.Tensor:
+    """``n`` samples with k(t) skipping at ``c`` (DDIM on ``steps`` respaced steps; eta = 1 is ancestral)."""
+    scheduled = ScheduledSkipping(model.to(device).eval(), c, schedule.num_train_timesteps)
+    x_T = torch.randn((n, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    return torch.cat([sampler_call(scheduled, schedule, "DDIM", steps, eta, x_T[i:i + batch_size], dtype=dtype,
+                                       seed=seed + 1 + i)().float().cpu()
+                      for i in range(0, n, batch_size)])
+
+
+def quality_table(models: dict, schedule: Schedule, score, image_shape, profile: SkippingProfile, *, device,
+                  dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True) -> list[dict]:
+    """The Table 1 analogue: quality (``score``, from `fastdiff.measure.metrics.sample_scorer`) of every trained variant at every c, all
+    from the same x_T."""
+    cells = [(name, c) for name in models for c in profile.cs]
+    rows = []
+    for name, c in progress_bar(cells, desc="quality table", disable=not progress):
+        images = sample_many(models[name], schedule, c=c, n=profile.quality_n, steps=profile.quality_steps,
+                             eta=profile.quality_eta, image_shape=image_shape, device=device, dtype=dtype,
+                             seed=seed)
+        rows.append({"variant": name, "c": c, **score(images)})
+    return rows
+
+
+def speed_table(models: dict, schedule: Schedule, profile: SkippingProfile, *, image_shape, device,
+                dtype: torch.dtype = torch.float32, repeats: int = 3, seed: int = 0, progress: bool = True) -> list[dict]:
+    """The Table 2 analogue: sampling-loop time of each model (one per skip type: time does not depend on the
+    weights) at each c, deterministic DDIM, beside the time fraction that the FLOPs of k(t) predict. All cells are
+    timed side by side by the harness (`fastdiff.measure.bench.interleaved`: one warm-up each, then ``repeats``
+    rounds of one run of every cell), so a slow spell of the machine lands on every cell."""
+    sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, profile.speed_steps))
+    x_T = torch.randn((profile.speed_batch, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    flops = {name: flops_by_k(model.to(device).eval()) for name, model in models.items()}
+    calls = {(name, c): sampler_call(ScheduledSkipping(models[name].eval(), c, schedule.num_train_timesteps),
+                                     schedule, "DDIM", profile.speed_steps, 0.0, x_T, dtype=dtype, seed=seed)
+             for name in models for c in profile.cs}
+    times = interleaved(calls, device=device, rounds=repeats, warmup=1, progress=progress)
+    rows = []
+    for (name, c), t in times.items():
+        rows.append({"skip type": models[name].skip_type, "variant": name, "c": c,
+                     "median_ms": 1e3 * t["median_s"], "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"],
+                     "predicted_time_fraction": predicted_time_fraction(
+                         flops[name], sched.timesteps.tolist(), schedule.num_train_timesteps, c)})
+    for r in rows:
+        base = next(b for b in rows if b["variant"] == r["variant"] and b["c"] == 0)
+        r["time saved %"] = 100 * (1 - r["median_ms"] / base["median_ms"])
+        r["FLOPs saved %"] = 100 * (1 - r["predicted_time_fraction"])
+    return rows
+
+
+def table3(models: dict[str, tuple], schedule: Schedule, score, image_shape, profile: SkippingProfile, *,
+           device, dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True) -> list[dict]:
+    """The Table 3 analogue: quality by sampler steps and eta, for {label: (model, c)}."""
+    cells = [(label, eta, steps) for label in models for eta in profile.table3_etas for steps in profile.table3_steps]
+    rows = []
+    for label, eta, steps in progress_bar(cells, desc="steps x eta", disable=not progress):
+        model, c = models[label]
+        images = sample_many(model, schedule, c=c, n=profile.quality_n, steps=steps, eta=eta,
+                             image_shape=image_shape, device=device, dtype=dtype, seed=seed)
+        rows.append({"model": label, "eta": eta, "steps": steps, **score(images)})
+    return rows
+
+
+STUDY = "02_adaptive_layer_skipping"
+PAPER_SOURCE = "layer-skipping paper (Giladi et al.), Tables 1-3: CIFAR-10, FID on 50k samples"
+
+
+def collect_results(run, *, dataset: str, weights: str, profile: SkippingProfile, quality: list[dict], metric: str,
+                    floor: float | None, speed: list[dict], table3_rows: list[dict]):
+    """The notebook's numbers as `fastdiff.results` rows, each beside the paper's cell where it has one."""
+    from ..results import Results
+    res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
+                  profile=run.profile, seed=run.seed, environment=run.env)
+    paper_metric = metric == "FID (Inception)"
+    if floor is not None:
+        res.add("real data", "held-out images", metric, floor, n=profile.quality_n)
+    for r in quality:
+        skip_type = VARIANTS[r["variant"]][0] if r["variant"] in VARIANTS else r["variant"]
+        row = "DDPM" if r["variant"].startswith("baseline") else skip_type
+        paper = PAPER_TABLE1_FID.get(row, {}).get(r["c"]) if paper_metric else None
+        res.add("layer skipping", r["variant"], metric, r[metric], n=profile.quality_n, steps=profile.quality_steps,
+                c=r["c"], eta=profile.quality_eta, paper_value=paper, paper_source=PAPER_SOURCE if paper else "")
+    for r in speed:
+        paper = PAPER_TABLE2_SPEEDUP.get(r["skip type"], {}).get(r["c"])
+        common = dict(n=r["repeats"], steps=profile.speed_steps, c=r["c"], batch=profile.speed_batch)
+        res.add("layer skipping", r["skip type"], "time per sampling call", r["median_ms"], **common)
+        res.add("layer skipping", r["skip type"], "time saved", r["time saved %"], **common, paper_value=paper,
+                paper_source=PAPER_SOURCE if paper is not None else "")
+        res.add("layer skipping", r["skip type"], "FLOPs saved", r["FLOPs saved %"], **common)
+    for r in table3_rows:
+        res.add("layer skipping", r["model"], metric, r[metric], n=profile.quality_n, steps=r["steps"], eta=r["eta"])
+    return res

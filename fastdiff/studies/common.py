@@ -1,0 +1,140 @@
+"""What every study notebook does first: resolve the device and dtype, seed, make the output folder, and say
+in one banner what this run is (device, dtype and why, torch, data, weights)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..utils import cpu_features, dtype_name, environment, resolve_device, resolve_dtype
+
+
+@dataclass
+class NotebookRun:
+    notebook: str
+    profile: str
+    seed: int
+    device: torch.device
+    dtype: torch.dtype
+    out: Path
+    env: dict = field(default_factory=dict)
+
+    @property
+    def dtype_name(self) -> str:
+        """fp32 | bf16 | fp16: the vocabulary of `TrainConfig.amp` and of every results row."""
+        return dtype_name(self.dtype)
+
+    def banner(self, *, data: str = "", weights: str = "") -> str:
+        lines = [f"{self.notebook} · profile {self.profile} · seed {self.seed}",
+                 f"device  {self.env['device']}",
+                 f"dtype   {self.dtype_name}{_dtype_reason(self.device, self.dtype)}",
+                 f"torch   {self.env['torch']} · python {self.env['python']}"]
+        if data:
+            lines.append(f"data    {data}")
+        if weights:
+            lines.append(f"weights {weights}")
+        lines.append(f"output  {self.out}")
+        return "\n".join(lines)
+
+
+def _dtype_reason(device: torch.device, dtype: torch.dtype) -> str:
+    if device.type == "cpu" and dtype == torch.float32 and not cpu_features()["amx"]:
+        return " (this CPU has no AMX: bf16 convolutions ran slower than fp32 here, so auto keeps fp32)"
+    return ""
+
+
+def setup(notebook: str, *, profile: str, device: str = "auto", dtype: str = "auto", seed: int = 0,
+          output_dir: str | Path = "../runs/interactive", data: str = "", weights: str = "",
+          quiet: bool = False) -> NotebookRun:
+    """Resolve ``device`` (auto | cpu | cuda) and ``dtype`` (auto | fp32 | bf16 | fp16), seed torch, create
+    ``output_dir``, and print the banner (unless ``quiet``)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    out = Path(output_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"output_dir {str(out)!r} cannot be created ({e.strerror}); choose a writable folder") from e
+    run = NotebookRun(notebook, profile, seed, dev, dt, out, environment(dev, dt))
+    if not quiet:
+        print(run.banner(data=data, weights=weights))
+    return run
+
+
+# ----------------------------------------------------------------------------------------------- the zoo's recipes
+
+@dataclass
+class Recipe:
+    """How one zoo entry is trained: ``fastdiff train NAME`` runs it (resumably) and exports the result."""
+    name: str                                   # "<study>/<model>", the zoo entry it produces
+    description: str
+    build: object                               # () -> untrained model (seeded inside)
+    data: object                                # () -> training data (tensor or dataset)
+    data_label: str
+    schedule: str = "linear"                    # fastdiff.diffusion.make_schedule name
+    train: object = None                        # TrainConfig
+    timesteps: object = None                    # (model, schedule) -> timestep sampler, or None
+
+
+def recipes() -> dict[str, Recipe]:
+    """Every study's recipes, by zoo name."""
+    from . import adaptive_layer_skipping, diffusion_basics, vgg_conditioned_sr
+    found: dict[str, Recipe] = {}
+    for module in (diffusion_basics, adaptive_layer_skipping, vgg_conditioned_sr):
+        for r in getattr(module, "recipes", lambda: [])():
+            found[r.name] = r
+    return found
+
+
+def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path = "runs/zoo", steps: int | None = None,
+                 export: bool = True, progress: bool = True, zoo_dir: str | Path | None = None) -> dict:
+    """Train (or resume) the recipe ``name`` into ``checkpoint_dir`` and, once it has all its steps, export its EMA
+    weights to the zoo. ``steps`` overrides the recipe's step count (a shorter run is not exported)."""
+    import dataclasses
+    from .. import zoo
+    from ..checkpoint import load_checkpoint
+    from ..diffusion import make_schedule
+    from ..train import train
+    from ..utils import device_name, slug
+    all_recipes = recipes()
+    if name not in all_recipes:
+        raise ValueError(f"no recipe {name!r}; known: {', '.join(sorted(all_recipes))}")
+    recipe = all_recipes[name]
+    dev = resolve_device(device)
+    cfg = recipe.train if steps is None else dataclasses.replace(recipe.train, steps=steps)
+    model = recipe.build()
+    schedule = make_schedule(recipe.schedule)
+    path = Path(checkpoint_dir) / f"{slug(name)}.pt"
+    draw = recipe.timesteps(model, schedule) if recipe.timesteps is not None else None
+    result = train(model, recipe.data(), schedule, cfg, checkpoint=path, device=dev, progress=progress,
+                   timesteps=draw)
+    entry = None
+    if export and result["step"] >= recipe.train.steps:
+        ckpt = load_checkpoint(path)
+        entry = zoo.export(name, ckpt, data=recipe.data_label, device=device_name(dev), sessions=ckpt["sessions"],
+                           recipe={"description": recipe.description, "schedule": recipe.schedule}, zoo_dir=zoo_dir)
+        print(f"exported {entry.provenance}")
+    return {"result": result, "checkpoint": path, "entry": entry}
+
+
+def zoo_or_train(names: dict[str, str], *, weights: str, train_fn=None):
+    """The models a notebook evaluates: ``weights="zoo"`` loads each zoo entry (label -> entry name) and prints
+    its provenance; ``weights="train"`` calls ``train_fn()`` (the notebook's profile) instead. Returns
+    ({label: model}, {label: provenance})."""
+    from .. import zoo
+    if weights == "zoo":
+        models, provenance = {}, {}
+        for label, entry_name in names.items():
+            models[label], e = zoo.load(entry_name)
+            provenance[label] = e.provenance
+        return models, provenance
+    if weights == "train":
+        if train_fn is None:
+            raise ValueError("weights='train' needs the notebook's training function")
+        return train_fn()
+    raise ValueError(f"weights must be 'zoo' (load the shipped trained models) or 'train' (train them under the "
+                     f"profile), got {weights!r}")

@@ -1,0 +1,39 @@
+"""Study 06, the fool-rate game: the VGG-SR paper's human evaluation protocol and its published fool rates.
+The game itself lives in `fastdiff.measure.foolrate` (logic), `fastdiff.measure.game_images` (folders) and
+`fastdiff.measure.foolrate_widget` (the widget)."""
+from __future__ import annotations
+
+from ..measure.foolrate import with_paper_rates
+
+# VGG-SR paper, Fig. 8 / Sec. 4.5: FFHQ 32x32 -> 128x128, 10 participants, 2000 denoising steps. The paper gives
+# neither the number of trials nor intervals.
+PAPER_FOOL_RATES = {"original (66M)": 0.40, "small + VGG (9M)": 0.36, "small (9M)": 0.32}
+PAPER_SOURCE = "VGG-SR paper, Fig. 8: FFHQ 32->128, 10 participants, 5 s per trial"
+PAPER_SHOW_SECONDS = 5.0
+# The game runs no model; the profiles differ only in session length and the size of the offline demo.
+PROFILES = {"quick": {"trials_per_model": 10, "demo_images": 24}, "full": {"trials_per_model": 30, "demo_images": 64}}
+
+
+def get_profile(name: str) -> dict:
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return dict(PROFILES[name])
+
+
+def beside_paper(table):
+    """Our fool-rate table with the VGG-SR paper's rates as extra rows, labelled by source."""
+    return with_paper_rates(table, PAPER_FOOL_RATES, PAPER_SOURCE)
+
+
+STUDY = "06_fool_rate_game"
+
+
+def collect_results(table, *, images_from: str, show_seconds: float):
+    """Fool rates as `fastdiff.results` rows (device and dtype do not apply: people play, no model runs)."""
+    from ..results import Results
+    res = Results(STUDY, device="people", dtype="", dataset=images_from, weights="", show_seconds=show_seconds)
+    for r in table.itertuples():
+        res.add("fool-rate game", r.model, "fool rate", r.fool_rate, n=r.n, ci_low=r.ci_low, ci_high=r.ci_high)
+    for model, rate in PAPER_FOOL_RATES.items():
+        res.add("fool-rate game", f"paper: {model}", "fool rate", None, paper_value=rate, paper_source=PAPER_SOURCE)
+    return res
