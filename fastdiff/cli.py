@@ -1,15 +1,20 @@
-"""The ``fastdiff`` command line."""
+"""The ``fastdiff`` command line. Every error is one line that says what to do, with exit code 2."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from .runner import DEVICES, PROFILES, reproduce
+from .runner import DEVICES, PROFILES
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fastdiff", description="fastdiff: diffusion acceleration studies")
-    sub = parser.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not the usage block
+        self.exit(2, f"{self.prog}: {message} (see {self.prog.split()[0]} --help)\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fastdiff", description="fastdiff: diffusion acceleration studies")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     rep = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
     rep.add_argument("--profile", choices=PROFILES, default="quick",
                      help="quick: laptop CPU, minutes; full: a GPU, the papers' settings where they fit")
@@ -23,29 +28,79 @@ def main(argv: list[str] | None = None) -> int:
     wts = sub.add_parser("weights", help="download the pretrained files the studies use, and report them")
     wts.add_argument("--check", action="store_true", help="only report what is present; download nothing")
     wts.add_argument("--only", default=None, help="comma-separated keys, e.g. alexnet,vgg11")
-    args = parser.parse_args(argv)
+    zoo = sub.add_parser("zoo", help="list the trained models that ship with fastdiff, with their provenance")
+    zoo.add_argument("--json", action="store_true", help="print the full index as JSON")
+    trn = sub.add_parser("train", help="train (or resume) a zoo entry from its recipe, then export it to the zoo")
+    trn.add_argument("name", nargs="?", help="a zoo entry, e.g. basics/quick-ddpm; none: list the recipes")
+    trn.add_argument("--device", choices=DEVICES, default="auto")
+    trn.add_argument("--steps", type=int, default=None, help="stop early at this step (not exported)")
+    trn.add_argument("--checkpoints", default="runs/zoo", help="folder of the resumable training checkpoints")
+    trn.add_argument("--no-export", action="store_true", help="train only; do not write the zoo entry")
+    return parser
 
-    if args.command == "reproduce":
-        try:
+
+def _zoo(args) -> int:
+    import json
+    from . import zoo
+    if args.json:
+        import dataclasses
+        print(json.dumps({n: dataclasses.asdict(e) for n, e in zoo.entries().items()}, indent=1))
+        return 0
+    rows = zoo.table()
+    if not rows:
+        print("the zoo is empty: train entries with `fastdiff train NAME` (`fastdiff train` lists the recipes)")
+        return 0
+    import pandas as pd
+    print(pd.DataFrame(rows).to_string(index=False))
+    return 0
+
+
+def _train(args) -> int:
+    from .studies.common import recipes, train_recipe
+    known = recipes()
+    if not args.name:
+        for name, r in sorted(known.items()):
+            print(f"{name:36} {r.train.steps:>6} steps x batch {r.train.batch_size:<4} {r.description}")
+        return 0
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be a positive integer, got {args.steps}")
+    out = train_recipe(args.name, device=args.device, checkpoint_dir=args.checkpoints, steps=args.steps,
+                       export=not args.no_export)
+    if out["entry"] is None:
+        print(f"trained to step {out['result']['step']}; checkpoint {out['checkpoint']} (run again to go on)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    name = f"fastdiff {args.command}"
+    try:
+        if args.command == "reproduce":
+            from .runner import reproduce
             code, _ = reproduce(profile=args.profile, device=args.device, only=args.only, out=args.out,
                                 notebooks_dir=args.notebooks, kernel_name=args.kernel)
-        except (ValueError, FileNotFoundError) as e:
-            print(f"fastdiff reproduce: {e}", file=sys.stderr)
-            return 2
-        return code
-    if args.command == "info":
-        from .info import format_info
-        print(format_info(args.data_root))
-        return 0
-    if args.command == "weights":
-        from .info import fetch_weights
-        try:
-            code, report = fetch_weights(args.only.split(",") if args.only else None, check_only=args.check)
-        except ValueError as e:
-            print(f"fastdiff weights: {e}", file=sys.stderr)
-            return 2
-        print(report)
-        return code
+            return code
+        if args.command == "info":
+            from .info import format_info
+            print(format_info(args.data_root))
+            return 0
+        if args.command == "weights":
+            from .info import fetch_weights
+            code, report = fetch_weights(args.only.split(",") if args.only is not None else None,
+                                         check_only=args.check)
+            print(report)
+            return code
+        if args.command == "zoo":
+            return _zoo(args)
+        if args.command == "train":
+            return _train(args)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, RuntimeError) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{name}: {message}", file=sys.stderr)
+        return 2
     return 2  # pragma: no cover
 
 

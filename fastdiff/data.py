@@ -74,8 +74,10 @@ def photo_patches(patch_size: int = 64, *, photos: tuple[str, ...] = BUILTIN_PHO
 
 def downsample(hr: torch.Tensor, scale: int) -> torch.Tensor:
     """Antialiased bicubic downsampling by an integer factor (the usual SR degradation)."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"the SR scale must be a positive integer, got {scale!r}")
     h, w = hr.shape[-2:]
-    if scale < 1 or h % scale or w % scale:
+    if h % scale or w % scale:
         raise ValueError(f"image size {h}x{w} is not divisible by the SR scale {scale}")
     batched = hr if hr.ndim == 4 else hr[None]
     lr = F.interpolate(batched, size=(h // scale, w // scale), mode="bicubic", antialias=True, align_corners=False)
@@ -118,17 +120,71 @@ class Subset(Dataset):
         return self.data[int(self.indices[i])]
 
 
-class ImageFolder(Dataset):
-    """Every image under ``root`` (recursively), centre-cropped to a square and resized to image_size."""
+def pil_to_array(im, channels: int = 3) -> np.ndarray:
+    """A PIL image of any mode as uint8 (H, W, channels): 16-bit and 32-bit greyscale scaled to 8 bits (PIL's own
+    conversion clips them), float images from [0, 1] (or [0, 255]), transparency composited on white, palette,
+    CMYK, 1-bit and the rest converted by PIL."""
+    from PIL import Image
+    if im.mode.startswith("I") or im.mode == "F":
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode == "F":
+            peak = 1.0 if a.max() <= 1.0 else 255.0
+        else:
+            peak = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(np.round(a / peak * 255), 0, 255).astype(np.uint8), "L")
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    arr = np.asarray(im.convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
+    return arr[..., None] if arr.ndim == 2 else arr
 
-    def __init__(self, root: str | Path, image_size: int, *, channels: int = 3):
+
+def _unreadable(path: Path) -> str | None:
+    """Why an image file cannot be read (header and, for PNG, its checksums), or None: a cheap scan, no decode."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except UnidentifiedImageError:
+        return "not an image PIL can identify"
+    except (OSError, SyntaxError, ValueError) as e:
+        return f"truncated or corrupt: {str(e).replace(str(path), '').strip(' :')[:80]}"
+    return None
+
+
+class ImageFolder(Dataset):
+    """Every image under ``root`` (recursively), centre-cropped to a square and resized to image_size.
+
+    The folder is scanned when it is opened (headers and checksums, no decoding), so a corrupt file stops here
+    with its name, not at the training step that first draws it. ``on_bad="skip"`` leaves such files out and
+    reports how many (``skipped`` lists them)."""
+
+    def __init__(self, root: str | Path, image_size: int, *, channels: int = 3, on_bad: str = "error",
+                 scan: bool = True):
+        if on_bad not in ("error", "skip"):
+            raise ValueError(f"on_bad must be 'error' or 'skip', got {on_bad!r}")
+        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
+            raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
         self.root, self.image_size, self.channels = Path(root), image_size, channels
         if not self.root.is_dir():
             raise DatasetUnavailableError(f"image folder {self.root} does not exist; point to a folder of images "
                                           f"(e.g. FFHQ or CelebA-HQ thumbnails)")
-        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.files:
+        files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
             raise DatasetUnavailableError(f"image folder {self.root} contains no images ({', '.join(IMAGE_SUFFIXES)})")
+        bad = [(p, why) for p in files if (why := _unreadable(p))] if scan else []
+        if bad and on_bad == "error":
+            listed = "; ".join(f"{p.relative_to(self.root)} ({why})" for p, why in bad[:3])
+            raise DatasetUnavailableError(
+                f"{len(bad)} of {len(files)} images in {self.root} cannot be read: {listed}"
+                + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+                + ". Remove or replace them, or pass on_bad='skip' to leave them out")
+        self.skipped = [p for p, _ in bad]
+        self.files = [p for p in files if p not in set(self.skipped)]
+        if self.skipped:
+            print(f"image folder {self.root}: skipped {len(self.skipped)} unreadable of {len(files)} images")
+        if not self.files:
+            raise DatasetUnavailableError(f"no readable images left in {self.root}")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -138,14 +194,17 @@ class ImageFolder(Dataset):
         path = self.files[i]
         try:
             with Image.open(path) as im:
-                im = im.convert("RGB" if self.channels == 3 else "L")
                 s = min(im.size)
                 left, top = (im.width - s) // 2, (im.height - s) // 2
-                im = im.crop((left, top, left + s, top + s)).resize((self.image_size,) * 2, Image.BICUBIC)
-                arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise DatasetUnavailableError(f"cannot read image {path}: {e}. Remove or replace the file.") from e
-        arr = arr[..., None] if arr.ndim == 2 else arr
+                im = im.crop((left, top, left + s, top + s))
+                arr = pil_to_array(im, self.channels)
+                if arr.shape[0] != self.image_size:
+                    mode = "RGB" if self.channels == 3 else "L"
+                    small = Image.fromarray(arr if self.channels == 3 else arr[..., 0], mode)
+                    arr = pil_to_array(small.resize((self.image_size,) * 2, Image.BICUBIC), self.channels)
+        except (UnidentifiedImageError, OSError, ValueError) as e:
+            raise DatasetUnavailableError(f"cannot read image {path}: {e}. Remove or replace the file "
+                                          f"(or open the folder with on_bad='skip').") from e
         return to_model_range(arr).permute(2, 0, 1)
 
 
@@ -188,13 +247,19 @@ def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
 
 
 def load_dataset(name: str, *, image_size: int, split: str = "train", root: str | Path = "data",
-                 download: bool = False, val_fraction: float = 0.1, seed: int = 0) -> Dataset | torch.Tensor:
+                 download: bool = False, val_fraction: float = 0.1, seed: int = 0,
+                 on_bad: str = "error") -> Dataset | torch.Tensor:
     """A dataset by name: ``mnist-builtin``, ``photos`` (patches of size image_size), ``cifar10``, ``mnist``,
-    ``celeba`` (torchvision, under ``root``), or ``folder:<path>``. ``split`` is ``train`` or ``val``:
+    ``celeba`` (torchvision, under ``root``), or ``folder:<path>`` (``on_bad``: see `ImageFolder`). ``split``
+    is ``train`` or ``val``:
     for torchvision sets ``val`` is their own test/valid split; the built-in sets and folders are split
     deterministically with ``val_fraction`` and ``seed``."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if not isinstance(name, str):
+        raise ValueError(f"dataset must be a name such as 'mnist-builtin' or 'folder:<path>', got {name!r}")
+    if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     kind, _, path = name.partition(":")
     if kind not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS[:-1]} or 'folder:<path>'")
@@ -207,7 +272,7 @@ def load_dataset(name: str, *, image_size: int, split: str = "train", root: str 
     else:
         if not path:
             raise ValueError("give the folder as 'folder:<path>'")
-        data = ImageFolder(path, image_size)
+        data = ImageFolder(path, image_size, on_bad=on_bad)
     train_idx, val_idx = train_val_split(len(data), val_fraction, seed=seed)
     idx = train_idx if split == "train" else val_idx
     return data[idx] if isinstance(data, torch.Tensor) else Subset(data, idx)

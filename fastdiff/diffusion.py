@@ -79,6 +79,9 @@ def cosine_alpha_bar(num_timesteps: int, s: float = 0.008, max_beta: float = 0.9
 def make_schedule(name: str = "linear", num_timesteps: int | None = None) -> Schedule:
     """``linear``: DDPM, beta 1e-4..0.02 over 1000 steps; ``sr3``: SR3, beta 1e-6..1e-2 over 2000 steps;
     ``cosine``: improved DDPM, 1000 steps. ``num_timesteps`` overrides the length."""
+    if num_timesteps is not None and (isinstance(num_timesteps, bool) or not isinstance(num_timesteps, int)
+                                      or num_timesteps < 2):
+        raise ValueError(f"num_timesteps must be an integer >= 2, got {num_timesteps!r}")
     if name == "linear":
         T = num_timesteps or 1000
         alpha_bar = torch.cumprod(1 - linear_betas(T, 1e-4, 0.02), 0)
@@ -101,7 +104,11 @@ def space_timesteps(num_timesteps: int, spec: int | str | list[int]) -> list[int
     steps are split into equal sections and each keeps that many evenly spaced steps).
     """
     T = num_timesteps
+    if isinstance(spec, bool) or not isinstance(spec, (int, str, list, tuple)):
+        raise ValueError(f"bad timestep spec {spec!r}: use an int, 'ddimN' or comma-separated section counts")
     if isinstance(spec, str) and spec.startswith("ddim"):
+        if not spec[4:].isdigit() or int(spec[4:]) < 1:
+            raise ValueError(f"bad timestep spec {spec!r}: 'ddimN' needs a positive integer N, e.g. 'ddim50'")
         n = int(spec[4:])
         for stride in range(1, T):
             if len(range(0, T, stride)) == n:
@@ -120,6 +127,10 @@ def space_timesteps(num_timesteps: int, spec: int | str | list[int]) -> list[int
             return [T - 1]
         return sorted({round(i * (T - 1) / (spec - 1)) for i in range(spec)})
     # section counts
+    if not spec or not all(isinstance(c, int) and not isinstance(c, bool) for c in spec):
+        raise ValueError(f"bad timestep spec {spec!r}: section counts must be a non-empty list of integers")
+    if len(spec) > T:
+        raise ValueError(f"cannot split {T} steps into {len(spec)} sections")
     sizes = [T // len(spec) + (1 if i < T % len(spec) else 0) for i in range(len(spec))]
     kept, start = [], 0
     for size, count in zip(sizes, spec):
@@ -134,6 +145,8 @@ def space_timesteps(num_timesteps: int, spec: int | str | list[int]) -> list[int
 def respace(schedule: Schedule, timesteps: list[int] | torch.Tensor) -> Schedule:
     """The schedule restricted to the given original timesteps (a subset of ``schedule.timesteps``)."""
     timesteps = torch.as_tensor(sorted(set(int(t) for t in timesteps)), dtype=torch.long)
+    if len(timesteps) == 0:
+        raise ValueError("respace needs at least one timestep to keep")
     position = {int(t): i for i, t in enumerate(schedule.timesteps)}
     missing = [int(t) for t in timesteps if int(t) not in position]
     if missing:

@@ -25,9 +25,12 @@ def find_notebooks(notebooks_dir: Path, only: str | None = None) -> list[Path]:
     notebooks = sorted(notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
     if not notebooks:
         raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {notebooks_dir}")
-    if not only:
+    if only is None:
         return notebooks
     wanted = [w.strip() for w in only.split(",") if w.strip()]
+    if not wanted:
+        raise ValueError(f"--only {only!r} names no notebook; give numbers or names, e.g. --only 00,02 "
+                         f"(available: {', '.join(nb.stem for nb in notebooks)})")
     chosen = []
     for w in wanted:
         match = [nb for nb in notebooks if nb.stem == w or nb.stem.split("_", 1)[0] == w]
@@ -35,6 +38,19 @@ def find_notebooks(notebooks_dir: Path, only: str | None = None) -> list[Path]:
             raise ValueError(f"--only {w!r} matches no notebook; available: {', '.join(nb.stem for nb in notebooks)}")
         chosen += [nb for nb in match if nb not in chosen]
     return chosen
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and make sure files can be written there, before any notebook runs."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is an existing file, not a folder; choose a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / ".fastdiff-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise ValueError(f"--out {out_dir} cannot be written ({e.strerror or e}); choose a writable folder") from e
 
 
 def _first_line(source: str) -> str:
@@ -75,6 +91,7 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
     notebooks = find_notebooks(Path(notebooks_dir) if notebooks_dir else default_notebooks_dir(), only)
     out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir = out_dir.resolve()
+    check_output_dir(out_dir)
     nb_dir = notebooks[0].parent.resolve()
     # relative to the notebooks' working folder, so that results files carry no absolute path of this machine
     parameters = {"profile": profile, "device": device, "output_dir": os.path.relpath(out_dir, nb_dir)}

@@ -45,6 +45,36 @@ def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+def _check_inputs(x, schedule) -> None:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
+        raise ValueError(f"x (the starting noise x_T) must be a float tensor (batch, ...), got "
+                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+    if not isinstance(schedule, Schedule):
+        raise ValueError(f"schedule must be a fastdiff.diffusion.Schedule (make_schedule / respace), got "
+                         f"{type(schedule).__name__}")
+
+
+class _Finite:
+    """Records, without a host sync per step, whether each step's prediction was finite; `check` raises at the
+    end of a sampling call with the first step whose network output held NaN or inf (instead of returning
+    all-NaN images without a word)."""
+
+    def __init__(self):
+        self.flags, self.steps = [], []
+
+    def add(self, eps: torch.Tensor, t: int) -> None:
+        self.flags.append(torch.isfinite(eps).all())
+        self.steps.append(t)
+
+    def check(self, name: str) -> None:
+        ok = torch.stack(self.flags).cpu()
+        if not bool(ok.all()):
+            first = int((~ok).nonzero()[0])
+            raise FloatingPointError(f"{name}: the model returned NaN or inf at timestep t={self.steps[first]} "
+                                     f"(step {first + 1} of {len(self.steps)}), so the samples are not numbers; "
+                                     f"check the model's weights (a diverged training?) and its inputs")
+
+
 @torch.no_grad()
 def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None = None, clip_x0: bool = True,
                 generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
@@ -52,16 +82,20 @@ def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None
     """Ancestral sampling (Ho et al. 2020, Alg. 2), written with the posterior q(x_{t-1} | x_t, x_0) (eq. 7):
     x_{t-1} = c_0 x_0 + c_t x_t + sqrt(tilde beta_t) z, with z = 0 at the last step.
     On a respaced schedule the betas are the respaced ones (Nichol & Dhariwal 2021, Sec. 4)."""
+    _check_inputs(x, schedule)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     c0, ct = (c.tolist() for c in schedule.posterior_mean_coef)
     std = schedule.posterior_variance.sqrt().tolist()
     cond = prepare_condition(model, x, cond)
+    finite = _Finite()
     for i in _steps(schedule, progress, "DDPM"):
-        _, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
+        eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
+        finite.add(eps, ts[i])
         mean = c0[i] * x0 + ct[i] * x
         x = mean + std[i] * _noise(x, generator) if i > 0 else mean
         if callback is not None:
             callback({"i": i, "t": ts[i], "x": x, "x0": x0})
+    finite.check("DDPM sampling")
     return x
 
 
@@ -77,14 +111,17 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
                 clip_x0: bool = True, generator: torch.Generator | None = None,
                 callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12). eta = 0: deterministic; eta = 1: DDPM's variance."""
-    if eta < 0:
-        raise ValueError(f"eta must be >= 0, got {eta}")
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+        raise ValueError(f"eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM's variance), got {eta!r}")
+    _check_inputs(x, schedule)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     sigma, alpha_bar_prev = ddim_sigma(schedule, eta).tolist(), schedule.alpha_bar_prev.tolist()
     cond = prepare_condition(model, x, cond)
+    finite = _Finite()
     for i in _steps(schedule, progress, f"DDIM eta={eta:g}"):
         # 1. predict the noise and x_0 from x_t
         eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
+        finite.add(eps, ts[i])
         # 2. the "direction pointing to x_t": sqrt(1 - abar_{i-1} - sigma_i^2) eps
         a_prev, s = alpha_bar_prev[i], sigma[i]
         direction = math.sqrt(max(0.0, 1 - a_prev - s**2)) * eps
@@ -94,6 +131,7 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
             x = x + s * _noise(x, generator)
         if callback is not None:
             callback({"i": i, "t": ts[i], "x": x, "x0": x0})
+    finite.check(f"DDIM sampling (eta={eta:g})")
     return x
 
 

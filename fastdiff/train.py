@@ -143,7 +143,8 @@ class _GracefulInterrupt:
 
 def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, checkpoint: str | Path | None = None,
           resume: bool = True, on_change: str = "error", device: str | torch.device | None = None,
-          progress: bool = True, callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0) -> dict:
+          progress: bool = True, callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0,
+          until: int | None = None) -> dict:
     """Train ``model`` to predict the noise (DDPM Alg. 1) on ``data`` (a tensor of images, or a dataset of
     images or of {"x0": ..., **cond} dicts). Resumes from ``checkpoint`` when it exists and ``resume``.
 
@@ -154,7 +155,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     with a warning. Any error during training (Ctrl-C, a bad image, a NaN loss, out of memory) first saves the
     last consistent state (the previous step's, when the error came inside a step), so nothing done is lost.
 
-    ``callback(step, loss)`` runs after every step. ``timesteps(batch_size, generator, device) -> (i, kwargs)``
+    ``until`` stops at that step (a checkpoint is written) while ``cfg.steps`` keeps setting the LR schedule, so a
+    long run can be trained in pieces that resume exactly. ``callback(step, loss)`` runs after every step. ``timesteps(batch_size, generator, device) -> (i, kwargs)``
     replaces the uniform draw of timestep indices and adds keyword arguments for the model (layer skipping's
     ``k``: `fastdiff.methods.layer_skipping.timestep_sampler`); it must draw from ``generator`` so that resume
     stays exact. ``evaluate(ema) -> dict`` (e.g. validation PSNR) runs on the EMA model at step 0 and every
@@ -167,6 +169,9 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     """
     if on_change not in ("error", "continue"):
         raise ValueError(f"on_change must be 'error' or 'continue', got {on_change!r}")
+    if until is not None and (isinstance(until, bool) or not isinstance(until, int) or until < 1):
+        raise ValueError(f"until must be a positive integer step, got {until!r}")
+    target = cfg.steps if until is None else min(until, cfg.steps)
     if len(data) == 0:
         raise ValueError("the training data is empty")
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -230,7 +235,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         evals, sessions, resumed_from = ckpt.get("evals", []), ckpt.get("sessions", 1) + 1, ckpt["step"]
         note = f" with changed settings ({'; '.join(diffs)})" if diffs else ""
         print(f"resuming {checkpoint} at step {step} of {cfg.steps}{note}")
-        if step >= cfg.steps:
+        if step >= target:
             if step > cfg.steps:
                 warnings.warn(f"checkpoint {checkpoint} already holds {step} steps, more than the {cfg.steps} asked: "
                               f"returning its model as it is (not retrained, not cut back)", stacklevel=2)
@@ -255,7 +260,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     mid_step, updated, rng_before = False, False, None  # inside a step; past the optimizer's update; RNG at its start
     with _GracefulInterrupt() as interrupt:
         try:
-            while step < cfg.steps:
+            while step < target:
                 mid_step, updated, rng_before = True, False, rng_state()
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, step)

@@ -128,17 +128,70 @@ def glob_escape(name: str) -> str:
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Images in [-1, 1] -> uint8 in [0, 255] (rounded), on the CPU, same shape."""
+    """Images in [-1, 1] -> uint8 in [0, 255] (rounded), on the CPU, same shape. NaN or inf is an error (it
+    would silently become black)."""
+    if not torch.isfinite(images).all():
+        raise ValueError("cannot convert images holding NaN or inf to 8 bits (a diverged model or sampler?)")
     return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def check_int(name: str, value, low: int = 1, high: int | None = None) -> int:
+    """``value`` as an int in [low, high], or a ValueError naming the parameter and what it accepts."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        bound = f">= {low}" if high is None else f"in {low}..{high}"
+        raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
+    return value
+
+
+def check_number(name: str, value, low: float | None = None, high: float | None = None, *,
+                 positive: bool = False) -> float:
+    """``value`` as a finite real number in [low, high] (> 0 with ``positive``), or a ValueError naming it."""
+    import math
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+        (low is None or value >= low) and (high is None or value <= high) and (not positive or value > 0)
+    if not ok:
+        bound = " > 0" if positive else (f" in [{low}, {high}]" if low is not None and high is not None else
+                                         f" >= {low}" if low is not None else "")
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return float(value)
+
+
+def _check_field(name: str, value, current):
+    """An override of a profile field, checked against the type of the value it replaces."""
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
+    elif isinstance(current, int):
+        check_int(name, value, low=0 if name.endswith("seed") else 1)
+    elif isinstance(current, float):
+        check_number(name, value)
+    elif isinstance(current, str) and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string, got {value!r}")
+    return value
 
 
 def with_overrides(profile, **overrides):
     """A copy of a profile dataclass with some fields replaced; ``train_<field>`` reaches into its ``train``
-    (TrainConfig). None keeps the profile's value, so notebook parameters can default to None."""
+    (TrainConfig). None keeps the profile's value, so notebook parameters can default to None. Every override is
+    checked against the field it replaces (a step count must be a positive integer ...), and an error names the
+    parameter as the notebook spells it."""
     import dataclasses
-    train_kw = {k[len("train_"):]: v for k, v in overrides.items() if k.startswith("train_") and v is not None}
-    other = {k: v for k, v in overrides.items() if not k.startswith("train_") and v is not None}
-    return dataclasses.replace(profile, train=dataclasses.replace(profile.train, **train_kw), **other)
+    fields = {f.name for f in dataclasses.fields(profile)}
+    train_fields = {f.name for f in dataclasses.fields(profile.train)} if "train" in fields else set()
+    unknown = [k for k in overrides if k not in fields and not (k.startswith("train_") and k[6:] in train_fields)]
+    if unknown:
+        raise ValueError(f"unknown profile settings {unknown}; this profile has {sorted(fields)}")
+    train_kw = {k[len("train_"):]: _check_field(k, v, getattr(profile.train, k[len("train_"):]))
+                for k, v in overrides.items() if k.startswith("train_") and v is not None and k[6:] in train_fields}
+    other = {k: _check_field(k, v, getattr(profile, k)) for k, v in overrides.items()
+             if not (k.startswith("train_") and k[6:] in train_fields) and v is not None}
+    if not train_kw:
+        return dataclasses.replace(profile, **other)
+    try:
+        train = dataclasses.replace(profile.train, **train_kw)
+    except ValueError as e:   # TrainConfig's own checks, named as the notebook parameter
+        raise ValueError(str(e).replace("TrainConfig.", "train_")) from None
+    return dataclasses.replace(profile, train=train, **other)
 
 
 def profile_by_name(profiles: dict, name: str, **overrides):

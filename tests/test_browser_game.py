@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fastdiff.measure.foolrate import read_answers
+from fastdiff.measure.answers import read_answers
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "06_fool_rate_game.ipynb"

@@ -3,6 +3,8 @@ clock and timer, the answers log (torn lines, resume), a kernel killed mid-sessi
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -11,9 +13,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fastdiff.measure import foolrate
-from fastdiff.measure.foolrate import (AnswerLog, fool_rate_table, open_session, plan_trials, read_answers,
-                                       wilson_interval)
+from fastdiff.measure import answers as answers_module, foolrate
+from fastdiff.measure.answers import AnswerLog, read_answers
+from fastdiff.measure.foolrate import fool_rate_table, open_session, plan_trials, wilson_interval
 from fastdiff.measure.game_images import GameDataError, GameSources, write_game_folders
 from fastdiff.studies import fool_rate_game
 
@@ -156,7 +158,7 @@ def test_state_machine_hides_after_show_time_and_records_each_answer(sources, tm
     trial = game.trial
     record = game.choose("right")
     assert record["response_s"] == pytest.approx(6.5) and record["fooled"] == (trial.real_side == "left")
-    assert set(record) == set(foolrate.RECORD_FIELDS)
+    assert set(record) == set(answers_module.RECORD_FIELDS)
     assert read_answers(log_path) == [record]
     with pytest.raises(ValueError, match="side must be one of"):
         game.start(), fake.advance(5), game.choose("middle")
@@ -321,11 +323,85 @@ def test_kernel_killed_mid_session_loses_no_answer(sources, folders, tmp_path):
 
 
 def test_fool_rate_table_counts_and_intervals():
-    recs = [{"model": m, "fooled": f, "response_s": 1.0 + i, "player": f"p{i % 2}", "session": "s"}
-            for m, fooled in [("small", [1, 0, 0, 1]), ("original", [1, 1, 1, 0, 0])] for i, f in enumerate(fooled)]
+    recs = [{"model": m, "fooled": f, "response_s": 1.0 + i, "player": f"p{i % 2}", "session": "s", "trial": 10 * j + i}
+            for j, (m, fooled) in enumerate([("small", [1, 0, 0, 1]), ("original", [1, 1, 1, 0, 0])])
+            for i, f in enumerate(fooled)]
     table = fool_rate_table(recs).set_index("model")
     assert table.loc["small", ["n", "fooled"]].tolist() == [4, 2] and table.loc["original", "fool_rate"] == 0.6
     assert (table.loc["original", "ci_low"], table.loc["original", "ci_high"]) == pytest.approx(wilson_interval(3, 5))
     assert table.loc["small", "players"] == 2 and table.index[0] == "original"
     both = fool_rate_game.beside_paper(fool_rate_table(recs))
     assert list(both["source"]).count("measured here") == 2 and both["fool_rate"].iloc[-1] == 0.32
+
+
+def test_one_writer_per_session_and_each_trial_counts_once(sources, tmp_path):
+    """Two games on one session (two kernels on one id, or a second player on the first player's id) are refused,
+    a superseded game in the same process stops writing, and analysis counts each (session, trial) once."""
+    log = tmp_path / "answers.jsonl"
+    fake = FakeTime()
+    first = open_session(sources, log, player="ann", session="s1", trials_per_model=4, clock=fake.clock,
+                         timer=fake.timer)
+    first.start(); fake.advance(6); first.choose("left")
+    with pytest.raises(ValueError, match="session 's1' .* belongs to player 'ann'; 'bob' cannot continue it"):
+        open_session(sources, log, player="bob", session="s1", trials_per_model=4)
+    # another live process holds the lock: refused with its pid
+    lock = next(tmp_path.glob("answers.jsonl.s1.lock"))
+    holder = json.loads(lock.read_text())
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        lock.write_text(json.dumps({**holder, "pid": other.pid, "token": "other"}))
+        with pytest.raises(answers_module.SessionInUseError, match=f"being played by process {other.pid}"):
+            open_session(sources, log, player="ann", session="s1", trials_per_model=4)
+    finally:
+        other.kill()
+        other.wait()
+    # the holder died (a killed kernel): its lock is taken over, and the older game in this process is superseded
+    second = open_session(sources, log, player="ann", session="s1", trials_per_model=4, clock=fake.clock,
+                          timer=fake.timer)
+    assert second.n_answered == 1
+    first.start(); fake.advance(6)
+    with pytest.raises(answers_module.SessionInUseError, match="opened again elsewhere"):
+        first.choose("left")
+    second.start(); fake.advance(6); second.choose("right")
+    records = read_answers(log)
+    assert len(records) == 2 and [r["trial"] for r in records] == [0, 1]
+    # duplicates written by an older fastdiff (no lock) are counted once, and said
+    with open(log, "a") as f:
+        f.write(json.dumps(records[0]) + "\n")
+    with pytest.warns(UserWarning, match="1 duplicate answers"):
+        table = fool_rate_table(read_answers(log))
+    assert table["n"].sum() == 2 and table.attrs["duplicates_dropped"] == 1
+
+
+@pytest.mark.parametrize("where", ["a folder", "under a file", "read-only"])
+def test_an_answers_file_that_cannot_be_written_fails_when_the_session_opens(sources, tmp_path, where):
+    if where == "a folder":
+        target = tmp_path / "answers.jsonl"
+        target.mkdir()
+    elif where == "under a file":
+        (tmp_path / "file").write_text("x")
+        target = tmp_path / "file" / "answers.jsonl"
+    elif os.geteuid() == 0:                 # root ignores file modes: /proc is a place nobody may create files
+        target = Path("/proc/answers.jsonl")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "answers.jsonl"
+    with pytest.raises(answers_module.AnswersFileError, match="cannot be written .*choose another answers_file"):
+        open_session(sources, target, player="ann", trials_per_model=2)
+
+
+def test_the_widget_escapes_names_and_shows_errors_to_the_player(sources, tmp_path):
+    from fastdiff.measure.foolrate_widget import FoolRateView
+    fake = FakeTime()
+    game = open_session(sources, tmp_path / "a.jsonl", player="<script>alert(1)</script>", session="x<b>",
+                        trials_per_model=2, clock=fake.clock, timer=fake.timer)
+    view = FoolRateView(game, sources)
+    assert "<script>" not in view.title.value and "&lt;script&gt;" in view.title.value and "x&lt;b&gt;" in view.title.value
+    view.button_next.click()
+    fake.advance(6)
+    (tmp_path / "a.jsonl.x_b_.lock").unlink()          # the session's lock vanished: the answer cannot be recorded
+    view.button_left.click()
+    assert "The game stopped" in view.status.value and "SessionInUseError" in view.status.value
+    assert view.button_left.disabled and view.button_right.disabled and view.button_next.disabled

@@ -19,27 +19,81 @@ def digits():
     return images[perm], labels[perm]
 
 
-def test_psnr_of_a_known_mse():
-    x = torch.zeros(2, 3, 8, 8)
-    y = x + 0.1                                   # MSE 0.01 on a range of 2: 10 log10(4 / 0.01)
-    assert torch.allclose(metrics.psnr(x, y), torch.full((2,), 10 * math.log10(400.0)), atol=1e-4)
-    assert torch.isinf(metrics.psnr(x, x)).all()
-    with pytest.raises(ValueError, match="same shape"):
-        metrics.psnr(x, y[:, :1])
+def photo_pairs(seed=0):
+    """Real photos (scikit-image's, uint8) and degraded copies of them, as 8-bit images and as [-1, 1] tensors:
+    additive noise, a blur, a JPEG-like quantisation, and a global 1% brightening."""
+    from scipy.ndimage import gaussian_filter
+    from skimage import data as skdata
+    rng = np.random.default_rng(seed)
+    pairs = []
+    for photo in (skdata.astronaut(), skdata.chelsea(), skdata.coffee()):
+        real = photo[:96, :128].astype(np.float64)
+        for degraded in (real + rng.normal(0, 12, real.shape), gaussian_filter(real, sigma=(1.2, 1.2, 0)),
+                         np.round(real / 24) * 24, real * 1.01):
+            pairs.append((photo[:96, :128], np.clip(np.round(degraded), 0, 255).astype(np.uint8)))
+    as_model = lambda u8: torch.from_numpy(u8).permute(2, 0, 1).float()[None] / 127.5 - 1  # noqa: E731
+    return pairs, as_model
+
+
+def test_psnr_and_ssim_follow_the_published_convention_on_real_photos():
+    """The SR papers score 8-bit images: PSNR with a peak of 255, SSIM with a Gaussian window (sigma 1.5) and a
+    data range of 255 (scikit-image's structural_similarity, as SR3/SRDiff evaluation code does)."""
+    from skimage.metrics import peak_signal_noise_ratio
+    pairs, as_model = photo_pairs()
+    for real, degraded in pairs:
+        ref_ssim = structural_similarity(real.astype(np.float64), degraded.astype(np.float64), data_range=255,
+                                         channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+        ref_psnr = peak_signal_noise_ratio(real, degraded, data_range=255)
+        x, y = as_model(real), as_model(degraded)
+        assert metrics.ssim(x, y).item() == pytest.approx(ref_ssim, abs=1e-6)
+        assert metrics.psnr(x, y).item() == pytest.approx(ref_psnr, abs=1e-4)
+
+
+def test_ssim_of_a_slightly_brighter_grey_image_is_nearly_one():
+    """The issue SSIM on [-1, 1] had: its luminance term is not shift-invariant, so mid-grey against a 1% brighter
+    copy scored 0.50. On [0, 1] (the convention) it is above 0.9997, as scikit-image says."""
+    grey = torch.zeros(1, 1, 32, 32)                       # 0.5 in [0, 1]
+    brighter = (grey + 1) * 1.01 - 1                       # 0.505
+    ref = structural_similarity(np.full((32, 32), 0.5), np.full((32, 32), 0.505), data_range=1.0,
+                                gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+    ours = metrics.ssim(grey, brighter, quantize=False).item()
+    assert ours == pytest.approx(ref, abs=1e-6) and ours > 0.9997
 
 
 @pytest.mark.parametrize("kw", [{}, {"gaussian_weights": False, "use_sample_covariance": True},
                                 {"gaussian_weights": True, "use_sample_covariance": True}])
-def test_ssim_agrees_with_skimage(kw, digits):
+def test_ssim_options_agree_with_skimage_on_unit_range_images(kw, digits):
     gen = torch.Generator().manual_seed(1)
     for x in (photo_patches(64)[:3], digits[0][:3]):
         y = (x + 0.15 * torch.randn(x.shape, generator=gen)).clamp(-1, 1)
-        ours = metrics.ssim(x, y, **kw)
+        ours = metrics.ssim(x, y, quantize=False, **kw)
         settings = {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False} | kw
-        ref = [structural_similarity(a.permute(1, 2, 0).double().numpy(), b.permute(1, 2, 0).double().numpy(),
-                                     data_range=2.0, channel_axis=2, **settings) for a, b in zip(x, y)]
-        np.testing.assert_allclose(ours.numpy(), ref, atol=1e-4)
+        unit = lambda t: ((t + 1) / 2).permute(1, 2, 0).double().numpy()  # noqa: E731
+        ref = [structural_similarity(unit(a), unit(b), data_range=1.0, channel_axis=2, **settings) for a, b in zip(x, y)]
+        np.testing.assert_allclose(ours.numpy(), ref, atol=1e-6)
     assert torch.allclose(metrics.ssim(x, x), torch.ones(3))
+
+
+def test_metrics_check_the_range_and_finiteness_of_their_inputs():
+    x = torch.zeros(2, 3, 16, 16)
+    with pytest.raises(ValueError, match=r"must be in \[-1, 1\].*got values in \[0, 255\].*\[0, 255\] \(uint8-range\)"):
+        metrics.psnr(x, torch.linspace(0, 255, x.numel()).reshape(x.shape))
+    nan = x.clone()
+    nan[1, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match="1 of 2 images contain NaN or inf .first: image 1"):
+        metrics.ssim(x, nan)
+    with pytest.raises(ValueError, match="same shape"):
+        metrics.psnr(x, x[:, :1])
+    with pytest.raises(ValueError, match="torch.uint8; fastdiff metrics take float images"):
+        metrics.psnr(x.to(torch.uint8), x.to(torch.uint8))
+    with pytest.raises(ValueError, match="must be a torch tensor"):
+        metrics.psnr(x.numpy(), x)
+    digits8 = torch.full((4, 1, 32, 32), -1.0)
+    with pytest.raises(ValueError, match=r"digit images must be in \[-1, 1\]"):
+        metrics.frechet_distance_lenet(torch.linspace(0, 255, digits8.numel()).reshape(digits8.shape), digits8)
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.frechet_distance_lenet(torch.where(torch.arange(4)[:, None, None, None] == 0, float("nan"), digits8),
+                                       digits8)
 
 
 def test_ssim_rejects_images_smaller_than_its_window():

@@ -8,16 +8,15 @@ This module holds the game without its images and widgets (`fastdiff.measure.gam
 folders, `fastdiff.measure.foolrate_widget` draws the game):
 
 - `plan_trials`: the trial order, with balanced real sides and models interleaved round by round;
-- `AnswerLog`: the JSONL answers file, one line per answer, flushed and fsynced before the game moves on;
+- (`fastdiff.measure.answers`: the JSONL answers file, one line per answer, flushed and fsynced before the game
+  moves on, one writer per session);
 - `FoolRateGame`: the game as a state machine with an injectable clock and timer (tests drive it directly);
 - `fool_rate_table`: fool rate per model with n and a 95% Wilson interval, beside the paper's rates.
 """
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
-import os
 import secrets
 import threading
 import time
@@ -29,12 +28,11 @@ from typing import Callable
 
 import numpy as np
 
+from ..utils import check_int, check_number
+from .answers import SCHEMA_VERSION, AnswerLog, SessionLock, unique_answers
 from .game_images import GameDataError, GameSources
 
-SCHEMA_VERSION = 1
 SIDES = ("left", "right")
-RECORD_FIELDS = ("schema", "session", "player", "trial", "n_trials", "model", "image_id", "real_side", "choice",
-                 "fooled", "response_s", "show_s", "utc")
 
 
 # ----------------------------------------------------------------------------------------------------- trials
@@ -53,8 +51,7 @@ def plan_trials(names: list[str], models: list[str], trials_per_model: int, *, s
     model's trials (one side gets the odd one out, at random); trials come in rounds with one trial per model in
     a random order, so models are interleaved and balanced over the session. With ``distinct_images`` no image
     is shown twice in a session (a player who saw the real image once would recognise it)."""
-    if trials_per_model < 1:
-        raise ValueError(f"trials_per_model must be at least 1, got {trials_per_model}")
+    check_int("trials_per_model", trials_per_model)
     if not models:
         raise ValueError("no models to play")
     rng = np.random.default_rng(seed)
@@ -109,110 +106,6 @@ def new_session_id() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
 
 
-# ------------------------------------------------------------------------------------------------ answers log
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # not supported on this platform
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def read_answers(path: str | Path) -> list[dict]:
-    """All answers in a JSONL answers file (none if it does not exist). A last line cut short (a process killed
-    while writing it) is skipped with a warning; a broken line anywhere else, or a newer schema, is an error."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]
-    records = []
-    for number, line in enumerate(complete, 1):
-        if not line.strip():
-            continue
-        try:
-            records.append(_check_record(json.loads(line)))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}, line {number}: not a JSON answer record ({e}); the file was edited or "
-                             f"damaged, fix or remove that line") from e
-    if tail.strip():
-        try:
-            records.append(_check_record(json.loads(tail)))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            warnings.warn(f"{path}: ignoring a truncated last line ({len(tail)} bytes), an answer cut off while it "
-                          f"was being written; every answer before it is intact", stacklevel=2)
-    return records
-
-
-def _check_record(record) -> dict:
-    if not isinstance(record, dict) or "schema" not in record:
-        raise ValueError(f"not an answer record: {str(record)[:80]}")
-    if record["schema"] > SCHEMA_VERSION:
-        raise ValueError(f"answer record schema {record['schema']} is newer than this fastdiff's "
-                         f"({SCHEMA_VERSION}); upgrade fastdiff to read it")
-    missing = [f for f in RECORD_FIELDS if f not in record]
-    if missing:
-        raise ValueError(f"answer record lacks {missing}: {str(record)[:80]}")
-    return record
-
-
-class AnswerLog:
-    """Append-only JSONL answers file. `append` writes one line, flushes and fsyncs before it returns, so an
-    answer the game has accepted survives the kernel or the machine dying. Opening a log whose last line was cut
-    short keeps that fragment in ``<file>.torn`` and trims it, so the next answer starts on a clean line."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_tail()
-
-    def _repair_tail(self) -> None:
-        if not self.path.exists():
-            return
-        data = self.path.read_bytes()
-        if not data or data.endswith(b"\n"):
-            return
-        cut = data.rfind(b"\n") + 1
-        tail = data[cut:]
-        try:
-            _check_record(json.loads(tail))
-            complete = True
-        except (ValueError, UnicodeDecodeError):
-            complete = False
-        with open(self.path, "r+b") as f:
-            if complete:  # the record is whole, only its newline is missing
-                f.seek(0, os.SEEK_END)
-                f.write(b"\n")
-            else:
-                with open(self.path.with_name(self.path.name + ".torn"), "ab") as torn:
-                    torn.write(tail + b"\n")
-                    torn.flush()
-                    os.fsync(torn.fileno())
-                f.truncate(cut)
-                warnings.warn(f"{self.path}: the last line was cut short ({len(tail)} bytes); it is kept in "
-                              f"{self.path.name}.torn and removed from the log", stacklevel=3)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def append(self, record: dict) -> None:
-        line = json.dumps(_check_record(dict(record)), ensure_ascii=False) + "\n"
-        new = not self.path.exists()
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        if new:
-            _fsync_dir(self.path.parent)
-
-    def read(self) -> list[dict]:
-        return read_answers(self.path)
-
-
 # ---------------------------------------------------------------------------------------------- state machine
 
 def threading_timer(seconds: float, callback: Callable[[], None]) -> Callable[[], None]:
@@ -237,8 +130,9 @@ class FoolRateGame:
     def __init__(self, trials: list[Trial], log: AnswerLog, *, session: str, player: str, show_s: float = 5.0,
                  answer_while_showing: bool = False, clock: Callable[[], float] = time.monotonic,
                  timer: Callable = threading_timer, answered: set[int] = frozenset()):
-        if show_s <= 0:
-            raise ValueError(f"show_s must be positive, got {show_s}")
+        check_number("show_seconds", show_s, positive=True)
+        if not isinstance(answer_while_showing, bool):
+            raise ValueError(f"answer_while_showing must be True or False, got {answer_while_showing!r}")
         if not trials:
             raise ValueError("no trials to play")
         self.trials, self.log, self.session, self.player = trials, log, session, player
@@ -338,14 +232,21 @@ def open_session(sources: GameSources, answers_file: str | Path, *, player: str,
     game skips the trials answered there and goes on with the rest of the same plan. The plan is seeded by the
     session id (or ``seed``); if the folders or settings changed so that the recorded answers no longer match the
     plan, this stops with an error rather than mixing two plans in one session."""
+    if not isinstance(player, str) or not player.strip():
+        raise ValueError(f"player must be a non-empty name, got {player!r}")
+    if session is not None and (not isinstance(session, str) or not session.strip()):
+        raise ValueError(f"session must be the id of an earlier session or None, got {session!r}")
     session = session or new_session_id()
-    log = AnswerLog(answers_file)
+    log = AnswerLog(answers_file)                  # fails now, not at the first click, if it cannot be written
     trials = plan_trials(sources.names, list(sources.models), trials_per_model,
                          seed=session_seed(session) if seed is None else seed, distinct_images=distinct_images)
     answered = set()
     for r in log.read():
         if r["session"] != session:
             continue
+        if r["player"] != player:
+            raise ValueError(f"session {session!r} in {answers_file} belongs to player {r['player']!r}; "
+                             f"{player!r} cannot continue it. Start a new session (session=None) for {player!r}")
         i = r["trial"]
         if not (0 <= i < len(trials)) or (trials[i].model, trials[i].image_id, trials[i].real_side) != \
                 (r["model"], r["image_id"], r["real_side"]) or r["n_trials"] != len(trials):
@@ -353,6 +254,7 @@ def open_session(sources: GameSources, answers_file: str | Path, *, player: str,
                              f"{r['model']}/{r['image_id']}); the folders, models, trials_per_model or seed changed. "
                              f"Restore them to resume, or start a new session (session=None)")
         answered.add(i)
+    log.lock = SessionLock(log.path, session).acquire()   # one writer per session
     return FoolRateGame(trials, log, session=session, player=player, answered=answered, **game_kwargs)
 
 
@@ -372,8 +274,13 @@ def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, fl
 
 def fool_rate_table(records: list[dict], *, by: str = "model", confidence: float = 0.95):
     """Per ``by`` (model, player, ...): n trials, times fooled, fool rate and its Wilson interval, and the
-    median response time. A pandas DataFrame, one row per group, sorted by fool rate."""
+    median response time. A pandas DataFrame, one row per group, sorted by fool rate. Each (session, trial) counts
+    once (`unique_answers`); ``table.attrs["duplicates_dropped"]`` says how many repeats were left out."""
     import pandas as pd
+    records, duplicates = unique_answers(records)
+    if duplicates:
+        warnings.warn(f"{duplicates} duplicate answers (the same session and trial answered more than once) were "
+                      f"left out: each trial counts once, its first answer kept", stacklevel=2)
     rows = []
     groups: dict[str, list[dict]] = {}
     for r in records:
@@ -385,8 +292,9 @@ def fool_rate_table(records: list[dict], *, by: str = "model", confidence: float
                      "median_response_s": float(np.median([r["response_s"] for r in rs])),
                      "players": len({r["player"] for r in rs}), "sessions": len({r["session"] for r in rs})})
     columns = [by, "n", "fooled", "fool_rate", "ci_low", "ci_high", "median_response_s", "players", "sessions"]
-    table = pd.DataFrame(rows, columns=columns)
-    return table.sort_values("fool_rate", ascending=False, ignore_index=True)
+    table = pd.DataFrame(rows, columns=columns).sort_values("fool_rate", ascending=False, ignore_index=True)
+    table.attrs["duplicates_dropped"] = duplicates
+    return table
 
 
 def with_paper_rates(table, paper: dict[str, float], source: str):

@@ -4,6 +4,7 @@ view only draws the game's state and turns clicks into ``start`` / ``choose`` ca
 once (papermill and nbval run past it); the display timer starts only when a player presses Start."""
 from __future__ import annotations
 
+import html
 import io
 
 from .foolrate import FoolRateGame
@@ -26,6 +27,7 @@ class FoolRateView:
     def __init__(self, game: FoolRateGame, sources: GameSources, *, display_px: int = 256, reveal: bool = False):
         import ipywidgets as w
         self.game, self.sources, self.display_px, self.reveal = game, sources, display_px, reveal
+        self.error: str | None = None
         first = sources.load("real", sources.names[0])
         self._zoom = max(1, display_px // first.width)
         self._size = (first.width * self._zoom, first.height * self._zoom)
@@ -67,14 +69,21 @@ class FoolRateView:
         game.on_change(lambda _: self.render())
         self.render()
 
-    # -- events
+    # -- events: an error (the answers file went away, the session was opened elsewhere) is shown to the player
+    # in the status line and stops the game, rather than vanishing into the kernel's log
     def _start(self) -> None:
-        if self.game.state == "ready":
-            self.game.start()
+        self._guard(lambda: self.game.start() if self.game.state == "ready" else None)
 
     def _choose(self, side: str) -> None:
-        if self.game.can_choose:
-            self.game.choose(side)
+        self._guard(lambda: self.game.choose(side) if self.game.can_choose else None)
+
+    def _guard(self, action) -> None:
+        try:
+            action()
+            self.error = None
+        except Exception as e:  # noqa: BLE001  (shown to the player, the game does not go on)
+            self.error = f"{type(e).__name__}: {e}"
+            self.render()
 
     # -- drawing
     def _shown(self, kind: str, name: str, model: str | None = None) -> bytes:
@@ -85,7 +94,8 @@ class FoolRateView:
         total = len(game.trials)
         shown_number = min(game.n_answered + (game.state in ("showing", "hidden")), total)
         self.title.value = (f"<b>Fool-rate game</b> · trial {max(shown_number, 1)} of {total} · "
-                            f"player <code>{game.player}</code> · session <code>{game.session}</code>")
+                            f"player <code>{html.escape(game.player)}</code> · session "
+                            f"<code>{html.escape(game.session)}</code>")
         if game.state == "showing":
             real = self._shown("real", trial.image_id)
             fake = self._shown("generated", trial.image_id, trial.model)
@@ -100,6 +110,9 @@ class FoolRateView:
         self.button_next.disabled = game.state != "ready"
         self.button_next.description = "Start" if game.n_answered == 0 else "Next pair"
         self.status.value = self._status()
+        if self.error:
+            self.button_left.disabled = self.button_right.disabled = self.button_next.disabled = True
+            self.status.value = f"<span style='color:#b00020'><b>The game stopped:</b> {html.escape(self.error)}</span>"
 
     def _status(self) -> str:
         game = self.game
@@ -116,10 +129,10 @@ class FoolRateView:
                         f"{'you were fooled' if last['fooled'] else 'correct'})"
             said += ". "
         if game.state == "finished":
-            return f"{said}Session finished: {game.n_answered} answers in <code>{game.log.path}</code>."
+            return f"{said}Session finished: {game.n_answered} answers in <code>{html.escape(str(game.log.path))}</code>."
         if game.n_answered and last is None:
-            return f"Resuming session {game.session}: {game.n_answered} of {len(game.trials)} trials already " \
-                   f"answered. Press Next pair."
+            return f"Resuming session {html.escape(game.session)}: {game.n_answered} of {len(game.trials)} trials " \
+                   f"already answered. Press Next pair."
         return said + ("Press Start when the player is ready." if game.n_answered == 0 else "Press Next pair.")
 
     def _ipython_display_(self):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import IMAGE_SUFFIXES
+from ..data import IMAGE_SUFFIXES, pil_to_array
 from ..utils import to_uint8
 
 
@@ -104,7 +104,7 @@ class GameSources:
         if files is None:
             raise KeyError(f"no {kind} images" + (f" for model {model!r}" if model else ""))
         with Image.open(files[name]) as im:
-            return im.convert("RGB")
+            return Image.fromarray(pil_to_array(im, 3))
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:

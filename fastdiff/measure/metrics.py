@@ -1,4 +1,10 @@
-"""Image-quality metrics. Images are float tensors (B, C, H, W) in [-1, 1], the models' range.
+"""Image-quality metrics. Images are float tensors (B, C, H, W) in [-1, 1], the models' range; every metric
+checks that they are (finite, within [-1, 1]) and says what is wrong when they are not.
+
+Pixel metrics follow the SR literature's convention (SR3, SRDiff, BasicSR): images are mapped to [0, 1] and, by
+default, rounded to 8-bit levels as a saved PNG would be, then PSNR = 10 log10(1 / MSE) and SSIM (Wang et al.
+2004: an 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1, channels averaged), so our numbers
+stand beside published ones. SSIM on [-1, 1] would not: its luminance term is not shift-invariant.
 
 Pixel metrics (PSNR, SSIM, LR-PSNR) need nothing. LPIPS needs ImageNet AlexNet weights and FID/KID/IS
 need torch-fidelity's Inception-v3 weights; offline, `fastdiff.weights.require` raises a
@@ -18,31 +24,64 @@ from ..utils import to_uint8
 from ..weights import require
 
 
+RANGE_TOLERANCE = 1e-3   # samplers clip x_0 to [-1, 1]; resampling may overshoot by rounding
+
+
+def check_images(x, name: str = "images", *, min_batch: int = 1) -> torch.Tensor:
+    """``x`` as a (B, C, H, W) tensor of finite values in [-1, 1], or a ValueError that says what is wrong."""
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"{name} must be a torch tensor (B, C, H, W) in [-1, 1], got {type(x).__name__}")
+    if x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"{name} must be (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
+    if len(x) < min_batch:
+        raise ValueError(f"{name}: need at least {min_batch} images, got {len(x)}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} are {x.dtype}; fastdiff metrics take float images in [-1, 1] "
+                         f"(uint8 images: x.float() / 127.5 - 1)")
+    bad = (~torch.isfinite(x)).flatten(1).any(1)
+    if bad.any():
+        raise ValueError(f"{name}: {int(bad.sum())} of {len(x)} images contain NaN or inf (first: image "
+                         f"{int(bad.nonzero()[0])}); a model that diverged, or a failed conversion?")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        hint = (" - this looks like [0, 255] (uint8-range) images: use x / 127.5 - 1" if hi > 2 and lo >= 0
+                else " - map them to [-1, 1] first")
+        raise ValueError(f"{name} must be in [-1, 1] (the models' range); got values in [{lo:.4g}, {hi:.4g}]{hint}")
+    return x
+
+
 def _pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y = check_images(x, "first images"), check_images(y, "second images")
     if x.shape != y.shape:
         raise ValueError(f"images to compare must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-    if x.ndim == 3:
-        x, y = x[None], y[None]
-    if x.ndim != 4:
-        raise ValueError(f"expected images (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
     return x.double(), y.double()
 
 
-def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio per image, 10 log10(R^2 / MSE), in dB (inf where the images are equal)."""
+def to_unit_range(x: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
+    """[-1, 1] -> [0, 1]; with ``quantize`` rounded to the 256 levels of an 8-bit image (what papers score)."""
+    u = ((x.double() + 1) / 2).clamp(0, 1)
+    return (u * 255).round() / 255 if quantize else u
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image on [0, 1] (8-bit levels by default): 10 log10(1 / MSE), in dB
+    (inf where the images are equal). The same number as 8-bit images with a peak of 255."""
     x, y = _pair(x, y)
-    mse = (x - y).pow(2).flatten(1).mean(1)
-    return (10 * torch.log10(data_range**2 / mse)).float()
+    mse = (to_unit_range(x, quantize=quantize) - to_unit_range(y, quantize=quantize)).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(1.0 / mse)).float()
 
 
-def lr_psnr(sr: torch.Tensor, lr: torch.Tensor, *, data_range: float = 2.0) -> torch.Tensor:
+def lr_psnr(sr: torch.Tensor, lr: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
     """LR-PSNR (SRFlow; the SwinDiffuser thesis): downsample the SR output with the degradation that made
     the LR input (antialiased bicubic) and compare with that input. High LR-PSNR means the SR image is
     consistent with what was observed, whatever detail it invented."""
+    sr, lr = check_images(sr, "SR images"), check_images(lr, "LR images")
     scale = sr.shape[-1] // lr.shape[-1]
     if scale < 1 or sr.shape[-1] != lr.shape[-1] * scale or sr.shape[-2] != lr.shape[-2] * scale:
         raise ValueError(f"SR size {tuple(sr.shape[-2:])} is not an integer multiple of LR size {tuple(lr.shape[-2:])}")
-    return psnr(downsample(sr.float(), scale), lr, data_range=data_range)
+    return psnr(downsample(sr.float(), scale), lr, quantize=quantize)
 
 
 def _window(gaussian_weights: bool, sigma: float, win_size: int | None) -> torch.Tensor:
@@ -57,15 +96,18 @@ def _window(gaussian_weights: bool, sigma: float, win_size: int | None) -> torch
     return torch.full((win_size,), 1.0 / win_size, dtype=torch.float64)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0, gaussian_weights: bool = True,
+def ssim(x: torch.Tensor, y: torch.Tensor, *, quantize: bool = True, gaussian_weights: bool = True,
          sigma: float = 1.5, win_size: int | None = None, use_sample_covariance: bool = False) -> torch.Tensor:
-    """Structural similarity (Wang et al. 2004) per image, averaged over channels.
+    """Structural similarity (Wang et al. 2004) per image, averaged over channels, on images mapped to [0, 1]
+    (8-bit levels by default) with data range 1.
 
-    Defaults are the paper's: an 11x11 Gaussian window with sigma 1.5, K1 = 0.01, K2 = 0.03, population
-    covariances. The keyword arguments mean what they mean in ``skimage.metrics.structural_similarity``,
-    which this agrees with to 1e-4 (the SSIM map is averaged over the pixels whose window lies inside
-    the image, as skimage does)."""
+    Defaults are the paper's and the SR literature's: an 11x11 Gaussian window with sigma 1.5, K1 = 0.01,
+    K2 = 0.03, population covariances. The keyword arguments mean what they mean in
+    ``skimage.metrics.structural_similarity(..., data_range=1)``, which this agrees with to 1e-6 (the SSIM map is
+    averaged over the pixels whose window lies inside the image, as skimage does)."""
     x, y = _pair(x, y)
+    x, y = to_unit_range(x, quantize=quantize), to_unit_range(y, quantize=quantize)
+    data_range = 1.0
     w = _window(gaussian_weights, sigma, win_size)
     n = len(w)
     if min(x.shape[-2:]) < n:
@@ -145,10 +187,8 @@ class Uint8Images(Dataset):
     """Images in [-1, 1] as the uint8 (C, H, W) tensors torch-fidelity reads; greyscale repeated to RGB
     when ``rgb``."""
 
-    def __init__(self, images: torch.Tensor, *, rgb: bool):
-        if images.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
-        u8 = to_uint8(images)
+    def __init__(self, images: torch.Tensor, *, rgb: bool, name: str = "images"):
+        u8 = to_uint8(check_images(images, name))
         self.images = u8.expand(-1, 3, -1, -1).contiguous() if rgb and u8.shape[1] == 1 else u8
 
     def __len__(self) -> int:
@@ -176,7 +216,8 @@ def fidelity(generated: torch.Tensor, reference: torch.Tensor, *, fid: bool = Tr
         raise ValueError("FD/KID need at least 2 images in each set")
     rgb = feature_extractor == "inception-v3-compat"
     metrics = torch_fidelity.calculate_metrics(
-        input1=Uint8Images(generated, rgb=rgb), input2=Uint8Images(reference, rgb=rgb), fid=fid, kid=kid,
+        input1=Uint8Images(generated, rgb=rgb, name="generated images"),
+        input2=Uint8Images(reference, rgb=rgb, name="reference images"), fid=fid, kid=kid,
         isc=isc, prc=prc, feature_extractor=feature_extractor, feature_extractor_weights_path=str(weights),
         cuda=torch.device(device).type == "cuda", batch_size=batch_size, cache=False, save_cpu_ram=True,
         verbose=False, rng_seed=seed, kid_subset_size=min(kid_subset_size, len(generated), len(reference)))
@@ -203,8 +244,10 @@ class LeNetFD:
     @torch.no_grad()
     def _statistics(self, images: torch.Tensor) -> dict:
         from torch_fidelity.metric_fid import fid_features_to_statistics
-        if images.ndim != 4 or images.shape[-2:] != (32, 32) or len(images) < 2:
-            raise ValueError(f"LeNet-MNIST takes at least 2 images (N, C, 32, 32), got {tuple(images.shape)}")
+        images = check_images(images, "digit images", min_batch=2)
+        if images.shape[-2:] != (32, 32) or images.shape[1] not in (1, 3):
+            raise ValueError(f"LeNet-MNIST takes (N, 1 or 3, 32, 32) digits, got {tuple(images.shape)}; resize "
+                             f"other sizes with as_lenet_digits")
         u8 = to_uint8(images)
         feats = [self.lenet.uint8_features(u8[i:i + self.batch_size].to(self.device))["fc2"].cpu()
                  for i in range(0, len(u8), self.batch_size)]

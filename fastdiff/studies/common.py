@@ -93,8 +93,8 @@ def recipes() -> dict[str, Recipe]:
 def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path = "runs/zoo", steps: int | None = None,
                  export: bool = True, progress: bool = True, zoo_dir: str | Path | None = None) -> dict:
     """Train (or resume) the recipe ``name`` into ``checkpoint_dir`` and, once it has all its steps, export its EMA
-    weights to the zoo. ``steps`` overrides the recipe's step count (a shorter run is not exported)."""
-    import dataclasses
+    weights to the zoo. ``steps`` stops at that step (the recipe's schedule is kept, so a later call resumes
+    exactly); an unfinished run is not exported."""
     from .. import zoo
     from ..checkpoint import load_checkpoint
     from ..diffusion import make_schedule
@@ -105,13 +105,13 @@ def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path 
         raise ValueError(f"no recipe {name!r}; known: {', '.join(sorted(all_recipes))}")
     recipe = all_recipes[name]
     dev = resolve_device(device)
-    cfg = recipe.train if steps is None else dataclasses.replace(recipe.train, steps=steps)
+    cfg = recipe.train
     model = recipe.build()
     schedule = make_schedule(recipe.schedule)
     path = Path(checkpoint_dir) / f"{slug(name)}.pt"
     draw = recipe.timesteps(model, schedule) if recipe.timesteps is not None else None
     result = train(model, recipe.data(), schedule, cfg, checkpoint=path, device=dev, progress=progress,
-                   timesteps=draw)
+                   timesteps=draw, until=steps)
     entry = None
     if export and result["step"] >= recipe.train.steps:
         ckpt = load_checkpoint(path)

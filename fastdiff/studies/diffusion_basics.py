@@ -46,7 +46,7 @@ PROFILES = {
 }
 
 
-def as_steps(value) -> tuple[int, ...]:
+def as_steps(value, name: str = "step counts") -> tuple[int, ...]:
     """Step counts from an int, a list, or a string such as "100,50,20" or "[100, 50]" (papermill's ``-p``
     passes lists as strings)."""
     if isinstance(value, str):
@@ -56,9 +56,9 @@ def as_steps(value) -> tuple[int, ...]:
     try:
         steps = tuple(int(v) for v in value)
     except (TypeError, ValueError):
-        raise ValueError(f"step counts must be integers, e.g. [100, 50] or '100,50'; got {value!r}") from None
-    if not steps or min(steps) < 1:
-        raise ValueError(f"step counts must be positive integers, got {value!r}")
+        raise ValueError(f"{name} must be integers, e.g. [100, 50] or '100,50'; got {value!r}") from None
+    if not steps or min(steps) < 1 or max(steps) > 1000:
+        raise ValueError(f"{name} must be integers in 1..1000 (the training steps), got {value!r}")
     return steps
 
 
@@ -67,7 +67,7 @@ def get_profile(name: str, **overrides) -> BasicsProfile:
     (``train_<field>`` reaches into the TrainConfig); None keeps the profile's value."""
     for key in ("ddim_steps", "fd_steps"):
         if overrides.get(key) is not None:
-            overrides[key] = as_steps(overrides[key])
+            overrides[key] = as_steps(overrides[key], key)
     return profile_by_name(PROFILES, name, **overrides)
 
 
