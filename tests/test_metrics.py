@@ -1,5 +1,4 @@
 """Pixel metrics against known values and scikit-image; FD (LeNet-MNIST); LPIPS plumbing; missing weights."""
-import math
 
 import numpy as np
 import pytest
