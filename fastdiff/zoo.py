@@ -53,6 +53,7 @@ class ZooEntry:
     stored_dtype: str = "fp16"
     recipe: dict = field(default_factory=dict)
     notes: str = ""
+    curves_file: str = ""         # the training loss and evaluation curves, beside the weights
 
     @property
     def provenance(self) -> str:
@@ -119,6 +120,13 @@ def load(name: str, *, device: str | torch.device = "cpu", zoo_dir: str | Path |
     return model, e
 
 
+def curves(name: str, zoo_dir: str | Path | None = None) -> dict:
+    """The entry's training curves: {"history": [{step, loss, seconds}], "evals": [{step, seconds, ...}]}."""
+    e = entry(name, zoo_dir)
+    path = Path(zoo_dir or ZOO_DIR) / e.curves_file
+    return json.loads(path.read_text()) if e.curves_file and path.is_file() else {"history": [], "evals": []}
+
+
 def git_commit(repo: Path | None = None) -> str:
     """HEAD of the checkout this package lives in, with "+dirty" when its fastdiff/ has uncommitted changes."""
     repo = repo or Path(__file__).resolve().parents[1]
@@ -133,9 +141,10 @@ def git_commit(repo: Path | None = None) -> str:
 
 
 def export(name: str, checkpoint: dict, *, data: str, device: str, sessions: int = 1, recipe: dict | None = None,
-           notes: str = "", zoo_dir: str | Path | None = None) -> ZooEntry:
+           notes: str = "", git_commit: str | None = None, zoo_dir: str | Path | None = None) -> ZooEntry:
     """Write the EMA weights of a (verified, loaded) training checkpoint as zoo entry ``name``, in half
-    precision, and record it in the index. Returns the entry."""
+    precision, and record it in the index. ``git_commit`` is the code that trained it (default: HEAD now).
+    Returns the entry."""
     zoo_dir = Path(zoo_dir or ZOO_DIR)
     spec, ema = checkpoint["model_spec"], checkpoint["ema"]
     model = build_model(spec)
@@ -147,13 +156,17 @@ def export(name: str, checkpoint: dict, *, data: str, device: str, sessions: int
     path = atomic_write(zoo_dir / rel, lambda f: f.write(buffer.getvalue()))
     history = checkpoint["history"]
     cfg = checkpoint["train_config"]
+    curves = json.dumps({"history": [{k: h[k] for k in ("step", "loss", "seconds")} for h in history],
+                         "evals": checkpoint.get("evals", [])}).encode()
+    atomic_write(zoo_dir / f"{name}.curves.json", lambda f: f.write(curves))
     e = ZooEntry(name=name, file=rel, sha256=sha256_of(path),
                  parameters=sum(p.numel() for p in model.parameters() if p.requires_grad),
                  data=data, steps=checkpoint["step"], batch_size=cfg["batch_size"],
                  wall_seconds=round(history[-1]["seconds"], 1) if history else 0.0, device=device,
-                 train_dtype=cfg["amp"], final_loss=float(_mean_tail(history)), git_commit=git_commit(),
+                 train_dtype=cfg["amp"], final_loss=float(_mean_tail(history)),
+                 git_commit=git_commit or globals()["git_commit"](),
                  trained_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), sessions=sessions,
-                 recipe={"train_config": cfg, **(recipe or {})}, notes=notes)
+                 recipe={"train_config": cfg, **(recipe or {})}, notes=notes, curves_file=f"{name}.curves.json")
     index = {n: dataclasses.asdict(x) for n, x in entries(zoo_dir).items()}
     index[name] = dataclasses.asdict(e)
     text = json.dumps({"format": FORMAT, "entries": dict(sorted(index.items()))}, indent=1).encode()

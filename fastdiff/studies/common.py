@@ -2,6 +2,8 @@
 in one banner what this run is (device, dtype and why, torch, data, weights)."""
 from __future__ import annotations
 
+import datetime as _dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +82,14 @@ class Recipe:
     timesteps: object = None                    # (model, schedule) -> timestep sampler, or None
 
 
+def seeded(build, seed: int = 0):
+    """``build`` wrapped so that every call starts from the same initial weights."""
+    def make():
+        torch.manual_seed(seed)
+        return build()
+    return make
+
+
 def recipes() -> dict[str, Recipe]:
     """Every study's recipes, by zoo name."""
     from . import adaptive_layer_skipping, diffusion_basics, vgg_conditioned_sr
@@ -109,14 +119,23 @@ def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path 
     model = recipe.build()
     schedule = make_schedule(recipe.schedule)
     path = Path(checkpoint_dir) / f"{slug(name)}.pt"
+    sessions_log = path.with_suffix(".sessions.json")     # the code each training session ran
+    log = json.loads(sessions_log.read_text()) if sessions_log.is_file() else []
+    log.append({"git_commit": zoo.git_commit(), "device": device_name(dev),
+                "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sessions_log.write_text(json.dumps(log, indent=1))
     draw = recipe.timesteps(model, schedule) if recipe.timesteps is not None else None
     result = train(model, recipe.data(), schedule, cfg, checkpoint=path, device=dev, progress=progress,
                    timesteps=draw, until=steps)
     entry = None
     if export and result["step"] >= recipe.train.steps:
         ckpt = load_checkpoint(path)
+        commits = sorted({x["git_commit"] for x in log})
         entry = zoo.export(name, ckpt, data=recipe.data_label, device=device_name(dev), sessions=ckpt["sessions"],
-                           recipe={"description": recipe.description, "schedule": recipe.schedule}, zoo_dir=zoo_dir)
+                           recipe={"description": recipe.description, "schedule": recipe.schedule,
+                                   "sessions": log}, git_commit=log[0]["git_commit"], zoo_dir=zoo_dir,
+                           notes="" if len(commits) == 1 else f"resumed under {len(commits)} commits: {commits}")
         print(f"exported {entry.provenance}")
     return {"result": result, "checkpoint": path, "entry": entry}
 
