@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from fastdiff.studies import vgg_conditioned_sr as vggsr
+from fastdiff.studies import vgg_sr_evaluation as sreval
 from fastdiff.diffusion import make_schedule
 from fastdiff.utils import cpu_features, environment, resolve_device, resolve_dtype, save_results
 
@@ -41,12 +42,12 @@ def main(argv=None) -> int:
     by_dtype = {}
     for name in args.dtypes.split(","):
         dtype = resolve_dtype(name, device)
-        rows = vggsr.forward_times(("original", "half", "small", "small + VGG (add)"), widths=w, batch_size=batch,
+        rows = sreval.forward_times(("original", "half", "small", "small + VGG (add)"), widths=w, batch_size=batch,
                                    device=device, dtype=dtype, repeats=args.repeats, progress=False)
         table = {r["variant"]: r for r in rows}
         torch.manual_seed(0)
         model = vggsr.build_variant("small + VGG (add)", w, vgg_weights="random")
-        share = vggsr.vgg_share(model, lr, schedule, args.steps, device=device, dtype=dtype,
+        share = sreval.vgg_share(model, lr, schedule, args.steps, device=device, dtype=dtype,
                                 repeats=max(1, args.repeats // 2))
         by_dtype[name] = {"forward": rows, "vgg_share": share,
                           "small_vs_original_speedup": table["small"]["speedup vs original"],

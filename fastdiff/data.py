@@ -48,6 +48,15 @@ def mnist_digits(image_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(y, dtype=torch.long)
 
 
+def mnist_split(image_size: int = 32, split: str = "train", *, val_fraction: float = 0.1,
+                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of one split of the built-in digits: the same seeded split as ``load_dataset``."""
+    images, labels = mnist_digits(image_size)
+    train_idx, val_idx = train_val_split(len(images), val_fraction, seed=seed)
+    idx = train_idx if split == "train" else val_idx
+    return images[idx], labels[idx]
+
+
 def load_photo(name: str) -> np.ndarray:
     """One of scikit-image's bundled photos as uint8 (H, W, 3)."""
     import skimage.data

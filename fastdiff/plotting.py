@@ -26,10 +26,16 @@ def show_images(images: torch.Tensor, *, nrow: int = 8, title: str | None = None
     return ax
 
 
-def show_grids(grids: dict[str, torch.Tensor], *, nrow: int = 4, suptitle: str | None = None):
-    """Several image sets side by side, one panel each (e.g. samples per number of steps)."""
-    fig, axes = plt.subplots(1, len(grids), figsize=(2.3 * len(grids), 2.6), squeeze=False)
-    for ax, (title, images) in zip(axes[0], grids.items()):
+def show_grids(grids: dict[str, torch.Tensor], *, nrow: int = 4, suptitle: str | None = None, panel: float = 2.3,
+               columns: int | None = None):
+    """Several image sets, one panel each (e.g. samples per number of steps), ``panel`` inches wide, in rows of
+    ``columns`` panels (default: all in one row)."""
+    columns = columns or len(grids)
+    rows = -(-len(grids) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(panel * columns, (panel + 0.3) * rows), squeeze=False)
+    for ax in axes.flat[len(grids):]:
+        ax.set_axis_off()
+    for ax, (title, images) in zip(axes.flat, grids.items()):
         show_images(images, nrow=nrow, title=title, ax=ax)
     if suptitle:
         fig.suptitle(suptitle, fontsize=9)
@@ -95,6 +101,10 @@ def plot_fd_vs_steps(rows: list[dict], *, metric: str = "FD (LeNet-MNIST)", ax=N
     for r in floor:
         ax.axhline(r[metric], ls="--", color="grey", label=f"{metric}, {r['source']}")
     ax.set(xscale="log", xlabel="DDIM steps", ylabel=f"{metric} (lower is better)")
+    from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
+    ax.xaxis.set_major_locator(FixedLocator([r["steps"] for r in pts]))   # one labelled tick per measured count
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_title(title or metric, fontsize=9)
     ax2 = ax.twinx()
     ax2.plot([r["steps"] for r in pts], [r["ms_per_image"] for r in pts], "s:", color="tab:orange",
@@ -197,8 +207,8 @@ def plot_eval_curves(curves: dict[str, list[dict]], metrics=("val PSNR", "denois
             ax.plot([r["step"] for r in rows], [r[metric] for r in rows], "o-", ms=3, label=name)
         if baseline and baseline.get(metric) is not None:
             ax.axhline(baseline[metric], ls="--", c="gray", lw=1, label=baseline.get("label", "baseline"))
-        ax.set(xlabel="training step", ylabel=f"{metric} (dB)", title=metric)
-    axes[0][-1].legend(fontsize=7)
+        ax.set(xlabel="training step", ylabel=metric, title=metric)
+        ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

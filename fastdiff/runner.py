@@ -96,6 +96,7 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
     # relative to the notebooks' working folder, so that results files carry no absolute path of this machine
     parameters = {"profile": profile, "device": device, "output_dir": os.path.relpath(out_dir, nb_dir)}
 
+    os.environ.setdefault("FASTDIFF_PROGRESS", "final")   # the kernels inherit it: one line per progress bar
     records = []
     bar = progress_bar(notebooks, desc="notebooks", unit="nb", disable=not progress)
     for nb in bar:

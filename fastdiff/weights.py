@@ -35,6 +35,9 @@ FILES = {
                             "study 1: frozen VGG-11 features of the low-res image"),
     "lenet-mnist": PretrainedFile("lenet-mnist", "lenet_mnist.pt", None,
                                   "FD (LeNet-MNIST) on the digit studies (trained by scripts/train_lenet_mnist.py)"),
+    "digit-vgg11": PretrainedFile("digit-vgg11", "digit_vgg11.pt", None,
+                                  "study 1 offline: VGG-11's first three stages trained on the built-in digits "
+                                  "(the stand-in for ImageNet VGG-11; scripts/train_digit_vgg.py)"),
 }
 
 
@@ -73,8 +76,9 @@ def is_available(key: str) -> bool:
 def missing_message(key: str) -> str:
     f, path = _file(key), weight_path(key)
     if f.url is None:
+        script = {"lenet-mnist": "train_lenet_mnist.py", "digit-vgg11": "train_digit_vgg.py"}.get(key, "")
         return (f"{f.used_for} needs {path}, which ships with fastdiff; reinstall the package, or recreate it "
-                f"with `python scripts/train_lenet_mnist.py`.")
+                f"with `python scripts/{script}`.")
     torch_home = os.environ.get("TORCH_HOME", "unset, so ~/.cache/torch")
     return (f"{f.used_for} needs the pretrained file {f.filename}, which is not in {path.parent}/ "
             f"($TORCH_HOME/hub/checkpoints/; TORCH_HOME is {torch_home}). On a machine with a network run "

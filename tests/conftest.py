@@ -1,3 +1,4 @@
+import os
 import matplotlib
 import pytest
 import torch
@@ -11,3 +12,6 @@ matplotlib.use("Agg")
 def tiny_model():
     torch.manual_seed(0)
     return build_unet("tiny").eval()
+
+# Executed notebooks (nbval, papermill in the tests) print one line per progress bar, not every refresh.
+os.environ.setdefault("FASTDIFF_PROGRESS", "final")

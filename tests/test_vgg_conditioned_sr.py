@@ -10,6 +10,7 @@ from fastdiff.measure import sr_eval
 from fastdiff.methods import vgg_features as vgg
 from fastdiff.sampling import sample_ddim, sample_ddpm
 from fastdiff.studies import vgg_conditioned_sr as vggsr
+from fastdiff.studies import vgg_sr_evaluation as sreval
 from fastdiff.train import TrainConfig, load_model, train
 from fastdiff.unet import SuperResUNet
 from fastdiff.weights import MissingWeightsError
@@ -96,7 +97,7 @@ def test_sampling_runs_vgg_once_and_cached_features_equal_recomputed_ones():
     model.vgg.calls = 0
     sample_ddim(model, x.clone(), sched, cond={"lr": lr}, progress=False)
     assert model.vgg.calls == 1
-    assert vggsr.vgg_share(model, lr, make_schedule("sr3"), 5, device=torch.device("cpu"),
+    assert sreval.vgg_share(model, lr, make_schedule("sr3"), 5, device=torch.device("cpu"),
                            repeats=1)["vgg_calls_per_sampling"] == 1
 
 
@@ -219,7 +220,7 @@ def test_super_resolve_start_noise_does_not_depend_on_batch_size_and_metrics_hav
 
 
 def test_forward_timing_rows_are_labelled_and_relative_to_the_original():
-    rows = vggsr.forward_times(("original", "small", "small + VGG (add)"), widths=TINY, device=torch.device("cpu"),
+    rows = sreval.forward_times(("original", "small", "small + VGG (add)"), widths=TINY, device=torch.device("cpu"),
                                repeats=1, progress=False)
     names = [r["variant"] for r in rows]
     assert names[:2] == ["original", "small"] and names[2] == "small + VGG (add)" and names[3].startswith("VGG-11")

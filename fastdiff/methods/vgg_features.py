@@ -15,8 +15,9 @@ convolution (the paper's failed variant). Wrapping a plain `UNet` instead of a `
 (no LR concatenation).
 
 The feature network is VGG-11's layer layout; its weights are ImageNet's (``imagenet``, the paper), a random
-initialisation (``random``, labelled as such), or a VGG-11-style network trained by fastdiff on another task
-and passed in as a state dict (``trained``: e.g. the digit classifier of notebook 01's offline setting).
+initialisation (``random``, labelled as such), ``digits`` (the offline stand-in that ships with fastdiff: the
+first three VGG-11 stages trained on the built-in digits' labels, `fastdiff.studies.digit_vgg`), or any other
+trained VGG-11-style network passed in as a state dict (``trained``).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from ..registry import build_model, model_spec, register_architecture, renamed
 from ..unet import LevelHooks, SuperResUNet, UNetWrapper, check_lr
 
 FUSIONS = ("add", "concat")
-VGG_WEIGHTS = ("imagenet", "random", "trained")
+VGG_WEIGHTS = ("imagenet", "random", "digits", "trained")
 # VGG-11 `features`: index of the ReLU that ends each stage, and its channels (stage l is at 1 / 2^l)
 VGG11_STAGES = ((1, 64), (4, 128), (9, 256), (14, 512), (19, 512))
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,6 +41,18 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class RandomVGGWarning(UserWarning):
     """A VGG-11 with random (not ImageNet) weights is in use."""
+
+
+def vgg_input(image: torch.Tensor, size, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """What VGG sees: ``image`` in [-1, 1] (greyscale repeated to RGB) bicubically resized to ``size`` and
+    normalised with ImageNet statistics."""
+    x = F.interpolate(image, size=tuple(size), mode="bicubic", align_corners=False)
+    x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+    return ((x + 1) / 2 - mean.to(x.dtype)) / std.to(x.dtype)
+
+
+def imagenet_statistics() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
 class VGGFeatures(nn.Module):
@@ -79,13 +92,22 @@ class VGGFeatures(nn.Module):
             state = torch.load(require("vgg11"), map_location="cpu", weights_only=True)
             state = {k[len("features."):]: v for k, v in state.items() if k.startswith("features.")}
             self._load_stages(state, last)
+        elif load and weights == "digits":
+            from ..weights import require
+            state = torch.load(require("digit-vgg11"), map_location="cpu", weights_only=True)["state_dict"]
+            try:
+                self._load_stages(state, last)
+            except RuntimeError as e:
+                raise ValueError(f"the digit VGG-11 stand-in has fewer stages than a U-Net with {num_stages} levels "
+                                 f"needs (it was trained with 3): {str(e).splitlines()[0]}") from e
         elif load and weights == "trained":
             if state_dict is None:
                 raise ValueError("weights='trained' needs the trained network's state_dict")
             self._load_stages(state_dict, last)
         self.requires_grad_(False)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        mean, std = imagenet_statistics()
+        self.register_buffer("mean", mean, persistent=False)
+        self.register_buffer("std", std, persistent=False)
         super().train(False)
 
     def _load_stages(self, state: dict, last: int) -> None:
@@ -100,14 +122,13 @@ class VGGFeatures(nn.Module):
         if self._label:
             return self._label
         return {"imagenet": "ImageNet VGG-11", "random": "RANDOM-init VGG-11 (not ImageNet)",
+                "digits": "digit-trained VGG-11 stand-in (not ImageNet)",
                 "trained": "VGG-11 layout trained by fastdiff (not ImageNet)"}[self.weights]
 
     @torch.no_grad()
     def forward(self, lr: torch.Tensor, size: tuple[int, int]) -> list[torch.Tensor]:
         self.calls += 1
-        x = F.interpolate(lr, size=tuple(size), mode="bicubic", align_corners=False)
-        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
-        x = ((x + 1) / 2 - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        x = vgg_input(lr, size, self.mean, self.std)
         out = []
         for i, layer in enumerate(self.layers):
             x = layer(x)

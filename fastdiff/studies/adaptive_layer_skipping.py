@@ -243,3 +243,101 @@ def collect_results(run, *, dataset: str, weights: str, profile: SkippingProfile
     for r in table3_rows:
         res.add("layer skipping", r["model"], metric, r[metric], n=profile.quality_n, steps=r["steps"], eta=r["eta"])
     return res
+
+
+# ------------------------------------------------------------------------------------------ models and claims
+
+def get_models(profile: SkippingProfile, *, weights: str, data, schedule: Schedule, run, resume: bool = False):
+    """({variant: EMA model}, {variant: provenance}, {variant: training info}): ``weights="zoo"`` loads the five
+    shipped models, ``"train"`` trains them here under ``profile`` (``resume`` continues checkpoints in the output
+    folder; otherwise they are trained afresh, never silently reused)."""
+    from .. import zoo
+    if weights == "zoo":
+        models, provenance, info = {}, {}, {}
+        for name, entry_name in ZOO_MODELS.items():
+            models[name], e = zoo.load(entry_name, device=run.device)
+            provenance[name], info[name] = e.provenance, {"steps": e.steps, "seconds": e.wall_seconds,
+                                                          "final loss": e.final_loss}
+        return models, provenance, info
+    if weights != "train":
+        raise ValueError(f"weights must be 'zoo' (load the shipped models) or 'train' (train them here), got {weights!r}")
+    if not resume:
+        for name in VARIANTS:
+            (run.out / f"02_{slug(name)}.pt").unlink(missing_ok=True)
+    trained = train_variants(profile, data, schedule, out_dir=run.out, device=run.device, resume=resume)
+    models = {name: r["ema"].eval() for name, r in trained.items()}
+    provenance = {name: ("resumed" if r["resumed_from"] is not None else "trained") + f" in this run ({r['step']} "
+                  f"steps, profile {run.profile})" for name, r in trained.items()}
+    info = {name: {"steps": r["step"], "seconds": r["history"][-1]["seconds"], "final loss": r["history"][-1]["loss"]}
+            for name, r in trained.items()}
+    return models, provenance, info
+
+
+def _claims():
+    from ..verdicts import Claim, need
+
+    def time_saved(m):
+        ours, paper = need(m, "time saved:zero:c2"), PAPER_TABLE2_SPEEDUP["zero"][2]
+        verdict = "reproduced" if abs(ours - paper) <= 10 else "partly" if ours > 0 else "contradicted"
+        return verdict, f"{ours:.1f}% less time (FLOPs predict {need(m, 'FLOPs saved:zero:c2'):.1f}%)", \
+            "the skipped levels carry that share of the time here" if verdict != "contradicted" else "no time saved"
+
+    def plain_falls_apart(m):
+        c0, c2 = need(m, "fd:baseline (plain training):c0", "fd:baseline (plain training):c2")
+        ratio = c2 / c0
+        verdict = "reproduced" if ratio >= 3 else "partly" if ratio >= 1.5 else "contradicted"
+        return verdict, f"FD {c0:.1f} -> {c2:.1f} ({ratio:.1f}x)", \
+            "skipping levels the network was not trained without" + (" ruins it" if ratio >= 3 else " hurts less here")
+
+    def trained_holds(m):
+        b0, b2 = need(m, "fd:baseline (plain training):c0", "fd:baseline (plain training):c2")
+        z0, z2 = need(m, "fd:zero:c0", "fd:zero:c2")
+        better, flatter = z2 < b2, z2 / z0 < b2 / b0
+        verdict = "reproduced" if better and flatter else "partly" if better or flatter else "contradicted"
+        return verdict, f"at c=2: zero {z2:.1f} vs plain {b2:.1f}; growth {z2 / z0:.2f}x vs {b2 / b0:.2f}x", \
+            ("k(t)-consistent training holds quality" if verdict == "reproduced" else
+             "the trained model degrades more than the plainly trained one" if verdict == "contradicted" else
+             "only one of the two holds")
+
+    def c0_cost(m):
+        z0, b0 = need(m, "fd:zero:c0", "fd:baseline (plain training):c0")
+        ratio = z0 / b0
+        verdict = "reproduced" if ratio <= 2 else "partly" if ratio <= 3 else "contradicted"
+        return verdict, f"FD {z0:.1f} vs {b0:.1f} ({ratio:.2f}x)", "the full network of the skipping-trained model"
+
+    def interpolate_best(m):
+        fds = {s: need(m, f"fd:{s}:c5") for s in ("zero", "duplicate", "interpolate")}
+        rank = sorted(fds, key=fds.get).index("interpolate")
+        verdict = ("reproduced", "partly", "contradicted")[rank]
+        return verdict, ", ".join(f"{s} {v:.1f}" for s, v in fds.items()), \
+            f"interpolate ranks {rank + 1} of 3 at c=5"
+    return [
+        Claim("time", "skipping the deepest levels by k(t) at c = 2 cuts sampling time by about half",
+              "zero skipping: 47.5% less time at c=2 (Table 2)", "sampling-loop time at c=2 against c=0, zero skipping",
+              "within 10 points of 47.5% (partly: any saving)", time_saved),
+        Claim("plain-falls-apart", "a normally trained network falls apart when levels are skipped at inference",
+              "FID 3.17 -> 73.15 at c=2 (23x; Table 1, row DDPM)", "FD of the plainly trained model at c=0 and c=2",
+              "FD(c=2) >= 3x FD(c=0) (partly: >= 1.5x)", plain_falls_apart),
+        Claim("trained-holds", "k(t)-consistent training holds quality as c grows, unlike skipping a plainly "
+              "trained model", "zero: 4.58 -> 5.59 at c=2 against DDPM 3.17 -> 73.15 (Table 1)",
+              "FD at c=2 and its growth from c=0, zero (consistent) against the plain baseline",
+              "lower FD at c=2 and slower growth (partly: one of the two)", trained_holds),
+        Claim("c0-cost", "training with skipping costs little quality when nothing is skipped",
+              "zero 4.58 vs DDPM 3.17 at c=0 (1.44x; Table 1)", "FD at c=0, zero (consistent) against the baseline",
+              "at most 2x the baseline (partly: 3x)", c0_cost),
+        Claim("interpolate-best", "interpolate degrades least at large c",
+              "c=5: interpolate 11.47 < zero 16.19 < duplicate 31.79 (Table 1)", "FD at c=5 of the three skip types",
+              "interpolate lowest (partly: second)", interpolate_best),
+    ]
+
+
+CLAIMS = _claims()
+
+
+def measured_for_claims(quality: list[dict], metric: str, speed: list[dict]) -> dict:
+    """The numbers the claims read, from the notebook's tables."""
+    m = {f"fd:{r['variant']}:c{r['c']:g}": r[metric] for r in quality}
+    for r in speed:
+        m[f"time saved:{r['skip type']}:c{r['c']:g}"] = r["time saved %"]
+        m[f"FLOPs saved:{r['skip type']}:c{r['c']:g}"] = r["FLOPs saved %"]
+    return m

