@@ -20,7 +20,7 @@ from fastdiff.unet import SuperResUNet, UNet, build_unet
 PACKAGE = Path(__file__).resolve().parents[1] / "fastdiff"
 DATA = Path(__file__).parent / "data"
 CORE = {"diffusion", "sampling", "nn", "unet", "registry", "train", "checkpoint", "data", "utils", "weights",
-        "results", "zoo", "info", "runner"}
+        "results", "verdicts", "zoo", "info", "runner"}
 ENTRY_POINTS = {"__init__", "__main__", "cli"}      # may import anything
 
 

@@ -92,7 +92,7 @@ def test_fd_vs_steps_rows(capsys):
     rows, samples = fd_vs_steps(model, make_schedule("linear", 20), real[:24], real[24:], steps=(2, 4), n=16,
                                 batch_size=8, device=torch.device("cpu"), progress=False)
     assert [r["steps"] for r in rows] == [None, 2, 4] and all(r["n"] == 16 for r in rows)
-    assert all(r["FD (LeNet-MNIST)"] >= 0 for r in rows) and samples[4].shape == (16, 1, 32, 32)
+    assert all(r["FD (LeNet-MNIST)"] >= 0 for r in rows) and samples[(4, 0.0)].shape == (16, 1, 32, 32)
     assert all(r["ms_per_image"] > 0 for r in rows[1:])
     with pytest.raises(ValueError, match="held-out"):
         fd_vs_steps(model, make_schedule("linear", 20), real, real[:4], steps=(2,), n=16, batch_size=8,
