@@ -160,3 +160,17 @@ def zoo_or_train(names: dict[str, str], *, weights: str, train_fn=None):
         return train_fn()
     raise ValueError(f"weights must be 'zoo' (load the shipped trained models) or 'train' (train them under the "
                      f"profile), got {weights!r}")
+
+
+def resolve_weights(weights: str, profile: str) -> str:
+    """``auto`` is ``zoo`` on the quick profile (the shipped models were trained with its recipe) and ``train``
+    on the others (the full profile's larger models, the smoke profile's seconds of training)."""
+    if weights == "auto":
+        return "zoo" if profile == "quick" else "train"
+    if weights not in ("zoo", "train"):
+        raise ValueError(f"weights must be 'auto', 'zoo' (load the shipped trained models) or 'train' (train them "
+                         f"here under the profile), got {weights!r}")
+    if weights == "zoo" and profile != "quick":
+        print(f"note: the zoo models were trained with the quick profile's recipe; profile {profile!r} evaluates "
+              f"them with its own settings")
+    return weights
