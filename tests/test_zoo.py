@@ -2,7 +2,6 @@
 refused, `fastdiff train NAME` trains from a recipe, resumes exactly after the process is killed, and exports;
 `fastdiff zoo` lists every entry. Also: the shipped entries load and match their index."""
 import json
-import os
 import signal
 import subprocess
 import sys

@@ -4,8 +4,9 @@ A method is a wrapper over the U-Net's one level walk (`fastdiff.unet.UNetWrappe
 factory (`fastdiff.nn.register_block`), so methods combine:
 
 - `layer_skipping`: skip the k(t) deepest levels at noisy steps (study 2);
-- `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1).
+- `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1);
+- `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3).
 
 Importing this package registers every method's architecture (`fastdiff.registry`) and block.
 """
-from . import layer_skipping, vgg_features  # noqa: F401  (registration)
+from . import layer_skipping, ode_unet, vgg_features  # noqa: F401  (registration)
