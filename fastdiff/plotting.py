@@ -233,3 +233,40 @@ def show_sr_steps(grid: dict[str, dict[int, torch.Tensor]], lr: torch.Tensor, hr
         fig.suptitle(suptitle, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def plot_xy(rows: list[dict], x: str, y: str, *, by: str = "model", ax=None, title: str | None = None,
+            logx: bool = False, floor: float | None = None, floor_label: str = "real data (floor)"):
+    """One line per ``by`` of ``y`` against ``x`` (rows without either are left out), with an optional dashed floor."""
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    for key in dict.fromkeys(r[by] for r in rows):
+        pts = sorted((r[x], r[y]) for r in rows if r[by] == key and r.get(x) is not None and r.get(y) is not None)
+        if pts:
+            ax.plot(*zip(*pts), "o-", label=str(key))
+    if floor is not None:
+        ax.axhline(floor, ls="--", color="grey", label=floor_label)
+    ax.set(xlabel=x, ylabel=y, xscale="log" if logx else "linear")
+    ax.set_title(title or f"{y} against {x}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_bars(values: dict[str, float], *, paper: dict[str, float] | None = None, ylabel: str = "", ax=None,
+              title: str | None = None):
+    """Bars of ``values`` (ours) with the paper's beside them, hatched."""
+    import numpy as np
+    ax = ax or plt.subplots(figsize=(6.5, 3.2))[1]
+    names = list(values)
+    xs = np.arange(len(names))
+    width = 0.4 if paper else 0.7
+    ax.bar(xs - (width / 2 if paper else 0), [values[n] for n in names], width, label="measured here")
+    if paper:
+        ax.bar(xs + width / 2, [paper.get(n, float("nan")) for n in names], width, color="lightgrey",
+               edgecolor="dimgrey", hatch="//", label="paper")
+    ax.set_xticks(xs, names, fontsize=8)
+    ax.set(ylabel=ylabel)
+    ax.set_title(title or ylabel, fontsize=9)
+    ax.legend(fontsize=8)
+    ax.figure.tight_layout()
+    return ax

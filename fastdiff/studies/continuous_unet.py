@@ -12,6 +12,7 @@ blocks per level) at base 32 on 16x16 digits, the cU-Net one dynamic block per l
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import torch
 
@@ -80,3 +81,269 @@ def recipes():
 
 def with_solver(cfg: UNetConfig, **solver) -> UNetConfig:
     return dataclasses.replace(cfg, block_options={**cfg.block_options, **solver})
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+@dataclass
+class CUNetProfile:
+    image_size: int = 16
+    train: TrainConfig = dataclasses.field(default_factory=lambda: QUICK_TRAIN)
+    steps: tuple[int, ...] = (5, 10, 20, 50, 100)    # DDPM (ancestral) sampling steps of the FD curve (Table 1)
+    fd_n: int = 200                                   # samples per point
+    fd_batch: int = 200
+    timing_batch: int = 16                            # the time per sample at each model's best step count
+    timing_rounds: int = 3
+    ablation_steps: int = 20                          # the step count at which the ablations are scored
+    size: str = "cpu"
+
+
+PROFILES = {
+    # 2 CPU cores: the five zoo models (weights="zoo"), or retrained with this recipe (weights="train")
+    "quick": CUNetProfile(),
+    # seconds: the from-scratch path, for the tests (its numbers mean nothing)
+    "smoke": CUNetProfile(train=TrainConfig(steps=2, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
+                          steps=(2, 3), fd_n=8, fd_batch=8, timing_batch=2, timing_rounds=1, ablation_steps=2),
+}
+
+
+def get_profile(name: str, **overrides) -> CUNetProfile:
+    from ..utils import profile_by_name
+    return profile_by_name(PROFILES, name, **overrides)
+
+
+def get_models(profile: CUNetProfile, *, weights: str, data, schedule, run, resume: bool = False):
+    """({model: EMA model}, {model: provenance}, {model: training info}) for the five models: the zoo, or trained
+    here under ``profile`` (``resume`` continues checkpoints in the output folder, else they start afresh)."""
+    from .. import zoo
+    from ..train import train
+    from ..utils import slug
+    models, provenance, info = {}, {}, {}
+    for name, entry in ZOO_MODELS.items():
+        if weights == "zoo":
+            models[name], e = zoo.load(entry, device=run.device)
+            provenance[name] = e.provenance
+            info[name] = {"steps": e.steps, "minutes": e.wall_seconds / 60, "final loss": e.final_loss}
+            continue
+        if weights != "train":
+            raise ValueError(f"weights must be 'zoo' or 'train', got {weights!r}")
+        path = run.out / f"03_{slug(name)}.pt"
+        if not resume:
+            path.unlink(missing_ok=True)
+        r = train(build(name), data, schedule, profile.train, checkpoint=path, resume=resume, device=run.device)
+        models[name] = r["ema"].eval()
+        provenance[name] = ("resumed" if r["resumed_from"] is not None else "trained") + \
+            f" in this run ({r['step']} steps, profile {run.profile})"
+        info[name] = {"steps": r["step"], "minutes": r["history"][-1]["seconds"] / 60,
+                      "final loss": r["history"][-1]["loss"]}
+    return models, provenance, info
+
+
+# ------------------------------------------------------------------------------------------ the tables
+
+def table2(*, size: str = "paper") -> list[dict]:
+    """The Table 2 analogue at the paper's size (32x32x3, DDPM's CIFAR-10 layout) or the CPU size: parameters, memory
+    in the convention that gives the paper's U-Net row (16 bytes per parameter, MiB), GFLOPs of one U-Net call with
+    the solver's real number of evaluations of f (2 FLOPs per multiply-add, `torch.utils.flop_counter`), the same
+    counted as if f ran once per block (what a FLOP counter of f alone would report), and NFE per call."""
+    from ..measure.bench import count_flops
+    from ..methods.ode_unet import nfe, reset_nfe, set_solver
+    rows = []
+    for name in ["U-Net", *ABLATIONS]:
+        model = build(name, size=size).eval()
+        x, t, _ = model.example_inputs(1, generator=torch.Generator().manual_seed(0))
+        reset_nfe(model)
+        with torch.no_grad():
+            flops = count_flops(lambda: model(x, t))
+        calls = nfe(model)
+        with torch.no_grad():
+            once = flops if name == "U-Net" else count_flops(lambda: set_solver(model, solver="euler", step_size=1.0)(x, t))
+        params = sum(p.numel() for p in model.parameters())
+        paper_gflops, paper_mb = PAPER_TABLE2[name] if size == "paper" else (None, None)
+        rows.append({"model": name, "parameters (M)": params / 1e6, "MB (16 B/param)": params * 16 / 2**20,
+                     "MB (fp32 weights)": params * 4 / 2**20, "GFLOPs per call": flops / 1e9,
+                     "GMACs per call": flops / 2e9, "GFLOPs, f counted once": once / 1e9, "NFE per call": calls,
+                     "paper GFLOPs": paper_gflops, "paper MB": paper_mb})
+    return rows
+
+
+def fd_curve(models: dict, schedule, reference: torch.Tensor, held_out: torch.Tensor, *, steps, n: int,
+             batch_size: int, device, dtype=torch.float32, seed: int = 0, progress: bool = True) -> list[dict]:
+    """FD (LeNet-MNIST) of ``n`` DDPM (ancestral, respaced) samples of every model at every step count, all from the
+    same x_T (the paper's sampler is unchanged DDPM), with the time per sample of that sampling run, and the floor:
+    ``n`` real held-out digits."""
+    from ..measure.bench import measure
+    from ..measure.metrics import sample_scorer
+    from ..sampling import sampler_call
+    from ..utils import progress_bar
+    score = sample_scorer(reference, dataset="mnist-builtin", device=device)
+    pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
+    rows = [{"model": "real held-out digits", "steps": None, "n": n, **score(held_out[pick]), "ms per sample": None}]
+    x_T = torch.randn((n, *reference.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device)
+    cells = [(name, k) for name in models for k in steps]
+    for name, k in progress_bar(cells, desc="FD against steps", disable=not progress):
+        model = models[name].to(device).eval()
+        runs = [sampler_call(model, schedule, "DDPM", k, None, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
+                for i in range(0, n, batch_size)]
+        t = measure(lambda: torch.cat([r().float().cpu() for r in runs]), device=device, warmup=0, repeats=1)
+        rows.append({"model": name, "steps": k, "n": n, **score(t["result"]), "ms per sample": 1e3 * t["median_s"] / n})
+    return rows
+
+
+def best_steps(rows: list[dict], metric: str = "FD (LeNet-MNIST)") -> dict[str, dict]:
+    """{model: the row of its best (lowest) FD}."""
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r["steps"] is not None and (r["model"] not in best or r[metric] < best[r["model"]][metric]):
+            best[r["model"]] = r
+    return best
+
+
+def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, batch_size: int, rounds: int, device,
+                 dtype=torch.float32, seed: int = 0) -> list[dict]:
+    """Time per sample of each model at its own best step count, side by side (`interleaved`), one batch each."""
+    from ..measure.bench import interleaved
+    from ..sampling import sampler_call
+    x_T = torch.randn((batch_size, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    calls = {name: sampler_call(models[name].to(device).eval(), schedule, "DDPM", best[name]["steps"], None, x_T,
+                                dtype=dtype, seed=seed) for name in best}
+    times = interleaved(calls, device=device, rounds=rounds, warmup=1)
+    return [{"model": name, "steps": best[name]["steps"], "batch": batch_size, "rounds": t["repeats"],
+             "seconds per sample": t["median_s"] / batch_size, "IQR (s)": t["iqr_s"] / batch_size,
+             "FD (LeNet-MNIST)": best[name]["FD (LeNet-MNIST)"]} for name, t in times.items()]
+
+
+# ------------------------------------------------------------------------------------------ claims
+
+def _claims():
+    from ..verdicts import Claim, need
+
+    def params(m):
+        r = need(m, "params ratio")
+        verdict = "reproduced" if 3 <= r <= 5 else "partly" if r >= 1.5 else "contradicted"
+        return verdict, f"{r:.2f}x fewer ({need(m, 'U-Net params (M)'):.2f}M vs {need(m, 'cU-Net params (M)'):.2f}M)", \
+            "at the widths the paper's memory column implies (half the U-Net's base width, one block per level)"
+
+    def flops(m):
+        share, once = need(m, "FLOPs share"), need(m, "FLOPs share, f once")
+        verdict = "reproduced" if 0.25 <= share <= 0.45 else "partly" if share <= 0.6 else "contradicted"
+        return verdict, f"{100 * share:.0f}% with the solver's real NFE ({100 * once:.0f}% counting f once)", \
+            f"{need(m, 'NFE per call')} evaluations of f per U-Net call ({m.get('solver', '')})"
+
+    def faster(m):
+        tu, tc = need(m, "U-Net s per sample", "cU-Net s per sample")
+        saved = 1 - tc / tu
+        verdict = "reproduced" if saved >= 0.3 else "partly" if saved > 0 else "contradicted"
+        return verdict, f"{100 * saved:.0f}% less time per sample ({tc:.3f} s vs {tu:.3f} s) at each model's best " \
+            f"step count", f"measured side by side on {m.get('device', 'this CPU')}"
+
+    def fewer_steps(m):
+        su, sc = need(m, "U-Net best steps", "cU-Net best steps")
+        verdict = "reproduced" if sc < su else "partly" if sc == su else "contradicted"
+        return verdict, f"best FD at {sc} steps (cU-Net) vs {su} (U-Net)", "DDPM sampling, respaced"
+
+    def comparable(m):
+        fu, fc = need(m, "U-Net best FD", "cU-Net best FD")
+        verdict = "reproduced" if fc <= 1.2 * fu else "partly" if fc <= 2 * fu else "contradicted"
+        return verdict, f"best FD {fc:.2f} (cU-Net) vs {fu:.2f} (U-Net)", \
+            f"same data and budget ({m.get('train steps', '?')} steps each)"
+    return [
+        Claim("params", "the cU-Net has about a quarter of the U-Net's parameters",
+              "545.5 vs 137.9 MB (Table 2; 3.96x), 'roughly a quarter' (Fig. 4)", "parameters, U-Net and cU-Net",
+              "3x to 5x fewer (partly: 1.5x to 3x)", params),
+        Claim("flops", "the cU-Net needs about 30% of the U-Net's FLOPs", "7.21 vs 2.90 GFLOPs (Table 2; 40%)",
+              "FLOPs of one U-Net call, counting every evaluation of f the solver makes",
+              "25% to 45% (partly: up to 60%)", flops),
+        Claim("faster", "the cU-Net infers 30% to 80% faster on a CPU",
+              "MNIST: 0.54 s vs 3.56 s per sample (Table 1)",
+              "time per sample at each model's best step count, side by side on this CPU",
+              "at least 30% less time (partly: any saving)", faster),
+        Claim("fewer-steps", "the cU-Net reaches its best FID in fewer sampling steps",
+              "MNIST: 5 steps vs 30 (Table 1)", "the step count of the best FD (LeNet-MNIST) on a sweep",
+              "fewer steps (partly: the same)", fewer_steps),
+        Claim("comparable", "with comparable quality", "MNIST: FID 2.98 vs 3.61 (Table 1)",
+              "the best FD (LeNet-MNIST) of each model", "within 20% of the U-Net's (partly: within 2x)", comparable),
+        Claim("gpu", "ODE solvers do not use GPUs effectively, so the paper timed on a CPU",
+              "footnote 2 (no GPU numbers given)", "the same benchmark on a GPU",
+              "the cU-Net's advantage shrinks or vanishes on a GPU", lambda m: ("not testable here", "-", "")),
+    ]
+
+
+CLAIMS = _claims()
+
+
+def measured_for_claims(*, params_rows: list[dict], fd_rows: list[dict], timing_rows: list[dict], device: str,
+                        train_steps: int) -> dict:
+    m = {"device": device, "train steps": train_steps, "solver": f"{SOLVER['solver']}, step {SOLVER['step_size']:g}"}
+    p = {r["model"]: r for r in params_rows}
+    if "U-Net" in p and "cU-Net" in p:
+        m.update({"U-Net params (M)": p["U-Net"]["parameters (M)"], "cU-Net params (M)": p["cU-Net"]["parameters (M)"],
+                  "params ratio": p["U-Net"]["parameters (M)"] / p["cU-Net"]["parameters (M)"],
+                  "FLOPs share": p["cU-Net"]["GFLOPs per call"] / p["U-Net"]["GFLOPs per call"],
+                  "FLOPs share, f once": p["cU-Net"]["GFLOPs, f counted once"] / p["U-Net"]["GFLOPs per call"],
+                  "NFE per call": p["cU-Net"]["NFE per call"]})
+    for name, r in best_steps(fd_rows).items():
+        m[f"{name} best steps"], m[f"{name} best FD"] = r["steps"], r["FD (LeNet-MNIST)"]
+    for r in timing_rows:
+        m[f"{r['model']} s per sample"] = r["seconds per sample"]
+    return m
+
+
+STUDY = "03_continuous_unet"
+
+
+def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], params_paper: list[dict],
+                    fd_rows: list[dict], timing_rows: list[dict], verdicts: list[dict]):
+    """The notebook's numbers as `fastdiff.results` rows."""
+    from ..results import Results
+    res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
+                  profile=run.profile, seed=run.seed, environment=run.env)
+    for size, rows in (("cpu", params_cpu), ("paper", params_paper)):
+        for r in rows:
+            paper_gf, paper_mb = PAPER_TABLE2[r["model"]] if size == "paper" else (None, None)
+            src = PAPER_SOURCE if size == "paper" else ""
+            res.add("continuous U-Net", r["model"], "parameters", r["parameters (M)"], size=size,
+                    paper_value=None if paper_mb is None else paper_mb / 16 * 2**20 / 1e6, paper_source=src)
+            res.add("continuous U-Net", r["model"], "GFLOPs per call", r["GFLOPs per call"], size=size,
+                    nfe=r["NFE per call"], paper_value=paper_gf, paper_source=src)
+    for r in fd_rows:
+        res.add("continuous U-Net" if r["steps"] is not None else "real data", r["model"], "FD (LeNet-MNIST)",
+                r["FD (LeNet-MNIST)"], n=r["n"], steps=r["steps"], sampler="DDPM")
+    for r in timing_rows:
+        paper = PAPER_TABLE1_MNIST.get(r["model"], {}).get("seconds")
+        res.add("continuous U-Net", r["model"], "time per image", 1e3 * r["seconds per sample"], n=r["rounds"],
+                steps=r["steps"], batch=r["batch"], paper_value=None if paper is None else 1e3 * paper,
+                paper_source=PAPER_SOURCE if paper else "")
+    res.verdicts = verdicts
+    return res
+
+
+SOLVER_SETTINGS = {"euler, 2 steps": {"solver": "euler", "step_size": 0.5, "backend": "loop"},
+                   "rk4, 1 step (trained)": {"solver": "rk4", "step_size": 1.0, "backend": "loop"},
+                   "rk4, 1 step, torchdiffeq": {"solver": "rk4", "step_size": 1.0, "backend": "torchdiffeq"},
+                   "rk4, 2 steps": {"solver": "rk4", "step_size": 0.5, "backend": "loop"},
+                   "dopri5, rtol 1e-3": {"solver": "dopri5", "rtol": 1e-3, "atol": 1e-4, "backend": "torchdiffeq"}}
+
+
+def solver_table(model, *, batch_size: int, rounds: int, device, settings: dict = SOLVER_SETTINGS) -> list[dict]:
+    """The same trained cU-Net with other solvers: NFE and time of one U-Net call, side by side (`interleaved`),
+    and how far its output moves from the trained solver's (max |difference|)."""
+    import copy
+    from ..measure.bench import interleaved
+    from ..methods.ode_unet import nfe, reset_nfe, set_solver
+    x, t, _ = model.example_inputs(batch_size, generator=torch.Generator().manual_seed(0))
+    variants = {name: set_solver(copy.deepcopy(model).to(device).eval(), **s) for name, s in settings.items()}
+    calls, counts, outputs = {}, {}, {}
+    for name, m in variants.items():
+        reset_nfe(m)
+        with torch.no_grad():
+            outputs[name] = m(x.to(device), t.to(device))
+        counts[name] = nfe(m)
+        calls[name] = lambda m=m: m(x.to(device), t.to(device))
+    with torch.no_grad():
+        times = interleaved(calls, device=device, rounds=rounds, warmup=1)
+    trained = next((k for k in settings if "trained" in k), next(iter(settings)))
+    ref = outputs[trained]
+    return [{"solver": name, "NFE per call": counts[name], "ms per call": 1e3 * times[name]["median_s"],
+             "IQR (ms)": 1e3 * times[name]["iqr_s"], "max |difference| from the trained solver":
+             (outputs[name] - ref).abs().max().item()} for name in settings]
