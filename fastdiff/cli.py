@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     wts.add_argument("--only", default=None, help="comma-separated keys, e.g. alexnet,vgg11")
     zoo = sub.add_parser("zoo", help="list the trained models that ship with fastdiff, with their provenance")
     zoo.add_argument("--json", action="store_true", help="print the full index as JSON")
+    zoo.add_argument("--markdown", action="store_true", help="print the table as Markdown (for results/README.md)")
     trn = sub.add_parser("train", help="train (or resume) a zoo entry from its recipe, then export it to the zoo")
     trn.add_argument("name", nargs="?", help="a zoo entry, e.g. basics/quick-ddpm; none: list the recipes")
     trn.add_argument("--device", choices=DEVICES, default="auto")
@@ -49,6 +50,12 @@ def _zoo(args) -> int:
     rows = zoo.table()
     if not rows:
         print("the zoo is empty: train entries with `fastdiff train NAME` (`fastdiff train` lists the recipes)")
+        return 0
+    if args.markdown:
+        columns = list(rows[0])
+        print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns))
+        for r in rows:
+            print("| " + " | ".join(str(r[c]) for c in columns) + " |")
         return 0
     import pandas as pd
     print(pd.DataFrame(rows).to_string(index=False))

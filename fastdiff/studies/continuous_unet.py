@@ -101,6 +101,10 @@ class CUNetProfile:
 PROFILES = {
     # 2 CPU cores: the five zoo models (weights="zoo"), or retrained with this recipe (weights="train")
     "quick": CUNetProfile(),
+    # one GPU: the same models trained longer (weights="train"), more samples per FD point
+    "full": CUNetProfile(train=dataclasses.replace(QUICK_TRAIN, steps=20_000, batch_size=128, lr=1e-3,
+                                                   checkpoint_every=2000), steps=(5, 10, 20, 30, 50, 100, 200),
+                         fd_n=500, fd_batch=500, timing_batch=64, timing_rounds=5),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": CUNetProfile(train=TrainConfig(steps=2, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
                           steps=(2, 3), fd_n=8, fd_batch=8, timing_batch=2, timing_rounds=1, ablation_steps=2),
