@@ -74,11 +74,17 @@ class AttentionBlock(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.proj = nn.Conv2d(channels, channels, 1)
 
+    impl = "sdpa"   # "sdpa": F.scaled_dot_product_attention; "manual": softmax(q k^T / sqrt(d)) v written out
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, hgt, wid = x.shape
         q, k, v = self.qkv(self.norm(x)).reshape(b, 3, self.num_heads, c // self.num_heads, hgt * wid).unbind(1)
-        # (b, heads, tokens, d) for scaled_dot_product_attention
-        out = F.scaled_dot_product_attention(q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2))
+        q, k, v = q.transpose(-1, -2), k.transpose(-1, -2), v.transpose(-1, -2)   # (b, heads, tokens, d)
+        if self.impl == "sdpa":
+            out = F.scaled_dot_product_attention(q, k, v)
+        else:
+            weights = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+            out = weights @ v
         return x + self.proj(out.transpose(-1, -2).reshape(b, c, hgt, wid))
 
 
@@ -140,6 +146,16 @@ class Upsample(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+def set_attention(model: nn.Module, impl: str) -> nn.Module:
+    """Every attention block of ``model`` computed by ``impl`` (``sdpa`` | ``manual``), in place."""
+    if impl not in ("sdpa", "manual"):
+        raise ValueError(f"attention impl must be 'sdpa' or 'manual', got {impl!r}")
+    for m in model.modules():
+        if isinstance(m, AttentionBlock):
+            m.impl = impl
+    return model
 
 
 def count_parameters(module: nn.Module, *, trainable_only: bool = False) -> int:

@@ -5,8 +5,10 @@ factory (`fastdiff.nn.register_block`), so methods combine:
 
 - `layer_skipping`: skip the k(t) deepest levels at noisy steps (study 2);
 - `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1);
-- `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3).
+- `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
+- `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
+- `bottleneck`: the 1x1 -> 3x3 -> 1x1 bottleneck ResNet block, for the block factory (study 5).
 
 Importing this package registers every method's architecture (`fastdiff.registry`) and block.
 """
-from . import layer_skipping, ode_unet, vgg_features  # noqa: F401  (registration)
+from . import bottleneck, im2col, layer_skipping, ode_unet, vgg_features  # noqa: F401  (registration)
