@@ -205,8 +205,8 @@ def test_the_u_net_builds_its_blocks_through_the_factory():
         x, t = torch.randn(1, 1, 8, 8), torch.tensor([1])
         with torch.no_grad():
             assert torch.equal(model(x, t), plain(x, t))   # the same blocks, built through the factory
-        with pytest.raises(ValueError, match="unknown block 'ode'"):
-            build_unet("tiny", block="ode")
+        with pytest.raises(ValueError, match="unknown block 'spiking'"):
+            build_unet("tiny", block="spiking")
         with pytest.raises(ValueError, match="already registered"):
             register_block("counting-resnet")(lambda *a, **k: nn.Identity())
     finally:
