@@ -61,3 +61,19 @@ def test_the_bottleneck_block_builds_through_the_factory_and_cuts_compute():
     assert count_flops(lambda: bottleneck(x, t)) < 0.6 * count_flops(lambda: plain(x, t))
     with pytest.raises(ValueError, match="reduction must be a positive integer dividing"):
         build_unet("quick", image_size=16, block="bottleneck", block_options={"reduction": 5})
+
+
+def test_the_inference_ladder_measures_every_rung_against_fp32():
+    from fastdiff.diffusion import make_schedule
+    from fastdiff.studies import performance
+    torch.manual_seed(0)
+    rungs = [r for r in performance.LADDER if not r.compile]           # compiling takes a minute on a CPU
+    rows = performance.ladder(build_unet("tiny"), make_schedule("linear", 50), batch_size=2, device="cpu", rungs=rungs,
+                              rounds=1, ddim_steps=3)
+    assert [r["rung"] for r in rows] == [r.name for r in rungs]
+    by = {r["rung"]: r for r in rows}
+    assert by["fp32"]["max |x0 - fp32| after DDIM"] == 0 and by["fp32"]["speed-up vs fp32"] == 1
+    assert by["channels_last"]["max |x0 - fp32| after DDIM"] < 1e-4          # the same maths in another layout
+    assert by["im2col convolution"]["max |x0 - fp32| after DDIM"] < 1e-4
+    assert 0 < by["bf16 autocast"]["max |x0 - fp32| after DDIM"] < 0.2    # lower precision, bounded
+    assert all(r["ms per call"] > 0 and r["GFLOP/s"] > 0 for r in rows)
