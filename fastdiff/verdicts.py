@@ -85,6 +85,11 @@ def summary(rows: list[dict]) -> str:
     return text + (f". Contradicted: {', '.join(contradicted)}." if contradicted else ".")
 
 
+def grade(reproduced: bool, partly: bool = False) -> str:
+    """The verdict of a rule whose thresholds are met (reproduced), half met (partly) or not (contradicted)."""
+    return "reproduced" if reproduced else "partly" if partly else "contradicted"
+
+
 def within(ours: float, paper: float, rel: float) -> bool:
     """|ours / paper - 1| <= rel."""
     return abs(ours / paper - 1) <= rel

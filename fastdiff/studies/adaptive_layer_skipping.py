@@ -274,18 +274,18 @@ def get_models(profile: SkippingProfile, *, weights: str, data, schedule: Schedu
 
 
 def _claims():
-    from ..verdicts import Claim, need
+    from ..verdicts import Claim, grade, need
 
     def time_saved(m):
         ours, paper = need(m, "time saved:zero:c2"), PAPER_TABLE2_SPEEDUP["zero"][2]
-        verdict = "reproduced" if abs(ours - paper) <= 10 else "partly" if ours > 0 else "contradicted"
+        verdict = grade(abs(ours - paper) <= 10, ours > 0)
         return verdict, f"{ours:.1f}% less time (FLOPs predict {need(m, 'FLOPs saved:zero:c2'):.1f}%)", \
             "the skipped levels carry that share of the time here" if verdict != "contradicted" else "no time saved"
 
     def plain_falls_apart(m):
         c0, c2 = need(m, "fd:baseline (plain training):c0", "fd:baseline (plain training):c2")
         ratio = c2 / c0
-        verdict = "reproduced" if ratio >= 3 else "partly" if ratio >= 1.5 else "contradicted"
+        verdict = grade(ratio >= 3, ratio >= 1.5)
         return verdict, f"FD {c0:.1f} -> {c2:.1f} ({ratio:.1f}x)", \
             "skipping levels the network was not trained without" + (" ruins it" if ratio >= 3 else " hurts less here")
 
@@ -293,7 +293,7 @@ def _claims():
         b0, b2 = need(m, "fd:baseline (plain training):c0", "fd:baseline (plain training):c2")
         z0, z2 = need(m, "fd:zero:c0", "fd:zero:c2")
         better, flatter = z2 < b2, z2 / z0 < b2 / b0
-        verdict = "reproduced" if better and flatter else "partly" if better or flatter else "contradicted"
+        verdict = grade(better and flatter, better or flatter)
         return verdict, f"at c=2: zero {z2:.1f} vs plain {b2:.1f}; growth {z2 / z0:.2f}x vs {b2 / b0:.2f}x", \
             ("k(t)-consistent training holds quality" if verdict == "reproduced" else
              "the trained model degrades more than the plainly trained one" if verdict == "contradicted" else
@@ -302,7 +302,7 @@ def _claims():
     def c0_cost(m):
         z0, b0 = need(m, "fd:zero:c0", "fd:baseline (plain training):c0")
         ratio = z0 / b0
-        verdict = "reproduced" if ratio <= 2 else "partly" if ratio <= 3 else "contradicted"
+        verdict = grade(ratio <= 2, ratio <= 3)
         return verdict, f"FD {z0:.1f} vs {b0:.1f} ({ratio:.2f}x)", "the full network of the skipping-trained model"
 
     def interpolate_best(m):

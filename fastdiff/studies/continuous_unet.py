@@ -220,35 +220,35 @@ def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, 
 # ------------------------------------------------------------------------------------------ claims
 
 def _claims():
-    from ..verdicts import Claim, need
+    from ..verdicts import Claim, grade, need
 
     def params(m):
         r = need(m, "params ratio")
-        verdict = "reproduced" if 3 <= r <= 5 else "partly" if r >= 1.5 else "contradicted"
+        verdict = grade(3 <= r <= 5, r >= 1.5)
         return verdict, f"{r:.2f}x fewer ({need(m, 'U-Net params (M)'):.2f}M vs {need(m, 'cU-Net params (M)'):.2f}M)", \
             "at the widths the paper's memory column implies (half the U-Net's base width, one block per level)"
 
     def flops(m):
         share, once = need(m, "FLOPs share"), need(m, "FLOPs share, f once")
-        verdict = "reproduced" if 0.25 <= share <= 0.45 else "partly" if share <= 0.6 else "contradicted"
+        verdict = grade(0.25 <= share <= 0.45, share <= 0.6)
         return verdict, f"{100 * share:.0f}% with the solver's real NFE ({100 * once:.0f}% counting f once)", \
             f"{need(m, 'NFE per call')} evaluations of f per U-Net call ({m.get('solver', '')})"
 
     def faster(m):
         tu, tc = need(m, "U-Net s per sample", "cU-Net s per sample")
         saved = 1 - tc / tu
-        verdict = "reproduced" if saved >= 0.3 else "partly" if saved > 0 else "contradicted"
+        verdict = grade(saved >= 0.3, saved > 0)
         return verdict, f"{100 * saved:.0f}% less time per sample ({tc:.3f} s vs {tu:.3f} s) at each model's best " \
             f"step count", f"measured side by side on {m.get('device', 'this CPU')}"
 
     def fewer_steps(m):
         su, sc = need(m, "U-Net best steps", "cU-Net best steps")
-        verdict = "reproduced" if sc < su else "partly" if sc == su else "contradicted"
+        verdict = grade(sc < su, sc == su)
         return verdict, f"best FD at {sc} steps (cU-Net) vs {su} (U-Net)", "DDPM sampling, respaced"
 
     def comparable(m):
         fu, fc = need(m, "U-Net best FD", "cU-Net best FD")
-        verdict = "reproduced" if fc <= 1.2 * fu else "partly" if fc <= 2 * fu else "contradicted"
+        verdict = grade(fc <= 1.2 * fu, fc <= 2 * fu)
         return verdict, f"best FD {fc:.2f} (cU-Net) vs {fu:.2f} (U-Net)", \
             f"same data and budget ({m.get('train steps', '?')} steps each)"
     return [

@@ -256,12 +256,12 @@ def get_model(profile: BasicsProfile, *, weights: str, data, schedule: Schedule,
 
 
 def _claims():
-    from ..verdicts import Claim, need
+    from ..verdicts import Claim, grade, need
 
     def readable(m):
         fd, floor = need(m, "fd_ddim50", "fd_floor")
         ratio = fd / floor
-        verdict = "reproduced" if ratio <= 3 else "partly" if ratio <= 6 else "contradicted"
+        verdict = grade(ratio <= 3, ratio <= 6)
         return verdict, f"FD {fd:.1f} = {ratio:.1f}x the real-data floor {floor:.1f}", \
             "DDIM-50 samples of the trained network" + (" are near the data" if ratio <= 3 else " are far from the data")
 
@@ -269,7 +269,7 @@ def _claims():
         speedup = need(m, "speedup_ddim50")
         expected = need(m, "ddpm_steps") / 50
         ratio = speedup / expected
-        verdict = "reproduced" if 0.7 <= ratio <= 1.3 else "partly" if ratio >= 0.4 else "contradicted"
+        verdict = grade(0.7 <= ratio <= 1.3, ratio >= 0.4)
         return verdict, f"{speedup:.1f}x faster than DDPM-{need(m, 'ddpm_steps')} ({expected:.0f}x fewer steps)", \
             "time per image follows the number of network evaluations" if verdict == "reproduced" else \
             "fixed costs per call weigh on the short runs"
@@ -277,13 +277,13 @@ def _claims():
     def graceful(m):
         fd10, fd50 = need(m, "fd_ddim10", "fd_ddim50")
         ratio = fd10 / fd50
-        verdict = "reproduced" if fd10 >= fd50 and ratio <= 4 else "partly" if fd10 >= fd50 else "contradicted"
+        verdict = grade(fd10 >= fd50 and ratio <= 4, fd10 >= fd50)
         return verdict, f"FD(10) / FD(50) = {ratio:.2f}", \
             "quality falls as steps fall" + (", within the paper's range" if verdict == "reproduced" else "")
 
     def eta(m):
         fd0, fd1 = need(m, "fd_eta0", "fd_eta1")
-        verdict = "reproduced" if fd0 < fd1 else "contradicted"
+        verdict = grade(fd0 < fd1)
         return verdict, f"FD {fd0:.1f} (eta 0) vs {fd1:.1f} (eta 1) at {need(m, 'eta_steps')} steps", \
             "the deterministic sampler is better at few steps" if fd0 < fd1 else \
             "here the stochastic sampler scores better: it corrects the network's errors"

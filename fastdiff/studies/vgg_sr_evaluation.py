@@ -128,7 +128,7 @@ def sr_table(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProf
 
 
 def _claims():
-    from ..verdicts import Claim, need
+    from ..verdicts import Claim, grade, need
 
     def params(m):
         ratio = need(m, "params ratio, paper widths")
@@ -148,27 +148,26 @@ def _claims():
         gains = {k: need(m, f"curve gain:{k}") for k in ("val PSNR", "digit accuracy")}
         better = [k for k, g in gains.items() if g > {"val PSNR": 0.2, "digit accuracy": 0.02}[k]]
         worse = [k for k, g in gains.items() if g < -{"val PSNR": 0.2, "digit accuracy": 0.02}[k]]
-        verdict = "reproduced" if len(better) == 2 else "partly" if better and not worse else "contradicted"
+        verdict = grade(len(better) == 2, better and not worse)
         return verdict, (f"mean over the curve: {gains['val PSNR']:+.2f} dB val PSNR, "
                          f"{100 * gains['digit accuracy']:+.1f} points digit accuracy, small + VGG vs small"), \
             f"with the digit-trained VGG stand-in ({m.get('vgg', '?')}), not ImageNet VGG-11"
 
     def vgg_cost(m):
         share = need(m, "vgg share %")
-        verdict = "reproduced" if share < 2 else "partly" if share < 10 else "contradicted"
+        verdict = grade(share < 2, share < 10)
         return verdict, f"{share:.2f}% of a {need(m, 'vgg share steps')}-step sampling call", \
             f"VGG ran {need(m, 'vgg calls per sampling'):.0f} time(s) per sampling call"
 
     def concat(m):
         add, cat = need(m, "final val PSNR:small + VGG (add)", "final val PSNR:small + VGG (concat)")
-        verdict = "reproduced" if add > cat + 0.1 else "partly" if add >= cat - 0.1 else "contradicted"
+        verdict = grade(add > cat + 0.1, add >= cat - 0.1)
         return verdict, f"final val PSNR: add {add:.2f} vs concat {cat:.2f} dB", "the paper's failed variant"
 
     def bigger(m):
         orig, small = need(m, "PSNR:original", "PSNR:small")
-        verdict = "reproduced" if orig > small + 0.1 else "partly" if orig >= small - 0.1 else "contradicted"
-        return verdict, f"PSNR original {orig:.2f} vs small {small:.2f} dB", \
-            f"at the same training budget ({m.get('steps', '?')} steps)"
+        return (grade(orig > small + 0.1, orig >= small - 0.1), f"PSNR original {orig:.2f} vs small {small:.2f} dB",
+                f"at the same training budget ({m.get('steps', '?')} steps)")
     return [
         Claim("params", "the small U-Net has about 7x fewer parameters than SR3's",
               "66M / 33M / 9M (Sec. 3.1)", "trainable parameters at the paper's widths",
