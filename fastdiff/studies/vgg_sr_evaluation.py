@@ -168,32 +168,36 @@ def _claims():
         orig, small = need(m, "PSNR:original", "PSNR:small")
         return (grade(orig > small + 0.1, orig >= small - 0.1), f"PSNR original {orig:.2f} vs small {small:.2f} dB",
                 f"at the same training budget ({m.get('steps', '?')} steps)")
-    return [
-        Claim("params", "the small U-Net has about 7x fewer parameters than SR3's",
-              "66M / 33M / 9M (Sec. 3.1)", "trainable parameters at the paper's widths",
-              "within 20% of 7.3x (partly: further)", params),
-        Claim("speed", "the small U-Net is 1.77x faster per forward pass", "1.77x (Fig. 9, GPU)",
+    rules = {"params": params, "speed": speed, "converges": converges, "vgg-cost": vgg_cost, "concat": concat,
+             "bigger-better": bigger, "fool-rate": lambda m: ("not testable here", "-", "")}
+    return [Claim(key, *CLAIM_TEXT[key], rules[key]) for key in CLAIM_TEXT]
+
+
+# (claim, the paper's number, what we measure, reproduced if): written before any run
+CLAIM_TEXT = {
+    "params": ("the small U-Net has about 7x fewer parameters than SR3's", "66M / 33M / 9M (Sec. 3.1)",
+               "trainable parameters at the paper's widths", "within 20% of 7.3x (partly: further)"),
+    "speed": ("the small U-Net is 1.77x faster per forward pass", "1.77x (Fig. 9, GPU)",
               "one denoising step at 128x128, the paper's widths, batch 1, side by side on this device",
-              "within 25% of 1.77x (partly: faster at all)", speed),
-        Claim("converges", "frozen pretrained VGG features let the small U-Net converge faster",
-              "small + VGG above small in validation PSNR during training (Fig. 3; no values given)",
-              "validation PSNR and digit accuracy during training, small + VGG (add) against small, same budget",
-              "higher on both, by > 0.2 dB and > 2 points on average over the curve (partly: one of them; no "
-              "gain on either: contradicted)",
-              converges),
-        Claim("vgg-cost", "the VGG features cost next to nothing: computed once per image",
-              "computed once, reused at every step (Sec. 3.2)", "VGG-11 pass against a whole sampling call",
-              "below 2% of the sampling time (partly: below 10%)", vgg_cost),
-        Claim("concat", "adding the features works, concatenating them does not",
-              "concatenation failed to learn (Sec. 4.2)", "final validation PSNR, add against concat",
-              "add better by > 0.1 dB (partly: equal within 0.1)", concat),
-        Claim("bigger-better", "the original (66M) U-Net reaches better quality than the small one",
-              "original and half best in PSNR (Fig. 3)", "PSNR of the held-out SR outputs, original against small",
-              "original better by > 0.1 dB (partly: equal within 0.1)", bigger),
-        Claim("fool-rate", "people are fooled by small + VGG nearly as often as by the original",
-              "fool rates 40% / 36% / 32% (Fig. 8, 10 participants)", "the fool-rate game (notebook 06)",
-              "within 10 points of the paper with n >= 50 per model", lambda m: ("not testable here", "-", "")),
-    ]
+              "within 25% of 1.77x (partly: faster at all)"),
+    "converges": ("frozen pretrained VGG features let the small U-Net converge faster",
+                  "small + VGG above small in validation PSNR during training (Fig. 3; no values given)",
+                  "validation PSNR and digit accuracy during training, small + VGG (add) against small, same budget",
+                  "higher on both, by > 0.2 dB and > 2 points on average over the curve (partly: one of them; no "
+                  "gain on either: contradicted)"),
+    "vgg-cost": ("the VGG features cost next to nothing: computed once per image",
+                 "computed once, reused at every step (Sec. 3.2)", "VGG-11 pass against a whole sampling call",
+                 "below 2% of the sampling time (partly: below 10%)"),
+    "concat": ("adding the features works, concatenating them does not", "concatenation failed to learn (Sec. 4.2)",
+               "final validation PSNR, add against concat", "add better by > 0.1 dB (partly: equal within 0.1)"),
+    "bigger-better": ("the original (66M) U-Net reaches better quality than the small one",
+                      "original and half best in PSNR (Fig. 3)",
+                      "PSNR of the held-out SR outputs, original against small",
+                      "original better by > 0.1 dB (partly: equal within 0.1)"),
+    "fool-rate": ("people are fooled by small + VGG nearly as often as by the original",
+                  "fool rates 40% / 36% / 32% (Fig. 8, 10 participants)", "the fool-rate game (notebook 06)",
+                  "within 10 points of the paper with n >= 50 per model"),
+}
 
 
 CLAIMS = _claims()
