@@ -7,7 +7,8 @@ factory (`fastdiff.nn.register_block`), so methods combine:
 - `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1);
 - `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
 - `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
-- `bottleneck`: the 1x1 -> 3x3 -> 1x1 bottleneck ResNet block, for the block factory (study 5).
+- `bottleneck`: the 1x1 -> 3x3 -> 1x1 bottleneck ResNet block, for the block factory (study 5);
+- `patch_parallel`: rolling shifts, patches and position masks of the SwinDiffuser (study 4, groundwork).
 
 Importing this package registers every method's architecture (`fastdiff.registry`) and block.
 """
