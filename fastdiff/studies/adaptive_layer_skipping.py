@@ -64,6 +64,7 @@ class SkippingProfile:
     table3_etas: tuple[float, ...] = (0.0, 0.5, 1.0)
     speed_steps: int = 50                              # sampler steps for the timing table (Table 2)
     speed_batch: int = 64
+    speed_repeats: int = 5                             # interleaved rounds of the timing table
 
 
 QUICK_MODEL = dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8)
@@ -75,10 +76,11 @@ QUICK_TRAIN = TrainConfig(steps=8000, batch_size=32, lr=2e-3, warmup_steps=200, 
 PROFILES = {
     # 2 CPU cores: the built-in digits at 16x16 (4 levels: 16, 8, 4, 2), a 0.4M-parameter U-Net; weights="zoo"
     # loads the five trained variants, weights="train" retrains them with this recipe. FD (LeNet-MNIST) on samples
-    # enlarged to 28x28 and padded to 32x32 like the digits LeNet knows, 300 samples per cell, 50 ancestral steps
+    # enlarged to 28x28 and padded to 32x32 like the digits LeNet knows, 200 samples per cell, 50 ancestral steps
     "quick": SkippingProfile(
         image_size=16, model="quick", model_overrides=QUICK_MODEL, train=QUICK_TRAIN,
-        quality_steps=50, quality_n=300, table3_steps=(10, 25, 50), speed_steps=50, speed_batch=64),
+        quality_steps=50, quality_n=200, table3_steps=(10, 25, 50), table3_etas=(0.0, 1.0), speed_steps=50,
+        speed_batch=32, speed_repeats=3),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": SkippingProfile(
         image_size=16, model="quick", model_overrides=dict(QUICK_MODEL, base_channels=8, norm_groups=4),
