@@ -158,7 +158,7 @@ PROFILES = {
     # is still done at the paper's widths and 128x128.
     "quick": SRProfile(
         dataset="mnist-builtin", vgg_weights="digits", widths=DIGIT_WIDTHS, train=QUICK_TRAIN,
-        val_n=32, val_every=250, val_steps=50, eval_n=200, eval_steps=50, grid_steps=(10, 25, 50, 100),
+        val_n=32, val_every=250, val_steps=50, eval_n=200, eval_steps=25, grid_steps=(10, 25, 50, 100),
         timing_batch=1, timing_repeats=7, game_n=24),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": SRProfile(
