@@ -121,3 +121,15 @@ def test_every_shipped_entry_matches_its_index_and_loads():
         assert sum(p.numel() for p in model.parameters() if p.requires_grad) == e.parameters
         assert e.git_commit and e.device and e.steps > 0 and e.wall_seconds > 0
     assert total < 45 * 2**20, f"the zoo holds {total / 2**20:.1f} MB"
+
+
+def test_the_zoo_holds_every_model_the_quick_notebooks_load():
+    """What the notebooks' quick profiles load with weights="zoo" is in the shipped index (else nbval, and every
+    reader, meets a ZooError instead of a trained model)."""
+    from fastdiff.studies import adaptive_layer_skipping, continuous_unet, diffusion_basics
+    from fastdiff.studies import vgg_conditioned_sr as vggsr
+    needed = {diffusion_basics.ZOO_MODEL, *adaptive_layer_skipping.ZOO_MODELS.values(),
+              *(vggsr.ZOO_MODELS[v] for v in vggsr.get_profile("quick").variants),
+              *(continuous_unet.ZOO_MODELS[m] for m in continuous_unet.get_profile("quick").models)}
+    missing = sorted(needed - set(zoo.entries()))
+    assert not missing, f"not in the zoo: {missing} (train them with `fastdiff train NAME`)"

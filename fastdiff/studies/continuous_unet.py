@@ -96,11 +96,26 @@ class CUNetProfile:
     timing_rounds: int = 3
     ablation_steps: int = 20                          # the step count at which the ablations are scored
     size: str = "cpu"
+    models: tuple[str, ...] = tuple(ZOO_MODELS)       # the models trained or loaded (U-Net and cU-Net at least)
 
+    def __post_init__(self):
+        if not {"U-Net", "cU-Net"} <= set(self.models) or not set(self.models) <= set(ZOO_MODELS):
+            raise ValueError(f"models must be among {list(ZOO_MODELS)} and include 'U-Net' and 'cU-Net'; "
+                             f"got {list(self.models)}")
+
+    @property
+    def ablations(self) -> tuple[str, ...]:
+        return tuple(m for m in self.models if m not in ("U-Net", "cU-Net"))
+
+
+# The quick profile's zoo: the two models the claims compare. The three ablations have recipes
+# (`fastdiff train cunet/cunet-wo-a` ...) and train in the full profile; their sizes and FLOPs (Table 2) need no
+# training and are in every profile.
+QUICK_MODELS = ("U-Net", "cU-Net")
 
 PROFILES = {
-    # 2 CPU cores: the five zoo models (weights="zoo"), or retrained with this recipe (weights="train")
-    "quick": CUNetProfile(),
+    # 2 CPU cores: the zoo's U-Net and cU-Net (weights="zoo"), or retrained with this recipe (weights="train")
+    "quick": CUNetProfile(models=QUICK_MODELS),
     # one GPU: the same models trained longer (weights="train"), more samples per FD point
     "full": CUNetProfile(train=dataclasses.replace(QUICK_TRAIN, steps=20_000, batch_size=128, lr=1e-3,
                                                    checkpoint_every=2000), steps=(5, 10, 20, 30, 50, 100, 200),
@@ -117,13 +132,14 @@ def get_profile(name: str, **overrides) -> CUNetProfile:
 
 
 def get_models(profile: CUNetProfile, *, weights: str, data, schedule, run, resume: bool = False):
-    """({model: EMA model}, {model: provenance}, {model: training info}) for the five models: the zoo, or trained
+    """({model: EMA model}, {model: provenance}, {model: training info}) for ``profile.models``: the zoo, or trained
     here under ``profile`` (``resume`` continues checkpoints in the output folder, else they start afresh)."""
     from .. import zoo
     from ..train import train
     from ..utils import slug
     models, provenance, info = {}, {}, {}
-    for name, entry in ZOO_MODELS.items():
+    for name in profile.models:
+        entry = ZOO_MODELS[name]
         if weights == "zoo":
             models[name], e = zoo.load(entry, device=run.device)
             provenance[name] = e.provenance

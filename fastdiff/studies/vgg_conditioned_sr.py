@@ -47,6 +47,11 @@ VARIANTS = {
     "small, VGG only": ("small", "add", False),
 }
 PAPER_VARIANT = {"original": "original", "half": "half", "small": "small"}
+# the variants the claims, the sample grid and the game read: every profile trains at least these
+CLAIM_VARIANTS = ("original", "small", "small + VGG (add)", "small + VGG (concat)")
+# the quick profile's zoo: the claims' four and the VGG-only ablation (half and small + attention are trained by
+# the full profile; 2 CPU cores did not have the time for all seven)
+QUICK_VARIANTS = (*CLAIM_VARIANTS, "small, VGG only")
 
 
 @dataclass
@@ -137,6 +142,13 @@ class SRProfile:
     timing_batch: int = 1          # forward timing at the paper's widths and 128x128
     timing_repeats: int = 5
     game_n: int = 24               # images written for the fool-rate game (a third of them per model per session)
+    variants: tuple[str, ...] = tuple(VARIANTS)   # the variants the notebook trains or loads and compares
+
+    def __post_init__(self):
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        if unknown or not set(CLAIM_VARIANTS) <= set(self.variants):
+            raise ValueError(f"variants must be among {list(VARIANTS)} and include {list(CLAIM_VARIANTS)} (the "
+                             f"claims read them); got {list(self.variants)}")
 
     @property
     def hr_size(self) -> int:
@@ -147,19 +159,19 @@ class SRProfile:
 # a quarter of the paper's width (base 16: original 4.3M, half 2.4M, small 0.62M trainable parameters, the paper's
 # 7x). The digits make quality measurable offline (FD (LeNet-MNIST), and does the output still read as its digit?).
 DIGIT_WIDTHS = Widths(image_size=32, base_channels=16, num_res_blocks=1, norm_groups=8, dropout=0.0, channels=1)
-# The seven zoo models' recipe (the quick profile's training), the same for every variant: L1 noise loss (the
+# The zoo models' recipe (the quick profile's training), the same for every variant: L1 noise loss (the
 # paper's), 4k steps of batch 16, validation every 250 steps for the convergence curves
 QUICK_TRAIN = TrainConfig(steps=4000, batch_size=16, lr=1e-3, warmup_steps=200, cosine_decay=True, min_lr_ratio=0.05,
                           ema_decay=0.999, grad_clip=1.0, loss="l1", amp="fp32", checkpoint_every=500, log_every=50)
 
 PROFILES = {
-    # 2 CPU cores: digits 8 -> 32 with the digit-trained VGG-11 stand-in; weights="zoo" loads the seven trained
+    # 2 CPU cores: digits 8 -> 32 with the digit-trained VGG-11 stand-in; weights="zoo" loads the trained
     # variants, weights="train" retrains them with this recipe (about an hour on 2 cores). Timing (forward passes)
     # is still done at the paper's widths and 128x128.
     "quick": SRProfile(
         dataset="mnist-builtin", vgg_weights="digits", widths=DIGIT_WIDTHS, train=QUICK_TRAIN,
         val_n=32, val_every=250, val_steps=50, eval_n=200, eval_steps=25, grid_steps=(10, 25, 50, 100),
-        timing_batch=1, timing_repeats=7, game_n=24),
+        timing_batch=1, timing_repeats=7, game_n=24, variants=QUICK_VARIANTS),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": SRProfile(
         dataset="mnist-builtin", vgg_weights="digits", widths=dataclasses.replace(DIGIT_WIDTHS, base_channels=8,
@@ -252,7 +264,8 @@ def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0):
 
 
 def recipes():
-    """The seven zoo entries of notebook 01 (`fastdiff train vggsr/...`): the quick profile's recipe."""
+    """A zoo recipe for every variant of notebook 01 (`fastdiff train vggsr/...`): the quick profile's recipe. The
+    quick profile reads `QUICK_VARIANTS`; the other two train with the same recipe on request."""
     from ..data import SRPairs, downsample, load_dataset
     from .common import Recipe
     profile = PROFILES["quick"]
@@ -301,21 +314,23 @@ def train_variants(profile: SRProfile, train_hr, val_hr: torch.Tensor, schedule:
 def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train_hr, val_hr, val_labels, schedule,
                resume: bool = False) -> tuple[dict, dict, dict]:
     """({variant: EMA model}, {variant: training curve rows}, {variant: provenance}). ``weights="zoo"`` loads the
-    seven shipped models and their curves; ``"train"`` trains them here under ``profile`` (``resume`` continues
+    profile's variants (``profile.variants``) shipped in the zoo, with their curves; ``"train"`` trains them here under ``profile`` (``resume`` continues
     checkpoints in the output folder; otherwise they are trained afresh, never silently reused)."""
     from .. import zoo
     if weights == "zoo":
         models, curves, provenance = {}, {}, {}
-        for name, entry_name in ZOO_MODELS.items():
+        for name in profile.variants:
+            entry_name = ZOO_MODELS[name]
             models[name], e = zoo.load(entry_name, device=run.device)
             curves[name], provenance[name] = zoo.curves(entry_name)["evals"], e.provenance
         return models, curves, provenance
     if weights != "train":
         raise ValueError(f"weights must be 'zoo' (load the shipped models) or 'train' (train them here), got {weights!r}")
     if not resume:
-        for name in VARIANTS:
+        for name in profile.variants:
             (run.out / checkpoint_name(name)).unlink(missing_ok=True)
     trained = train_variants(profile, train_hr, val_hr, schedule, out_dir=run.out, device=run.device,
+                             variants=profile.variants,
                              vgg_weights=vgg_weights, resume=resume, dtype=run.dtype, seed=run.seed,
                              val_labels=val_labels)
     models = {name: r["ema"].eval() for name, r in trained.items()}
