@@ -47,11 +47,10 @@ VARIANTS = {
     "small, VGG only": ("small", "add", False),
 }
 PAPER_VARIANT = {"original": "original", "half": "half", "small": "small"}
-# the variants the claims, the sample grid and the game read: every profile trains at least these
+# the variants the claims, the sample grid and the game read: every profile trains at least these, and they are
+# the quick profile's zoo (half, small + attention and the VGG-only ablation are trained by the full profile, or
+# with `fastdiff train vggsr/...`; the 2 CPU cores that built the zoo had no time for all seven)
 CLAIM_VARIANTS = ("original", "small", "small + VGG (add)", "small + VGG (concat)")
-# the quick profile's zoo: the claims' four (half, small + attention and the VGG-only ablation are trained by the
-# full profile, or with `fastdiff train vggsr/...`; the 2 CPU cores that built the zoo had no time for all seven)
-QUICK_VARIANTS = CLAIM_VARIANTS
 
 
 @dataclass
@@ -171,7 +170,7 @@ PROFILES = {
     "quick": SRProfile(
         dataset="mnist-builtin", vgg_weights="digits", widths=DIGIT_WIDTHS, train=QUICK_TRAIN,
         val_n=32, val_every=250, val_steps=50, eval_n=200, eval_steps=25, grid_steps=(10, 25, 50, 100),
-        timing_batch=1, timing_repeats=7, game_n=24, variants=QUICK_VARIANTS),
+        timing_batch=1, timing_repeats=7, game_n=24, variants=CLAIM_VARIANTS),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": SRProfile(
         dataset="mnist-builtin", vgg_weights="digits", widths=dataclasses.replace(DIGIT_WIDTHS, base_channels=8,
@@ -265,7 +264,7 @@ def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0):
 
 def recipes():
     """A zoo recipe for every variant of notebook 01 (`fastdiff train vggsr/...`): the quick profile's recipe. The
-    quick profile reads `QUICK_VARIANTS`; the other two train with the same recipe on request."""
+    quick profile reads `CLAIM_VARIANTS`; the other three train with the same recipe on request."""
     from ..data import SRPairs, downsample, load_dataset
     from .common import Recipe
     profile = PROFILES["quick"]
@@ -314,8 +313,9 @@ def train_variants(profile: SRProfile, train_hr, val_hr: torch.Tensor, schedule:
 def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train_hr, val_hr, val_labels, schedule,
                resume: bool = False) -> tuple[dict, dict, dict]:
     """({variant: EMA model}, {variant: training curve rows}, {variant: provenance}). ``weights="zoo"`` loads the
-    profile's variants (``profile.variants``) shipped in the zoo, with their curves; ``"train"`` trains them here under ``profile`` (``resume`` continues
-    checkpoints in the output folder; otherwise they are trained afresh, never silently reused)."""
+    profile's variants (``profile.variants``) shipped in the zoo, with their curves; ``"train"`` trains them here
+    under ``profile`` (``resume`` continues checkpoints in the output folder; otherwise they are trained afresh,
+    never silently reused)."""
     from .. import zoo
     if weights == "zoo":
         models, curves, provenance = {}, {}, {}
