@@ -109,13 +109,12 @@ class CUNetProfile:
         return tuple(m for m in self.models if m not in ("U-Net", "cU-Net"))
 
 
-# The quick profile's zoo: the two models the claims compare. The three ablations have recipes
-# (`fastdiff train cunet/cunet-wo-a` ...) and train in the full profile; their sizes and FLOPs (Table 2) need no
-# training and are in every profile.
-QUICK_MODELS = ("U-Net", "cU-Net")
+# The quick profile's zoo: the U-Net, the cU-Net and its three ablations (wo/A, wo/R, wo/A/R), one recipe and
+# budget for all five; their sizes and FLOPs (Table 2) need no training and are in every profile.
+QUICK_MODELS = tuple(ZOO_MODELS)
 
 PROFILES = {
-    # 2 CPU cores: the zoo's U-Net and cU-Net (weights="zoo"), or retrained with this recipe (weights="train")
+    # 2 CPU cores: the zoo's five models (weights="zoo"), or retrained with this recipe (weights="train")
     "quick": CUNetProfile(models=QUICK_MODELS),
     # one GPU: the same models trained longer (weights="train"), more samples per FD point
     "full": CUNetProfile(train=dataclasses.replace(QUICK_TRAIN, steps=20_000, batch_size=128, lr=1e-3,
