@@ -141,6 +141,26 @@ class _GracefulInterrupt:
 
 # ----------------------------------------------------------------------------------------------- the loop
 
+def _process_group() -> tuple[int, int]:
+    """(rank, world size) of the initialised `torch.distributed` group, (0, 1) without one."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _rows(value, n: int, lo: int, hi: int):
+    """This rank's rows of a per-sample tensor of the global batch; anything else (a shift, a scalar k) as it is."""
+    return value[lo:hi] if isinstance(value, torch.Tensor) and value.ndim and value.shape[0] == n else value
+
+
+def _global_mean(loss: torch.Tensor) -> float:
+    import torch.distributed as dist
+    total = loss.detach().float().clone()
+    dist.all_reduce(total)
+    return total.item() / dist.get_world_size()
+
+
 def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, checkpoint: str | Path | None = None,
           resume: bool = True, on_change: str = "error", device: str | torch.device | None = None,
           progress: bool = True, callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0,
@@ -163,6 +183,13 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     ``evaluate_every`` steps; its rows {"step", "seconds", **result} are stored in the checkpoint, so a resumed run
     continues the curve. It runs under `torch.random.fork_rng` and its time is not counted as training time, so
     training with or without it gives the same weights.
+    Under ``torchrun`` (a `torch.distributed` process group is initialised: gloo on the CPU, nccl on CUDA) every
+    rank trains a `DistributedDataParallel` copy on its own ``cfg.batch_size`` samples of one global batch of
+    ``world_size * batch_size``: the indices, timesteps and noise of the global batch are drawn from the same
+    generators on every rank and each rank takes its slice, so N processes with batch B make the update of one
+    process with batch N B (tested with gloo; dropout draws per rank, so with dropout they differ), and resume
+    stays exact. Rank 0 alone writes the checkpoint (of the model itself, not the wrapper) and shows progress;
+    the logged loss is the global batch's.
     Returns {"model", "ema", "step", "history", "evals", "sessions", "resumed_from"}; history holds {"step",
     "loss", "lr", "seconds"} every ``log_every`` steps; ``resumed_from`` is the step the run resumed at (None:
     trained from scratch in this call).
@@ -176,6 +203,9 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         raise ValueError("the training data is empty")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
+    rank, world = _process_group()
+    net = model if world == 1 else nn.parallel.DistributedDataParallel(
+        model, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=True)
     schedule = schedule.to(device)  # q_sample then indexes it in place, with no copy per step
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
@@ -201,6 +231,9 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     def save(rng: dict | None = None) -> None:
         nonlocal last_saved
         if checkpoint is None:
+            return
+        if rank != 0:           # one writer; every rank holds the same state
+            last_saved = step
             return
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             print(f"not saving step {step}: the weights hold NaN/inf; {checkpoint} keeps step {last_saved}")
@@ -243,7 +276,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
             return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals,
                     "sessions": sessions - 1, "resumed_from": resumed_from}
 
-    bar = progress_bar(total=cfg.steps, initial=step, desc="train", disable=not progress)
+    bar = progress_bar(total=cfg.steps, initial=step, desc="train" if world == 1 else f"train ({world} processes)",
+                       disable=not progress or rank != 0)
     start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # cumulative over resumes
 
     def run_evaluation():
@@ -264,19 +298,27 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
                 mid_step, updated, rng_before = True, False, rng_state()
                 for group in opt.param_groups:
                     group["lr"] = lr_at(cfg, step)
-                batch = get_batch(data, torch.randint(len(data), (cfg.batch_size,), generator=g_data))
+                # the global batch's draws, on every rank alike; this rank takes rows lo:hi (all of them alone)
+                n, lo, hi = cfg.batch_size * world, cfg.batch_size * rank, cfg.batch_size * (rank + 1)
+                batch = get_batch(data, torch.randint(len(data), (n,), generator=g_data)[lo:hi])
                 cond = {}
                 if isinstance(batch, dict):
                     cond = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "x0"}
                     batch = batch["x0"]
                 x0 = batch.to(device, non_blocking=True)
-                i = None
+                i, noise = None, None
                 if timesteps is not None:
-                    i, extra = timesteps(x0.shape[0], g_noise, device)
-                    cond = {**cond, **extra}
+                    i, extra = timesteps(n, g_noise, device)
+                    cond = {**cond, **{k: _rows(v, n, lo, hi) for k, v in extra.items()}}
+                if world > 1:
+                    if i is None:
+                        i = torch.randint(len(schedule), (n,), device=device, generator=g_noise)
+                    noise = torch.randn((n, *x0.shape[1:]), device=device, dtype=x0.dtype, generator=g_noise)[lo:hi]
+                i = None if i is None else i[lo:hi]
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = noise_loss(model, x0, schedule, loss=cfg.loss, cond=cond, i=i, generator=g_noise)
-                value = loss.item()  # the one host sync of the step
+                    loss = noise_loss(net, x0, schedule, loss=cfg.loss, cond=cond, i=i, noise=noise,
+                                      generator=g_noise)
+                value = loss.item() if world == 1 else _global_mean(loss)  # the one host sync of the step
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss is {value} at step {step + 1}: lower the learning rate, keep "
                                              f"grad_clip on, or check the data for NaN/inf")
@@ -324,6 +366,9 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
             bar.close()
     if last_saved != step:
         save()
+    if world > 1:
+        import torch.distributed as dist
+        dist.barrier()          # rank 0's checkpoint is on disk before any rank goes on (and may resume from it)
     model.eval()
     return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals, "sessions": sessions,
             "resumed_from": resumed_from}
