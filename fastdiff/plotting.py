@@ -270,3 +270,46 @@ def plot_bars(values: dict[str, float], *, paper: dict[str, float] | None = None
     ax.legend(fontsize=8)
     ax.figure.tight_layout()
     return ax
+
+
+def show_seams(images: dict[str, torch.Tensor], patch: int, *, n: int = 3, scores: dict[str, float] | None = None,
+               suptitle: str | None = None, panel: float = 2.2):
+    """Rows: images; columns: the sets in ``images`` (e.g. HR, no shift, fixed shift), with the patch grid
+    (every ``patch`` pixels) drawn dashed, and each set's seam score in its title."""
+    n = min(n, min(len(v) for v in images.values()))
+    fig, axes = plt.subplots(n, len(images), figsize=(panel * len(images), panel * n + 0.4), squeeze=False)
+    for col, (label, imgs) in enumerate(images.items()):
+        for row in range(n):
+            ax = axes[row, col]
+            ax.imshow(imgs[row].float().clamp(-1, 1).permute(1, 2, 0).numpy() * 0.5 + 0.5)
+            size = imgs.shape[-1]
+            for k in range(patch, size, patch):
+                ax.axhline(k - 0.5, color="white", lw=0.6, ls="--")
+                ax.axvline(k - 0.5, color="white", lw=0.6, ls="--")
+            ax.set_axis_off()
+            if row == 0:
+                score = f"\nseam score {scores[label]:.2f}" if scores and label in scores else ""
+                ax.set_title(label + score, fontsize=8)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seam_profile(images: dict[str, torch.Tensor], patch: int, *, ax=None, title: str | None = None):
+    """Mean |x[..., j + 1] - x[..., j]| against the column j (and rows alike, averaged): a patch boundary shows as a
+    spike at j = patch - 1, 2 patch - 1, ..."""
+    ax = ax or plt.subplots(figsize=(6.5, 3.2))[1]
+    for label, imgs in images.items():
+        x = imgs.float()
+        jump = ((x[..., :, 1:] - x[..., :, :-1]).abs().mean(dim=(0, 1, 2))
+                + (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(0, 1, 3))) / 2
+        ax.plot(range(len(jump)), jump.numpy(), label=label, lw=1)
+    size = next(iter(images.values())).shape[-1]
+    for k in range(patch, size, patch):
+        ax.axvline(k - 1, color="grey", ls=":", lw=0.8)
+    ax.set(xlabel="pixel j (jump between j and j + 1)", ylabel="mean |jump|")
+    ax.set_title(title or "jumps between neighbouring pixels; dotted: patch boundaries", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.figure.tight_layout()
+    return ax

@@ -46,6 +46,7 @@ METRICS: dict[str, str] = {
     "training time": "s",
     "final training loss": "",
     "border deviation": "",
+    "seam score": "",          # study 4: mean |jump| across patch boundaries / inside patches (1: none)
 }
 
 

@@ -8,8 +8,9 @@ factory (`fastdiff.nn.register_block`), so methods combine:
 - `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
 - `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
 - `bottleneck`: the 1x1 -> 3x3 -> 1x1 bottleneck ResNet block, for the block factory (study 5);
-- `patch_parallel`: rolling shifts, patches and position masks of the SwinDiffuser (study 4, groundwork).
+- `patch_parallel`: rolling shifts, patches and position masks of the SwinDiffuser (study 4);
+- `swin_diffuser`: the SwinDiffuser over a patch denoiser, its condition extractors and shift plans (study 4).
 
 Importing this package registers every method's architecture (`fastdiff.registry`) and block.
 """
-from . import bottleneck, im2col, layer_skipping, ode_unet, vgg_features  # noqa: F401  (registration)
+from . import bottleneck, im2col, layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)

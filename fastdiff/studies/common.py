@@ -94,9 +94,9 @@ def seeded(build, seed: int = 0):
 
 def recipes() -> dict[str, Recipe]:
     """Every study's recipes, by zoo name."""
-    from . import adaptive_layer_skipping, continuous_unet, diffusion_basics, vgg_conditioned_sr
+    from . import adaptive_layer_skipping, continuous_unet, diffusion_basics, swindiffuser, vgg_conditioned_sr
     found: dict[str, Recipe] = {}
-    for module in (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet):
+    for module in (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet, swindiffuser):
         for r in getattr(module, "recipes", lambda: [])():
             found[r.name] = r
     return found
@@ -160,6 +160,35 @@ def zoo_or_train(names: dict[str, str], *, weights: str, train_fn=None):
         return train_fn()
     raise ValueError(f"weights must be 'zoo' (load the shipped trained models) or 'train' (train them under the "
                      f"profile), got {weights!r}")
+
+
+def zoo_or_train_each(entries: dict[str, str], *, weights: str, run: NotebookRun, prefix: str, train_one,
+                      resume: bool = False):
+    """The models a notebook evaluates, one at a time: ``weights="zoo"`` loads each zoo entry (label -> entry);
+    ``weights="train"`` calls ``train_one(label, checkpoint_path, resume)`` (a `fastdiff.train.train` result) with
+    the checkpoint ``<run.out>/<prefix>_<label>.pt``, deleted first unless ``resume``. Returns ({label: EMA
+    model}, {label: provenance}, {label: {"steps", "minutes", "final loss"}})."""
+    from .. import zoo
+    from ..utils import slug
+    models, provenance, info = {}, {}, {}
+    for label, entry in entries.items():
+        if weights == "zoo":
+            models[label], e = zoo.load(entry, device=run.device)
+            provenance[label] = e.provenance
+            info[label] = {"steps": e.steps, "minutes": e.wall_seconds / 60, "final loss": e.final_loss}
+            continue
+        if weights != "train":
+            raise ValueError(f"weights must be 'zoo' or 'train', got {weights!r}")
+        path = run.out / f"{prefix}_{slug(label)}.pt"
+        if not resume:
+            path.unlink(missing_ok=True)
+        r = train_one(label, path, resume)
+        models[label] = r["ema"].eval()
+        provenance[label] = ("resumed" if r["resumed_from"] is not None else "trained") + \
+            f" in this run ({r['step']} steps, profile {run.profile})"
+        info[label] = {"steps": r["step"], "minutes": r["history"][-1]["seconds"] / 60,
+                       "final loss": r["history"][-1]["loss"]}
+    return models, provenance, info
 
 
 def resolve_weights(weights: str, profile: str) -> str:

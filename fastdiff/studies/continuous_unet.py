@@ -134,29 +134,13 @@ def get_profile(name: str, **overrides) -> CUNetProfile:
 def get_models(profile: CUNetProfile, *, weights: str, data, schedule, run, resume: bool = False):
     """({model: EMA model}, {model: provenance}, {model: training info}) for ``profile.models``: the zoo, or trained
     here under ``profile`` (``resume`` continues checkpoints in the output folder, else they start afresh)."""
-    from .. import zoo
     from ..train import train
-    from ..utils import slug
-    models, provenance, info = {}, {}, {}
-    for name in profile.models:
-        entry = ZOO_MODELS[name]
-        if weights == "zoo":
-            models[name], e = zoo.load(entry, device=run.device)
-            provenance[name] = e.provenance
-            info[name] = {"steps": e.steps, "minutes": e.wall_seconds / 60, "final loss": e.final_loss}
-            continue
-        if weights != "train":
-            raise ValueError(f"weights must be 'zoo' or 'train', got {weights!r}")
-        path = run.out / f"03_{slug(name)}.pt"
-        if not resume:
-            path.unlink(missing_ok=True)
-        r = train(build(name), data, schedule, profile.train, checkpoint=path, resume=resume, device=run.device)
-        models[name] = r["ema"].eval()
-        provenance[name] = ("resumed" if r["resumed_from"] is not None else "trained") + \
-            f" in this run ({r['step']} steps, profile {run.profile})"
-        info[name] = {"steps": r["step"], "minutes": r["history"][-1]["seconds"] / 60,
-                      "final loss": r["history"][-1]["loss"]}
-    return models, provenance, info
+    from .common import zoo_or_train_each
+
+    def train_one(name, path, resume):
+        return train(build(name), data, schedule, profile.train, checkpoint=path, resume=resume, device=run.device)
+    return zoo_or_train_each({name: ZOO_MODELS[name] for name in profile.models}, weights=weights, run=run,
+                             prefix="03", train_one=train_one, resume=resume)
 
 
 # ------------------------------------------------------------------------------------------ the tables

@@ -1,0 +1,385 @@
+"""Study 4, notebook 04: the SwinDiffuser, patch-parallel diffusion SR with rolling shifted windows (Jiang's thesis,
+Ch. 2 and Tables 3.1-3.6). The method is `fastdiff.methods.swin_diffuser` (geometry in
+`fastdiff.methods.patch_parallel`); the multi-process sampler is `fastdiff.swin`. This module holds the study: the
+thesis's numbers, its variants at a CPU size and their zoo recipes, SR sampling with a shift plan, the tables, the
+seam score, timing on 1 and 2 processes, and the verdicts.
+
+The thesis's setting: CelebA 64x64 from 32x32 (2x), 32x32 patches, 100 denoising steps, L1 noise loss, Adam 3e-4,
+EMA; 7 epochs of 202k faces on two RTX A4000. Ours (offline): the scikit-image photos cut into 64x64 patches
+(499 for training, 56 held out), the same 2x and patch sizes, 100 ancestral steps, and a patch U-Net of 0.27M
+parameters trained for 3,000 steps of 4 images (16 patches) on one CPU core, diffusing the residual over bicubic
+upsampling and seeing its own LR crop (`CPU_SWIN`: both for the CPU budget).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..methods.swin_diffuser import SwinConfig, build_swin, shift_plan, shift_sampler
+from ..train import TrainConfig
+from ..utils import progress_bar, slug
+
+# ------------------------------------------------------------------------------------------ the thesis's numbers
+THESIS = "Jiang, SwinDiffuser thesis (Ch. 3)"
+PAPER_TABLE_3_1 = {0: (25.773, 0.854, 0.029, 33.664), 4: (27.556, 0.896, 0.017, 34.764),
+                   8: (28.179, 0.908, 0.014, 34.441), 12: (27.893, 0.902, 0.015, 34.503),
+                   16: (28.182, 0.906, 0.015, 34.578)}           # step size -> (PSNR, SSIM, LPIPS, LR-PSNR)
+PAPER_TABLE_3_2 = {"none": (25.773, 0.854, 0.029, 33.664), "random": (27.283, 0.888, 0.018, 34.112),
+                   "fixed": (28.179, 0.908, 0.014, 34.441)}
+PAPER_TABLE_3_3 = {16: (24.811, 0.827, 0.0433, 32.362), 32: (28.179, 0.908, 0.014, 34.441)}   # patch size
+PAPER_TABLE_3_4 = {1: 0.924, 2: 4.141}        # seconds per 64x64 sample on 1 and 2 GPUs (RTX A4000)
+PAPER_TABLE_3_5 = {"SwinDiffuser": (26.37, 0.813, 0.077, 38.039), "SRDiff": (28.78, 0.879, 0.042, 56.293)}  # 128, 4x
+PAPER_TABLE_3_6 = {"SwinDiffuser": {1: 7.229, 2: 4.893}, "SRDiff": {1: 5.59}}                             # seconds
+METRICS = ("PSNR", "SSIM", "LPIPS", "LR-PSNR")
+
+# ------------------------------------------------------------------------------------------ the variants
+# The patch denoiser at the CPU size (the thesis gives no widths): an SR3-style U-Net, 32 -> 16 -> 8, base 16,
+# self-attention in the middle block only.
+CPU_UNET = dict(in_channels=3, base_channels=16, channel_mult=(1, 2, 2), num_res_blocks=1, attention_resolutions=(),
+                middle_attention=True, dropout=0.0, norm_groups=8)
+# The condition: a conv extractor of width 16 (the thesis's first kind). Two departures from the thesis, the same
+# for every variant, for the CPU budget: ``local_lr``, each patch also sees its own LR crop, which the thesis's
+# condition lacks (VARIANTS["fixed s8, thesis condition"] keeps the thesis's); ``residual``, the models diffuse
+# HR - bicubic(LR) as SRDiff does, where the thesis's SwinDiffuser diffuses the HR image itself. Diffusing the HR
+# image, our fixed-s8 model stayed far below bicubic upsampling after its 3,000 steps (measured while building the
+# zoo), too far from a useful output for the settings to be compared.
+CPU_SWIN = SwinConfig(inner={}, image_size=64, scale=2, patches=2, shift_mode="fixed", step_size=8,
+                      extractor="conv", feature_channels=16, extractor_blocks=1, local_lr=True, residual=True)
+VARIANTS = {
+    "no shift": dict(shift_mode="none", step_size=0),
+    "fixed s4": dict(step_size=4),
+    "fixed s8": dict(step_size=8),
+    "fixed s12": dict(step_size=12),
+    "fixed s16": dict(step_size=16),
+    "random s8": dict(shift_mode="random", step_size=8),
+    "16x16 patches, fixed s4": dict(patches=4, step_size=4),     # the thesis's 25% ratio at 16x16 patches
+    "fixed s8, thesis condition": dict(local_lr=False),          # global features of [LR, mask] only
+    "full-image baseline": dict(patches=1, shift_mode="none", step_size=0, position_mask=False),
+}
+TABLE_3_1 = ("no shift", "fixed s4", "fixed s8", "fixed s12", "fixed s16")
+TABLE_3_2 = ("no shift", "random s8", "fixed s8")
+TABLE_3_3 = ("16x16 patches, fixed s4", "fixed s8")
+MAIN = "fixed s8"
+BASELINE = "full-image baseline"
+ZOO_MODELS = {name: "swin/" + slug(name).replace("_", "-") for name in VARIANTS}
+
+# The zoo's recipe, the same for every variant: L1 noise loss (the thesis's), Adam, 3k steps of 4 images; the lr is
+# raised from the thesis's 3e-4 to 1e-3 with warm-up and cosine decay for the short budget.
+QUICK_TRAIN = TrainConfig(steps=3000, batch_size=4, lr=1e-3, warmup_steps=100, cosine_decay=True, min_lr_ratio=0.05,
+                          ema_decay=0.999, grad_clip=1.0, loss="l1", amp="fp32", checkpoint_every=500, log_every=50)
+SCHEDULE = "linear"
+DATA_LABEL = "scikit-image photos, 64x64 patches (499 train / 56 held out), 2x: 32 -> 64"
+
+
+def variant_config(name: str, base: SwinConfig = CPU_SWIN) -> SwinConfig:
+    if name not in VARIANTS:
+        raise ValueError(f"unknown SwinDiffuser variant {name!r}; choose one of {list(VARIANTS)}")
+    return dataclasses.replace(base, **VARIANTS[name])
+
+
+def build(name: str, *, base: SwinConfig = CPU_SWIN, unet: dict = CPU_UNET, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_swin(variant_config(name, base), unet)
+
+
+class ResidualPairs(torch.utils.data.Dataset):
+    """SRDiff's target: {"x0": HR - bicubic(LR), "lr": LR} (what a ``residual`` model diffuses)."""
+
+    def __init__(self, pairs, scale: int):
+        self.pairs, self.scale = pairs, scale
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.pairs[i]
+        up = F.interpolate(item["lr"][None], scale_factor=self.scale, mode="bicubic", align_corners=False)[0]
+        return {"x0": item["x0"] - up, "lr": item["lr"]}
+
+
+def training_data(config: SwinConfig, hr: torch.Tensor):
+    from ..data import SRPairs
+    pairs = SRPairs(hr, config.scale)
+    return ResidualPairs(pairs, config.scale) if config.residual else pairs
+
+
+def photos(split: str, *, folder: str = "", image_size: int = 64):
+    """HR images of a split: the built-in photos' 64x64 patches, or a folder of images (FFHQ, CelebA: each image
+    resized to ``image_size``), split 90/10 by a seeded permutation."""
+    from ..data import load_dataset
+    return load_dataset(f"folder:{folder}" if folder else "photos", image_size=image_size, split=split)
+
+
+def recipes():
+    """The zoo entries of notebook 04 (`fastdiff train swin/...`)."""
+    from .common import Recipe
+    out = []
+    for name, entry in ZOO_MODELS.items():
+        cfg = variant_config(name)
+        out.append(Recipe(name=entry, description=f"notebook 04: SwinDiffuser {name}, photos 32 -> 64",
+                          build=lambda name=name: build(name),
+                          data=lambda cfg=cfg: training_data(cfg, photos("train")), data_label=DATA_LABEL,
+                          schedule=SCHEDULE, train=QUICK_TRAIN,
+                          timesteps=lambda model, schedule, cfg=cfg: shift_sampler(cfg.shift_mode, cfg.step_size,
+                                                                                   len(schedule))))
+    return out
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+@dataclass
+class SwinProfile:
+    train: TrainConfig = dataclasses.field(default_factory=lambda: QUICK_TRAIN)
+    steps: int = 100                 # the thesis's 100 denoising steps (ancestral, respaced from 1000)
+    eval_n: int = 16                 # held-out images per table row (56 are held out)
+    eval_batch: int = 16
+    timing_steps: int = 20           # steps per timed sampling call (time per image scales with it)
+    timing_rounds: int = 3
+    bench_sizes: tuple[int, ...] = (64, 128)   # HR sizes of the 1- vs 2-process benchmark (torchrun launches)
+    models: tuple[str, ...] = tuple(VARIANTS)
+
+    def __post_init__(self):
+        unknown = [m for m in self.models if m not in VARIANTS]
+        if unknown or MAIN not in self.models:
+            raise ValueError(f"models must be among {list(VARIANTS)} and include {MAIN!r}; got {list(self.models)}")
+
+
+PROFILES = {
+    # 2 CPU cores: the zoo's nine models (weights="zoo"), or retrained with QUICK_TRAIN (weights="train", ~2 h)
+    "quick": SwinProfile(),
+    # one GPU: longer training, every held-out image, the thesis's 100 steps in the timing too
+    "full": SwinProfile(train=dataclasses.replace(QUICK_TRAIN, steps=20_000, batch_size=32, checkpoint_every=2000),
+                        eval_n=56, eval_batch=56, timing_steps=100, timing_rounds=5),
+    # seconds: the from-scratch path, for the tests (its numbers mean nothing)
+    "smoke": SwinProfile(train=TrainConfig(steps=2, batch_size=2, lr=1e-3, loss="l1", log_every=1, checkpoint_every=0),
+                         steps=3, eval_n=2, eval_batch=2, timing_steps=2, timing_rounds=1, bench_sizes=(64,),
+                         models=("no shift", "fixed s8", "random s8", "16x16 patches, fixed s4", BASELINE)),
+}
+
+
+def get_profile(name: str, **overrides) -> SwinProfile:
+    from ..utils import profile_by_name
+    return profile_by_name(PROFILES, name, **overrides)
+
+
+def get_models(profile: SwinProfile, *, weights: str, run, resume: bool = False, data=None):
+    """({variant: EMA model}, {variant: provenance}, {variant: training info}): the zoo, or trained here on
+    ``data`` (HR images; default the built-in photos' training split)."""
+    from ..diffusion import make_schedule
+    from ..train import train
+    from .common import zoo_or_train_each
+    schedule = make_schedule(SCHEDULE)
+    hr = photos("train") if data is None else data
+
+    def train_one(name, path, resume):
+        cfg = variant_config(name)
+        return train(build(name), training_data(cfg, hr), schedule, profile.train, checkpoint=path, resume=resume,
+                     device=run.device, progress=False,
+                     timesteps=shift_sampler(cfg.shift_mode, cfg.step_size, len(schedule)))
+    return zoo_or_train_each({name: ZOO_MODELS[name] for name in profile.models}, weights=weights, run=run,
+                             prefix="04", train_one=train_one, resume=resume)
+
+
+# ------------------------------------------------------------------------------------------ sampling
+
+@torch.no_grad()
+def super_resolve(model, lr: torch.Tensor, schedule, steps: int, *, device, shift_mode: str | None = None,
+                  step_size: int | None = None, seed: int = 0, batch_size: int = 64, eta: float = 1.0,
+                  parallel=None, timings: dict | None = None) -> torch.Tensor:
+    """SR outputs of a SwinDiffuser for ``lr``: ``steps`` respaced DDIM(eta) steps (eta = 1: ancestral, as the
+    thesis) with the shift plan of ``shift_mode`` / ``step_size`` (default: the model's own), the residual
+    baseline's bicubic image added back. The same x_T and noise for every model. Float32 on the CPU."""
+    from ..diffusion import space_timesteps
+    from ..sampling import sampler_call
+    c = model.config
+    mode = c.shift_mode if shift_mode is None else shift_mode
+    s = c.step_size if step_size is None else step_size
+    device = torch.device(device)
+    model = model.to(device).eval()
+    size = c.image_size
+    x_T = torch.randn((len(lr), c.lr_channels, size, size), generator=torch.Generator().manual_seed(seed))
+    plan = shift_plan(space_timesteps(schedule.num_train_timesteps, steps), mode, s, seed=seed)
+    outs = []
+    for i in range(0, len(lr), batch_size):
+        part = lr[i:i + batch_size].to(device)
+        cond = {"lr": part, "shift_plan": plan, "parallel": parallel, "timings": timings}
+        run = sampler_call(model, schedule, "DDIM", steps, eta, x_T[i:i + batch_size].to(device), seed=seed + 1 + i,
+                           cond={k: v for k, v in cond.items() if v is not None})
+        x = run().float()
+        if c.residual:
+            x = x + F.interpolate(part.float(), scale_factor=c.scale, mode="bicubic", align_corners=False)
+        outs.append(x.clamp(-1, 1).cpu())
+    return torch.cat(outs)
+
+
+# ------------------------------------------------------------------------------------------ the tables
+
+def sr_rows(models: dict, hr: torch.Tensor, schedule, *, steps: int, device, settings: dict | None = None,
+            seed: int = 0, batch_size: int = 64, grid: int = 2, progress: bool = True):
+    """One row per (model, sampling setting): PSNR, SSIM, LPIPS (None without AlexNet's weights), LR-PSNR and the
+    seam score on the d = ``grid`` patch grid, on the LR images of ``hr``; bicubic first, the HR images' own seam
+    score as the reference. ``settings``: {row label: (model name, shift_mode, step_size)}; default, each model
+    with its own. Returns (rows, {label: SR images})."""
+    from ..data import downsample
+    from ..measure.sr_eval import bicubic, sr_metrics
+    from ..methods.patch_parallel import seam_score
+    lr = downsample(hr, 2)
+    settings = settings or {name: (name, None, None) for name in models}
+    outputs = {"bicubic (no model)": bicubic(lr, 2)}
+    for label, (name, mode, s) in progress_bar(settings.items(), desc="SR tables", disable=not progress):
+        outputs[label] = super_resolve(models[name], lr, schedule, steps, device=device, shift_mode=mode,
+                                       step_size=s, seed=seed, batch_size=batch_size)
+    rows = [{"model": "HR (real)", "seam score": seam_score(hr, grid)}]
+    for label, sr in outputs.items():
+        rows.append({"model": label, **sr_metrics(sr, hr, lr, device=device), "seam score": seam_score(sr, grid)})
+    return rows, outputs
+
+
+def beside_paper(rows: list[dict], paper: dict, key) -> list[dict]:
+    """Our metrics with the thesis's beside them: ``key(row label) -> the paper table's key`` (None: no figure)."""
+    out = []
+    for r in rows:
+        k = key(r["model"])
+        ref = paper.get(k) if k is not None else None
+        row = dict(r)
+        for name, value in zip(METRICS, ref or (None,) * 4):
+            row[f"{name} (thesis)"] = value
+        out.append(row)
+    return out
+
+
+def time_rows(models: dict, lr: torch.Tensor, schedule, *, steps: int, rounds: int, device) -> list[dict]:
+    """Seconds per image of each model's sampling (``steps`` steps, one image, this process), side by side
+    (interleaved rounds), with the share of pre/post-processing (roll, patchify, condition, unpatchify, unroll)."""
+    from ..measure.bench import interleaved
+    calls, phases = {}, {}
+    for name, m in models.items():
+        calls[name] = lambda m=m: super_resolve(m, lr[:1], schedule, steps, device=device)
+        phases[name] = {}
+        super_resolve(m, lr[:1], schedule, steps, device=device, timings=phases[name])
+    times = interleaved(calls, device=torch.device(device), rounds=rounds, warmup=1)
+    rows = []
+    for name, t in times.items():
+        total = sum(phases[name].values())
+        rows.append({"model": name, "steps": steps, "seconds per image": t["median_s"],
+                     "IQR (s)": t["iqr_s"], "patches": models[name].config.patches ** 2,
+                     "pre/post-processing share": phases[name].get("pre/post-processing", 0.0) / total})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ claims
+
+def _claims():
+    from ..verdicts import Claim, grade, need
+
+    def shifting(m):
+        ps, ss = need(m, "fixed s8 PSNR", "fixed s8 SSIM")
+        p0, s0 = need(m, "no shift PSNR", "no shift SSIM")
+        seam, seam0 = need(m, "fixed s8 seam", "no shift seam")
+        better = ps > p0 and ss > s0
+        return grade(better and seam < seam0, better or seam < seam0), \
+            f"PSNR {ps:.2f} vs {p0:.2f} dB, SSIM {ss:.3f} vs {s0:.3f}, seam score {seam:.2f} vs {seam0:.2f}", \
+            "fixed s8 against no shift, same held-out images and noise"
+
+    def best_step(m):
+        ssim = {v: need(m, f"{v} SSIM") for v in TABLE_3_1}
+        ranked = sorted(ssim, key=ssim.get, reverse=True)
+        return grade(ranked[0] == MAIN, MAIN in ranked[:2]), \
+            "SSIM by step: " + ", ".join(f"{v.split()[-1]} {ssim[v]:.3f}" for v in TABLE_3_1) + f"; best: {ranked[0]}", \
+            "32x32 patches, each step size its own model"
+
+    def fixed_random(m):
+        pf, sf, pr, sr_ = need(m, "fixed s8 PSNR", "fixed s8 SSIM", "random s8 PSNR", "random s8 SSIM")
+        return grade(pf > pr and sf > sr_, pf > pr or sf > sr_), \
+            f"PSNR {pf:.2f} vs {pr:.2f} dB, SSIM {sf:.3f} vs {sr_:.3f}", f"{m.get('steps', '?')} steps"
+
+    def bigger_patches(m):
+        p32, s32 = need(m, "fixed s8 PSNR", "fixed s8 SSIM")
+        p16, s16 = need(m, "16x16 patches, fixed s4 PSNR", "16x16 patches, fixed s4 SSIM")
+        return grade(p32 > p16 and s32 > s16, p32 > p16 or s32 > s16), \
+            f"PSNR {p32:.2f} vs {p16:.2f} dB, SSIM {s32:.3f} vs {s16:.3f}", "32x32 patches (s8) vs 16x16 (s4)"
+
+    def two_faster(m):
+        t1, t2 = need(m, "1-process s per image (large)", "2-process s per image (large)")
+        size = m.get("large size", "?")
+        if m.get("shared cores"):
+            return "not testable here", f"{t1:.3f} s (1 process) vs {t2:.3f} s (2 processes) at {size}x{size}", \
+                "the two processes share this machine's cores, so they cannot run in parallel: needs two devices"
+        return grade(t2 < 0.9 * t1, t2 < t1), f"{t1:.3f} s vs {t2:.3f} s per {size}x{size} image", m.get("device", "")
+
+    def below_baseline(m):
+        pb, pm = need(m, "full-image baseline PSNR", "fixed s8 PSNR")
+        sb, sm = need(m, "full-image baseline SSIM", "fixed s8 SSIM")
+        return grade(pm < pb and sm < sb, pm < pb or sm < sb), \
+            f"PSNR {pm:.2f} vs {pb:.2f} dB, SSIM {sm:.3f} vs {sb:.3f} (SwinDiffuser vs baseline)", \
+            "same U-Net family and budget; 64x64 (the thesis's Table 3.5 is at 128x128, 4x)"
+    return [
+        Claim("shifting", "rolling shifted windows reduce patch artifacts and raise PSNR/SSIM",
+              "no shift 25.77 dB / 0.854 -> step 8: 28.18 dB / 0.908 (Table 3.1)",
+              "PSNR, SSIM and the seam score of fixed s8 against no shift",
+              "all three better (partly: some)", shifting),
+        Claim("best-step", "a shift step of 25% of the patch (8 px) is the best step size",
+              "best SSIM 0.908 and LPIPS 0.014 at step 8 among 0/4/8/12/16 (Table 3.1)",
+              "SSIM of the five step sizes", "step 8 has the best SSIM (partly: the second best)", best_step),
+        Claim("fixed-vs-random", "the fixed (circular) pattern beats the random one at 100 steps",
+              "28.18 vs 27.28 dB, 0.908 vs 0.888 (Table 3.2)", "PSNR and SSIM, fixed s8 vs random s8",
+              "both higher (partly: one)", fixed_random),
+        Claim("patch-size", "32x32 patches beat 16x16", "28.18 vs 24.81 dB, 0.908 vs 0.827 (Table 3.3)",
+              "PSNR and SSIM, 32x32 vs 16x16 patches", "both higher (partly: one)", bigger_patches),
+        Claim("two-devices", "two devices generate a large image faster than one",
+              "128x128: 7.23 s -> 4.89 s on 2 GPUs (Table 3.6); 64x64: 0.92 -> 4.14 s, slower (Table 3.4)",
+              "seconds per image on 1 and 2 processes (torchrun) at the larger benchmark size",
+              "at least 10% faster (partly: faster)", two_faster),
+        Claim("below-baseline", "the SwinDiffuser's quality stays below the full-image baseline (SRDiff)",
+              "26.37 vs 28.78 dB, 0.813 vs 0.879 (Table 3.5)", "PSNR and SSIM, fixed s8 vs the full-image baseline",
+              "both lower (partly: one)", below_baseline),
+    ]
+
+
+CLAIMS = _claims()
+STUDY = "04_swindiffuser"
+
+
+def measured_for_claims(rows: list[dict], *, steps: int, bench: dict | None, device: str) -> dict:
+    """The numbers the claims read: each model's PSNR/SSIM/seam score from ``rows`` (own settings), and the
+    1- and 2-process times of the larger size from the benchmark's result (`fastdiff.swin`)."""
+    m = {"steps": steps, "device": device}
+    for r in rows:
+        m[f"{r['model']} PSNR"], m[f"{r['model']} SSIM"] = r.get("PSNR"), r.get("SSIM")
+        m[f"{r['model']} seam"] = r.get("seam score")
+    m = {k: v for k, v in m.items() if v is not None}
+    if bench:
+        large = max(bench["sizes"], key=int)
+        per = bench["sizes"][large]
+        if "1" in per and "2" in per:
+            m.update({"large size": int(large), "1-process s per image (large)": per["1"]["seconds per image"],
+                      "2-process s per image (large)": per["2"]["seconds per image"],
+                      "shared cores": bench.get("shared cores", False)})
+    return m
+
+
+def collect_results(run, *, dataset: str, weights: str, rows: list[dict], time_table: list[dict],
+                    bench: dict | None, verdicts: list[dict], steps: int):
+    from ..results import Results
+    res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
+                  profile=run.profile, seed=run.seed, environment=run.env)
+    for r in rows:
+        for metric in (*METRICS, "seam score"):
+            if r.get(metric) is not None:
+                res.add("SwinDiffuser", r["model"], metric, r[metric], steps=steps,
+                        paper_value=r.get(f"{metric} (thesis)"), paper_source=THESIS if r.get(f"{metric} (thesis)")
+                        is not None else "")
+    for r in time_table:
+        res.add("SwinDiffuser", r["model"], "time per image", 1e3 * r["seconds per image"], steps=r["steps"],
+                processes=1)
+    if bench:
+        for size, per in bench["sizes"].items():
+            for b in per.values():
+                res.add(f"{b.get('model', 'SwinDiffuser')} (torchrun)", f"{size}x{size}", "time per image",
+                        1e3 * b["seconds per image"], steps=bench["steps"], processes=b["processes"],
+                        threads=b["threads per process"], note=bench.get("note", ""))
+    res.verdicts = verdicts
+    return res
