@@ -185,7 +185,8 @@ def test_checkpoints_written_before_the_move_still_load(name):
     assert type(model) is kind
     with torch.no_grad():
         out = model(x, t, k=2) if name == "skipping" else model(x, t, lr=lr)
-    assert torch.equal(out, expected["outputs"][name])
+    # the outputs saved by fastdiff 0.1 (two threads); another thread count rounds the convolutions differently
+    torch.testing.assert_close(out, expected["outputs"][name], atol=1e-5, rtol=0)
 
 
 def test_the_u_net_builds_its_blocks_through_the_factory():
