@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -152,19 +153,19 @@ class SwinConfig:
         return extractor_out + (self.lr_channels if self.local_lr else 0)
 
 
+@contextmanager
 def _timed(timings: dict | None, key: str, device: torch.device):
     """Adds the seconds of the ``with`` body to ``timings[key]`` (synchronised; nothing when timings is None)."""
-    class _T:
-        def __enter__(self):
-            if timings is not None:
-                synchronize(device)
-                self.began = time.perf_counter()
-
-        def __exit__(self, *exc):
-            if timings is not None:
-                synchronize(device)
-                timings[key] = timings.get(key, 0.0) + time.perf_counter() - self.began
-    return _T()
+    if timings is None:
+        yield
+        return
+    synchronize(device)
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        synchronize(device)
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - began
 
 
 @register_architecture("swin-diffuser")
