@@ -178,7 +178,81 @@ def sample_dpmpp_2m(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | 
     return x
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp2m": sample_dpmpp_2m}
+def karras_sigmas(schedule: Schedule, steps: int, *, rho: float = 7.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Karras et al. (2022, eq. 5) noise levels for a discrete schedule, as diffusers' ``use_karras_sigmas``:
+    sigma_i = (sigma_max^(1/rho) + i/(N-1) (sigma_min^(1/rho) - sigma_max^(1/rho)))^rho between the schedule's
+    own extremes (sigma = sqrt((1 - abar) / abar) at its first and last step), each mapped back to a fractional
+    timestep by interpolating log sigma over the schedule's steps. Returns (sigmas with a final 0, shape (N+1,);
+    timesteps, shape (N,)), float64, from the noisiest."""
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    abar = schedule.alpha_bar.double().cpu()
+    train_t = schedule.timesteps.double().cpu()
+    sig = ((1 - abar) / abar).sqrt()
+    log_sig = sig.log()
+    lo, hi = sig[0].item(), sig[-1].item()
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64) if steps > 1 else torch.zeros(1, dtype=torch.float64)
+    sigmas = (hi ** (1 / rho) + ramp * (lo ** (1 / rho) - hi ** (1 / rho))) ** rho
+    log_s = sigmas.clamp_min(1e-10).log()
+    low = ((log_sig[None, :] <= log_s[:, None]).sum(1) - 1).clamp(0, len(sig) - 2)
+    w = ((log_sig[low] - log_s) / (log_sig[low] - log_sig[low + 1])).clamp(0, 1)
+    t = (1 - w) * train_t[low] + w * train_t[low + 1]
+    return torch.cat([sigmas, sigmas.new_zeros(1)]), t
+
+
+def heun_update(model, x: torch.Tensor, sigma: float, sigma_next: float, t: float, t_next: float, *,
+                cond: dict | None, clip: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of Karras et al.'s Heun sampler (Alg. 1 with gamma = 0) in sigma space, x = x_t / sqrt(abar):
+    the derivative d = (x - x0) / sigma, an Euler step to sigma_next, and (unless sigma_next = 0) the average
+    with the derivative there. The network sees x / sqrt(sigma^2 + 1) (the DDPM x_t) at fractional timestep t.
+    Returns (x at sigma_next, x0 at sigma)."""
+    def x0_at(x_, s_, t_):
+        eps = model(x_ / math.sqrt(s_ * s_ + 1), torch.full((x_.shape[0],), t_, device=x_.device,
+                                                           dtype=torch.float64), **(cond or {})).to(x_.dtype)
+        x0 = x_ - s_ * eps
+        return x0.clamp(-1, 1) if clip else x0
+    x0 = x0_at(x, sigma, t)
+    d = (x - x0) / sigma
+    x_euler = x + d * (sigma_next - sigma)
+    if sigma_next == 0:
+        return x_euler, x0
+    d_next = (x_euler - x0_at(x_euler, sigma_next, t_next)) / sigma_next
+    return x + (d + d_next) / 2 * (sigma_next - sigma), x0
+
+
+@torch.no_grad()
+def sample_heun_karras(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None,
+                       cond: dict | None = None, clip_x0: bool = True, rho: float = 7.0,
+                       generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
+                       progress: bool = True) -> torch.Tensor:
+    """Heun's second-order sampler on Karras sigmas (Karras et al. 2022, Alg. 1, deterministic), as diffusers'
+    ``HeunDiscreteScheduler(use_karras_sigmas=True)`` (its step outputs are tested against ours): ``steps`` noise
+    levels (default: one per step of ``schedule``) between the schedule's extremes, 2 network evaluations per
+    step except the last (an Euler step to sigma = 0), so 2 * steps - 1 in all. ``x`` is x_T ~ N(0, I); it starts
+    at sigma_max in sigma space, as diffusers' pipelines start. Pass the training schedule itself (not respaced):
+    the timesteps the network sees are fractional, interpolated on it."""
+    _check_inputs(x, schedule)
+    sigmas, ts = karras_sigmas(schedule, len(schedule) if steps is None else steps, rho=rho)
+    sigmas, ts = sigmas.tolist(), ts.tolist()
+    cond = prepare_condition(model, x, cond)
+    finite = _Finite()
+    x = x * sigmas[0]
+    n = len(ts)
+    bar = progress_bar(range(n), desc="Heun (Karras sigmas)") if progress else range(n)
+    for i in bar:
+        x, x0 = heun_update(model, x, sigmas[i], sigmas[i + 1], ts[i], ts[i + 1] if i + 1 < n else 0.0, cond=cond,
+                            clip=clip_x0)
+        finite.add(x0, int(round(ts[i])))
+        if callback is not None:
+            callback({"i": n - 1 - i, "t": ts[i], "x": x / math.sqrt(sigmas[i + 1] ** 2 + 1), "x0": x0})
+    finite.check("Heun (Karras sigmas) sampling")
+    return x
+
+
+sample_heun_karras.full_schedule = True        # sampler_call passes the training schedule and the step count
+
+
+SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp2m": sample_dpmpp_2m, "heun": sample_heun_karras}
 
 
 def get_sampler(name: str):
@@ -192,8 +266,11 @@ def sampler_call(model, schedule: Schedule, name: str, steps: int, eta: float | 
     """A zero-argument function that draws one batch from ``x_T`` with the named sampler on ``steps`` respaced
     steps of ``schedule`` (conditioned on ``cond``, under autocast when ``dtype`` is not fp32). Every call
     reseeds, so repeated (timed) calls return the same images."""
-    sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
     sampler, kw = get_sampler(name.lower()), ({} if eta is None else {"eta": eta})
+    if getattr(sampler, "full_schedule", False):           # continuous-time samplers place their own steps
+        sched, kw = schedule, {**kw, "steps": steps}
+    else:
+        sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
 
     def run() -> torch.Tensor:
         gen = torch.Generator(x_T.device).manual_seed(seed)

@@ -114,11 +114,14 @@ class LevelHooks:
     - ``encoder_block``: functions ``f(level, h) -> h`` applied, in order, to the output of every encoder
       block of a level before it becomes a skip tensor (study 1 adds VGG features there);
     - ``skip_levels``: k, the number of deepest levels bypassed (study 2); with k > 0 ``fill(h, emb, level)``
-      returns the input that decoder level ``level`` misses from the deeper levels.
+      returns the input that decoder level ``level`` misses from the deeper levels;
+    - ``decoder_input``: functions ``f(level, h) -> h`` applied, in order, to what decoder level ``level``
+      receives from below (the deep features; deep-feature caching records them there).
     """
     encoder_block: list[Callable[[int, torch.Tensor], torch.Tensor]] = field(default_factory=list)
     skip_levels: int = 0
     fill: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None
+    decoder_input: list[Callable[[int, torch.Tensor], torch.Tensor]] = field(default_factory=list)
 
     def fuse(self, level: int):
         if not self.encoder_block:
@@ -274,6 +277,8 @@ class UNet(nn.Module):
             h = self.encoder[level](h, emb, skips, downsample=level < active - 1, fuse=hooks.fuse(level))
         h = self.middle(h, emb) if k == 0 else hooks.fill(h, emb, active - 1)
         for level in reversed(range(active)):
+            for f in hooks.decoder_input:
+                h = f(level, h)
             h = self.decoder[level](h, emb, skips)
         return self.head(h)
 

@@ -1,14 +1,18 @@
-"""DPM-Solver++(2M) against the reference implementation: every step of diffusers' DPMSolverMultistepScheduler
-(dpmsolver++, order 2), fed the same x_t and the same network output, gives our step's output within 1e-6 in
-float64 (diffusers does its update in float32 inside, which bounds the agreement, so the test network keeps x_0
-in [-1, 1] as a trained one does: x_0 = tanh(x_t)); the whole sampler follows the same trajectory."""
+"""The fast solvers against the reference implementation (HuggingFace diffusers, a test dependency).
+
+DPM-Solver++(2M): every step of diffusers' DPMSolverMultistepScheduler (dpmsolver++, order 2), fed the same x_t and
+the same network output, gives our step's output within 1e-6 in float64 (diffusers does its update in float32
+inside, which bounds the agreement, so the test network keeps x_0 in [-1, 1] as a trained one does: x_0 =
+tanh(x_t)); the whole sampler follows the same trajectory. Heun on Karras sigmas: our sigmas and fractional
+timesteps equal diffusers' HeunDiscreteScheduler(use_karras_sigmas=True) to its float32 precision, and given the
+same noise levels every step and the whole sampler agree within 1e-6 in float64."""
+import diffusers
 import pytest
 import torch
 
-from fastdiff.diffusion import Schedule, space_timesteps
-from fastdiff.sampling import dpmpp_2m_update, sample_dpmpp_2m
-
-diffusers = pytest.importorskip("diffusers")
+from fastdiff.diffusion import Schedule, make_schedule, space_timesteps
+from fastdiff.sampling import (dpmpp_2m_update, heun_update, karras_sigmas, sample_dpmpp_2m, sample_heun_karras,
+                               sampler_call)
 
 
 @pytest.mark.parametrize("steps", [10, 25])
@@ -51,3 +55,64 @@ def test_the_last_step_lands_on_x0_and_one_step_is_first_order():
     # first order is DDIM with eta = 0 (Lu et al. 2022, Sec. 4): x_next = sqrt(abar') x0 + sqrt(1 - abar') eps
     eps = (x - 0.2 ** 0.5 * x0) / 0.8 ** 0.5
     torch.testing.assert_close(first, 0.5 ** 0.5 * x0 + 0.5 ** 0.5 * eps, atol=1e-12, rtol=0)
+
+
+def _heun_reference(steps):
+    ref = diffusers.HeunDiscreteScheduler(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4,
+                                          beta_end=0.02, use_karras_sigmas=True, clip_sample=False)
+    ref.set_timesteps(steps)
+    abar = ref.alphas_cumprod.double()
+    log_sig = ((1 - abar) / abar).sqrt().log()
+
+    def model(x_in, t):    # the noise for which x_0 = tanh(x_in), whatever the (fractional) timestep
+        t = t.double()[0]
+        lo = int(min(t.floor().item(), 998))
+        sigma = (log_sig[lo] + (t - lo) * (log_sig[lo + 1] - log_sig[lo])).exp()
+        return (x_in * (sigma ** 2 + 1).sqrt() - torch.tanh(x_in)) / sigma
+    return ref, Schedule(torch.arange(1000), abar, 1000), model
+
+
+@pytest.mark.parametrize("steps", [5, 18])
+def test_heun_karras_equals_diffusers_heun_discrete_scheduler(steps):
+    ref, schedule, model = _heun_reference(steps)
+    sigmas, ts = karras_sigmas(schedule, steps)
+    # the noise levels and timesteps: diffusers keeps them in float32
+    torch.testing.assert_close(sigmas, torch.cat([ref.sigmas[::2], ref.sigmas[-1:]]).double(), rtol=1e-6, atol=0)
+    torch.testing.assert_close(ts, torch.cat([ref.timesteps[:1], ref.timesteps[1::2]]).double(), rtol=1e-6,
+                               atol=1e-4)
+    # every step, given the same noise levels, within 1e-6 in float64
+    ref.sigmas = torch.cat([sigmas[:1], sigmas[1:-1].repeat_interleave(2), sigmas[-1:]])
+    ref.timesteps = torch.cat([ts[:1], ts[1:].repeat_interleave(2)])
+    start = torch.randn(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    x, worst, evals = start * sigmas[0].item(), 0.0, 0
+    with torch.no_grad():
+        for i in range(steps):
+            ours, _ = heun_update(model, x, sigmas[i].item(), sigmas[i + 1].item(), ts[i].item(),
+                                  ts[i + 1].item() if i + 1 < steps else 0.0, cond=None, clip=False)
+            theirs = x
+            for _ in range(1 if i == steps - 1 else 2):        # diffusers: one call per network evaluation
+                t = ref.timesteps[evals]
+                theirs = ref.step(model(ref.scale_model_input(theirs, t), t[None]), t, theirs).prev_sample
+                evals += 1
+            worst = max(worst, (ours - theirs).abs().max().item())
+            x = theirs
+    assert evals == 2 * steps - 1 and worst < 1e-6
+    # the sampler: the same trajectory from the same x_T, landing on x_0 = tanh(.) in [-1, 1]
+    out = sample_heun_karras(model, start, schedule, steps=steps, clip_x0=False, progress=False)
+    torch.testing.assert_close(out, x, atol=1e-6, rtol=0)
+    assert out.abs().max() <= 1
+
+
+def test_heun_through_sampler_call_uses_the_training_schedule():
+    torch.manual_seed(0)
+    calls = []
+
+    def model(x, t):
+        calls.append(t[0].item())
+        return torch.zeros_like(x)
+    run = sampler_call(model, make_schedule("linear"), "heun", 4, None, torch.randn(2, 1, 4, 4))
+    out = run()
+    assert len(calls) == 7 and calls[0] == pytest.approx(999, abs=1e-6) and calls[-1] < 5   # 2N - 1 evaluations
+    assert out.shape == (2, 1, 4, 4)
+    with pytest.raises(ValueError, match="positive integer"):
+        karras_sigmas(make_schedule("linear"), 0)

@@ -4,6 +4,7 @@ A method is a wrapper over the U-Net's one level walk (`fastdiff.unet.UNetWrappe
 factory (`fastdiff.nn.register_block`), so methods combine:
 
 - `layer_skipping`: skip the k(t) deepest levels at noisy steps (study 2);
+- `deep_cache`: reuse the deep levels' output across adjacent steps (DeepCache, training-free; report 07);
 - `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1);
 - `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
 - `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
@@ -13,4 +14,4 @@ factory (`fastdiff.nn.register_block`), so methods combine:
 
 Importing this package registers every method's architecture (`fastdiff.registry`) and block.
 """
-from . import bottleneck, im2col, layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)
+from . import bottleneck, deep_cache, im2col, layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)
