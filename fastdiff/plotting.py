@@ -313,3 +313,48 @@ def plot_seam_profile(images: dict[str, torch.Tensor], patch: int, *, ax=None, t
     ax.legend(fontsize=7)
     ax.figure.tight_layout()
     return ax
+
+
+def plot_speedup_vs_cost(rows: list[dict], *, x: str = "speed-up vs fp32", y: str = "FD (LeNet-MNIST)",
+                         label: str = "rung", ax=None, title: str | None = None, reference: float | None = None):
+    """Horizontal bars of ``x`` per row (speed-up; 1 = the reference), each annotated with its ``y`` (the
+    quality cost), and a dashed line at 1."""
+    ax = ax or plt.subplots(figsize=(6.5, 0.45 * len(rows) + 1.2))[1]
+    names = [r[label] for r in rows][::-1]
+    values = [r[x] for r in rows][::-1]
+    colours = ["tab:green" if v >= 1 else "tab:red" for v in values]
+    ax.barh(names, values, color=colours)
+    ax.axvline(1.0, ls="--", color="grey")
+    for i, r in enumerate(rows[::-1]):
+        cost = r.get(y)
+        if cost is not None:
+            ax.annotate(f"{y.split(' (')[0]} {cost:.3g}", (values[i], i), xytext=(4, 0), textcoords="offset points",
+                        va="center", fontsize=7)
+    ax.set(xlabel=x)
+    ax.set_xlim(0, max(values) * 1.35)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.set_title(title or f"{x} (bars) and {y} (labels)", fontsize=9)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_roofline(layers: list[dict], roofs: dict, *, ax=None, title: str | None = None, dtype: str = "fp32"):
+    """Every layer at (FLOP per byte, achieved GFLOP/s) under the roofs: the flat matmul peak of ``dtype`` and
+    the slanted copy-bandwidth roof, both measured on this machine (log-log)."""
+    import numpy as np
+    ax = ax or plt.subplots(figsize=(6.5, 4))[1]
+    peak, bw = roofs[f"matmul GFLOP/s ({dtype})"], roofs["copy GB/s"]
+    xs = np.logspace(-1, 3, 200)
+    ax.plot(xs, np.minimum(peak, bw * xs), color="black", lw=1.5, label=f"roof: {peak:.0f} GFLOP/s, {bw:.0f} GB/s")
+    for kind, marker in (("conv", "o"), ("linear", "s")):
+        pts = [(r["FLOP per byte"], r["GFLOP/s"], r["ms"]) for r in layers if r["kind"] == kind and r["ms"] > 0]
+        if pts:
+            ai, gf, ms = zip(*pts)
+            ax.scatter(ai, gf, s=[10 + 200 * m / max(ms) for m in ms], marker=marker, alpha=0.6,
+                       label=f"{kind} layers (size: time)")
+    ax.set(xscale="log", yscale="log", xlabel="arithmetic intensity (FLOP per byte moved)",
+           ylabel="achieved GFLOP/s")
+    ax.set_title(title or "roofline", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.figure.tight_layout()
+    return ax

@@ -151,3 +151,19 @@ def read_all(root: str | Path = "results"):
         frames.append(rows.assign(file=str(path.relative_to(root))))
     columns = [f.name for f in dataclasses.fields(Row)] + ["file"]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def read_benchmark(name: str, device_type: str = "cpu", *, root: str | Path = "results") -> dict:
+    """A benchmark's own result file, ``<root>/<device_type>/<name>.json`` (written by ``benchmarks/<name>.py``),
+    with a clear error that says how to produce it when it is missing or unreadable."""
+    path = Path(root) / device_type / f"{name}.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no benchmark result {path}: run `python benchmarks/{name}.py` on this "
+                                f"{device_type} device first (from the repository root)")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read benchmark result {path} ({e}); rerun `python benchmarks/{name}.py`") from e
+    if data.get("benchmark") != name:
+        raise ValueError(f"{path} is not the result of benchmarks/{name}.py")
+    return data

@@ -54,6 +54,7 @@ def layer(module_path: Path) -> str:
     return "core" if rel.stem in CORE else rel.stem               # plotting, cli, __init__, __main__ ...
 
 
+@pytest.mark.xdist_group("import-layers")      # with the probe test below: it writes a file this one reads
 def test_imports_go_one_way():
     """core <- methods, measure <- studies <- notebooks, benchmarks, cli. Methods and measurement import only
     the core; nothing below the studies imports a study; plotting is presentation (core and measure)."""
@@ -75,6 +76,7 @@ def test_imports_go_one_way():
     assert not problems, "\n".join(problems)
 
 
+@pytest.mark.xdist_group("import-layers")
 def test_the_import_test_sees_a_violation(tmp_path, monkeypatch):
     bad = PACKAGE / "methods" / "_probe_bad_import.py"
     bad.write_text("from ..studies import diffusion_basics\nfrom fastdiff.measure import bench\n")

@@ -35,6 +35,10 @@ def test_interleaved_runs_round_robin_and_times_each_entry():
     assert out["long"]["median_s"] > out["short"]["median_s"] and out["short"]["repeats"] == 3
     with pytest.raises(ValueError, match="rounds >= 1"):
         interleaved(calls, device=CPU, rounds=0)
+    order.clear()
+    out = interleaved(calls, device=CPU, rounds=2, warmup=0, number=3)   # 3 calls per sample, time per call
+    assert order == ["short"] * 3 + ["long"] * 3 + ["short"] * 3 + ["long"] * 3
+    assert 0.02 <= out["long"]["median_s"] < 0.06 and out["long"]["repeats"] == 2
 
 
 def test_flop_count_of_a_linear_layer_and_a_convolution():

@@ -10,7 +10,7 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 @pytest.mark.parametrize("name", ["00_diffusion_basics", "01_vgg_conditioned_sr", "02_adaptive_layer_skipping",
-                                  "03_continuous_unet", "04_swindiffuser"])
+                                  "03_continuous_unet", "04_swindiffuser", "05_performance"])
 def test_the_notebook_trains_from_scratch_and_writes_its_results(name, tmp_path):
     import papermill as pm
     pm.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"), cwd=str(NOTEBOOKS),

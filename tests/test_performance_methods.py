@@ -77,3 +77,109 @@ def test_the_inference_ladder_measures_every_rung_against_fp32():
     assert by["im2col convolution"]["max |x0 - fp32| after DDIM"] < 1e-4
     assert 0 < by["bf16 autocast"]["max |x0 - fp32| after DDIM"] < 0.2    # lower precision, bounded
     assert all(r["ms per call"] > 0 and r["GFLOP/s"] > 0 for r in rows)
+
+
+def test_the_diffusers_twin_has_the_same_parameters_and_flops_and_its_attention_switches():
+    from fastdiff.measure.peers import diffusers_unet
+    torch.manual_seed(0)
+    ours, twin = build_unet("ddpm_cifar10"), diffusers_unet("ddpm_cifar10")
+    assert count_parameters(ours) == count_parameters(twin) == 35_746_307        # DDPM's CIFAR-10 U-Net
+    x, t = torch.randn(1, 3, 32, 32), torch.tensor([500])
+    with torch.no_grad():
+        assert count_flops(lambda: ours(x, t)) == count_flops(lambda: twin(x, t))
+    small = diffusers_unet("tiny", num_heads=1).eval()
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 700])
+    with torch.no_grad():
+        ref = small(x, t)
+        assert ref.shape == x.shape
+        torch.testing.assert_close(small.set_attention("manual")(x, t), ref, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="plain ResNet-block"):
+        diffusers_unet("tiny", block="bottleneck")
+
+
+def test_libraries_are_compared_rung_by_rung_in_one_run():
+    from fastdiff.measure.peers import diffusers_unet
+    from fastdiff.studies import performance
+    torch.manual_seed(0)
+    rungs = [r for r in performance.LADDER if r.name in ("fp32", "manual attention (not SDPA)")]
+    rows = performance.compare_libraries({"fastdiff": build_unet("tiny"), "diffusers": diffusers_unet("tiny")},
+                                         batch_size=2, device="cpu", rungs=rungs, rounds=1)
+    assert [(r["library"], r["rung"]) for r in rows] == [(lib, r.name) for lib in ("fastdiff", "diffusers")
+                                                          for r in rungs]
+    assert len({r["parameters"] for r in rows}) == 1 and len({r["GFLOP per image"] for r in rows}) == 1
+    versus = performance.best_versus(rows)
+    assert set(versus["by rung"]) == {r.name for r in rungs}
+    best = {lib: min(r["ms per call"] for r in rows if r["library"] == lib) for lib in ("fastdiff", "diffusers")}
+    assert versus["best vs best"] == pytest.approx(best["diffusers"] / best["fastdiff"])
+
+
+def test_the_roofline_counts_every_conv_and_linear_layer():
+    from fastdiff.measure.bench import model_step
+    from fastdiff.measure.roofline import layer_roofline, peaks
+    torch.manual_seed(0)
+    model = build_unet("tiny").eval()
+    step = model_step(model, batch_size=2, device=torch.device("cpu"))
+    out = layer_roofline(model, step, device="cpu", repeats=1)
+    layers = {r["layer"]: r for r in out["layers"]}
+    convs = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Conv2d)}
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert set(layers) == set(convs) | set(linears)
+    stem, size = model.stem, model.config.image_size
+    expected = 2 * 2 * stem.out_channels * size * size * stem.in_channels * 9   # batch 2, 3x3, stride 1
+    assert layers["stem"]["GFLOP"] * 1e9 == pytest.approx(expected)
+    assert layers["stem"]["MB moved"] * 1e6 == 4 * (2 * stem.in_channels * size * size + stem.weight.numel()
+                                                    + stem.out_channels + 2 * stem.out_channels * size * size)
+    assert all(r["ms"] > 0 and r["FLOP per byte"] > 0 for r in out["layers"])
+    assert 0 < sum(o["share of time"] for o in out["operators"]) <= 1 + 1e-9
+    roofs = peaks(torch.device("cpu"), n=64, repeats=1, dtypes=("fp32",))
+    assert roofs["matmul GFLOP/s (fp32)"] > 0 and roofs["copy GB/s"] > 0
+
+
+def test_channels_last_equals_contiguous():
+    torch.manual_seed(0)
+    model = build_unet("tiny").eval()
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([3, 700])
+    with torch.no_grad():
+        ref = model(x, t)
+        nhwc = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last), t)
+    torch.testing.assert_close(nhwc, ref, rtol=1e-5, atol=1e-5)
+
+
+def _ladder_row(rung, dtype, ms, fd, layout="contiguous", compiled=False):
+    return {"rung": rung, "dtype": dtype, "ms per call": ms, "FD (LeNet-MNIST)": fd, "layout": layout,
+            "attention": "sdpa", "compiled": compiled, "im2col": False}
+
+
+def test_the_verdicts_follow_the_measured_numbers():
+    from fastdiff import verdicts
+    from fastdiff.studies import performance
+    from fastdiff.studies import performance_claims as study
+    arch = [{"model": performance.ARCH_BASELINE, "FD (LeNet-MNIST)": 10.0},
+            {"model": "bottleneck blocks", "FLOPs vs baseline": 0.3, "sampling time vs baseline": 0.7,
+             "training time vs baseline": 0.9, "FD (LeNet-MNIST)": 11.0},
+            {"model": "fewer levels", "FLOPs vs baseline": 1.0, "sampling time vs baseline": 0.9,
+             "training time vs baseline": 1.0, "FD (LeNet-MNIST)": 10.0}]
+    cl = "channels_last"
+    ladder = [_ladder_row("fp32", "fp32", 10, 5.0), _ladder_row(cl, "fp32", 10, 5.0, cl),
+              _ladder_row("bf16 autocast", "bf16", 12, 5.1, cl), _ladder_row("fp16 autocast", "fp16", 40, 5.0, cl),
+              _ladder_row("compile", "fp32", 4, 5.0, cl, "frozen"),
+              _ladder_row("bf16 + compile", "bf16", 3.5, 5.1, cl, "frozen"),   # 1.14x its twin, not 2.9x fp32
+              {**_ladder_row("im2col convolution", "fp32", 5, 5.0), "im2col": True}]
+    ddp = {"runs": {"1": {"images per second": 10.0, "device": "cpu"}, "2": {"images per second": 12.0,
+                                                                             "device": "cpu"}}, "shared cores": True}
+    compare = {"best vs best": 1.1, "ours best": "a", "peer best": "b"}
+    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device="cpu",
+                                  train_steps=8000)
+    got = {r["key"]: r["verdict"] for r in verdicts.judge(study.CLAIMS, m)}
+    assert got == {"half": "partly", "im2col": "reproduced", "bottleneck": "reproduced",
+                   "fewer-levels": "contradicted", "devices": "not testable here", "peer": "partly"}
+    assert m["half rung"] == "bf16 + compile" and m["half speed-up"] == pytest.approx(4 / 3.5)
+    # the CIFAR-10 ladder decides the speed where it was measured; the digits ladder the quality
+    cifar = [_ladder_row("fp32", "fp32", 100, None), _ladder_row(cl, "fp32", 100, None, cl),
+             _ladder_row("bf16 autocast", "bf16", 60, None, cl)]
+    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device="cpu",
+                                  train_steps=8000, cifar_rows=cifar)
+    assert {r["key"]: r["verdict"] for r in verdicts.judge(study.CLAIMS, m)}["half"] == "reproduced"
+    lines = study.precision_report({"matmul GFLOP/s (fp32)": 100, "matmul GFLOP/s (bf16)": 300,
+                                    "matmul GFLOP/s (fp16)": 1}, {"digits": ladder})
+    assert lines[0].startswith("bf16: native") and "slower" in lines[1] and "emulates" in lines[3]

@@ -113,13 +113,16 @@ def benchmark(fn, *, label: str, device: torch.device, dtype: torch.dtype, batch
 
 
 def interleaved(calls: dict[str, callable], *, device: torch.device, rounds: int = 5, warmup: int = 1,
-                progress: bool = False) -> dict[str, dict]:
-    """Time several calls side by side: after ``warmup`` untimed calls of each, ``rounds`` rounds each time one
-    call of every entry in turn, so a slow spell of a shared machine lands on all of them rather than on one.
-    Returns {name: `measure`-style summary (median, min, max, IQR in seconds, repeats = rounds, last result)}."""
+                number: int = 1, progress: bool = False) -> dict[str, dict]:
+    """Time several calls side by side: after ``warmup`` untimed calls of each, ``rounds`` rounds each time
+    ``number`` consecutive calls of every entry in turn (timeit's convention: the sample is their mean), so a slow
+    spell of a shared machine lands on all of them rather than on one, and a call of a few milliseconds is not
+    timed alone. Returns {name: `measure`-style summary (median, min, max, IQR in seconds per call, repeats =
+    rounds, last result)}."""
     from ..utils import progress_bar
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"need rounds >= 1 and warmup >= 0, got rounds={rounds}, warmup={warmup}")
+    if rounds < 1 or warmup < 0 or number < 1:
+        raise ValueError(f"need rounds >= 1, warmup >= 0 and number >= 1, got rounds={rounds}, warmup={warmup}, "
+                         f"number={number}")
     for fn in calls.values():
         for _ in range(warmup):
             fn()
@@ -127,8 +130,9 @@ def interleaved(calls: dict[str, callable], *, device: torch.device, rounds: int
     results: dict[str, object] = {}
     for _ in progress_bar(range(rounds), desc="timing rounds", disable=not progress):
         for name, fn in calls.items():
-            t = measure(fn, device=device, warmup=0, repeats=1)
-            times[name].append(t["median_s"])
+            t = measure(fn if number == 1 else (lambda fn=fn: [fn() for _ in range(number)][-1]), device=device,
+                        warmup=0, repeats=1)
+            times[name].append(t["median_s"] / number)
             results[name] = t["result"]
     return {name: {**_summary(ts), "result": results[name]} for name, ts in times.items()}
 

@@ -42,7 +42,8 @@ class NotebookRun:
 
 def _dtype_reason(device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cpu" and dtype == torch.float32 and not cpu_features()["amx"]:
-        return " (this CPU has no AMX: bf16 convolutions ran slower than fp32 here, so auto keeps fp32)"
+        return (" (no AMX on this CPU: auto keeps fp32, as bf16 convolutions measured slower than fp32 on such CPUs; "
+                "notebook 05 measures what bf16 does on this one)")
     return ""
 
 

