@@ -37,7 +37,26 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--steps", type=int, default=None, help="stop early at this step (not exported)")
     trn.add_argument("--checkpoints", default="runs/zoo", help="folder of the resumable training checkpoints")
     trn.add_argument("--no-export", action="store_true", help="train only; do not write the zoo entry")
+    rpt = sub.add_parser("report", help="gather every study's verdicts from the committed results into one table")
+    rpt.add_argument("--results", default="results", help="the results folder to read (default: results)")
+    rpt.add_argument("--out", default=None, help="where claims.csv and claims.md go (default: <results>/report)")
     return parser
+
+
+def _report(args) -> int:
+    from pathlib import Path
+    from .studies.report import gather_verdicts, verdict_counts, write_claims
+    root = Path(args.results)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no results folder {root}: run from the repository root or pass --results")
+    rows = gather_verdicts(root)
+    if not rows:
+        raise FileNotFoundError(f"no results files with verdicts under {root}: execute the study notebooks first")
+    for study, counts in verdict_counts(rows).items():
+        print(f"{study:32} " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    for path in write_claims(rows, Path(args.out) if args.out else root / "report"):
+        print(f"wrote {path}")
+    return 0
 
 
 def _zoo(args) -> int:
@@ -101,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             return _zoo(args)
         if args.command == "train":
             return _train(args)
+        if args.command == "report":
+            return _report(args)
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return 130
