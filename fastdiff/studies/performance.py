@@ -1,9 +1,12 @@
-"""Study 5 (groundwork for notebook 05): performance engineering of the diffusion U-Net (Batra and Xhelollari,
-"Performance Preserving Optimization of Diffusion Networks", a project proposal with no results of its own).
+"""Study 5, notebook 05: performance engineering of the diffusion U-Net (Batra and Xhelollari, "Performance
+Preserving Optimization of Diffusion Networks", a project proposal with no results of its own).
 
-The inference ladder: one configuration per rung (precision, memory layout, attention kernel, torch.compile, im2col
-convolution), every rung timed side by side in one interleaved run on the same inputs, and its quality cost
-measured as the largest difference from fp32 of x_0 after a whole deterministic DDIM run from the same x_T.
+The inference ladder: one configuration per rung (precision, memory layout, attention kernel, torch.compile with and
+without frozen weights, im2col convolution), every rung timed side by side in one interleaved run on the same
+inputs, and its quality cost: the largest difference from fp32 of x_0 after a whole deterministic DDIM run from the
+same x_T, and the metrics of those samples. The same rungs on several libraries (diffusers' twin of a U-Net,
+`fastdiff.measure.peers`); the architecture changes (bottleneck blocks, fewer levels) trained at the baseline's
+budget, their zoo recipes and profiles. The claims and verdicts are `fastdiff.studies.performance_claims`.
 """
 from __future__ import annotations
 
@@ -49,7 +52,8 @@ LADDER = (
 
 def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1) -> tuple[nn.Module, float]:
     """A copy of ``model`` configured for ``rung``, and the seconds torch.compile took (0 without it; measured by
-    the first call at ``batch_size``, the compiled graph's build, with the compile caches off: a cold build)."""
+    the first call at ``batch_size``, the compiled graph's build, with inductor's graph cache and AOTAutograd's cache
+    off; kernels this machine compiled before still come from inductor's kernel cache)."""
     m = copy.deepcopy(model).to(device).eval()
     if hasattr(m, "set_attention"):          # a peer library's model (fastdiff.measure.peers) sets its own
         m.set_attention(rung.attention)
@@ -72,7 +76,7 @@ def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1) -> tup
     compiled = torch.compile(m, options={"freezing": True} if rung.freeze else None)
     step = model_step(compiled, batch_size=batch_size, device=device, dtype=DTYPES[rung.dtype],
                       channels_last=rung.channels_last)
-    # the build a user waits for the first time: inductor's and AOTAutograd's on-disk caches left out
+    # the graph build itself, not a cache hit: inductor's graph cache and AOTAutograd's cache left out
     with torch._inductor.config.patch(fx_graph_cache=False), \
             torch._functorch.config.patch(enable_autograd_cache=False):
         began = time.perf_counter()
@@ -136,8 +140,8 @@ def with_peak_share(rows: list[dict], roofs: dict) -> list[dict]:
 def compare_libraries(models: dict[str, nn.Module], *, batch_size: int, device, rungs=LADDER, rounds: int = 5,
                       seed: int = 0, progress: bool = False) -> list[dict]:
     """The same configuration in several libraries (`fastdiff.measure.peers`), every (library, rung) pair timed in
-    the same interleaved rounds on the same inputs: parameters, GFLOP per image, ms per call, images/s, and each
-    rung's ratio to the first library's best."""
+    the same interleaved rounds on the same inputs: parameters, GFLOP per image, compile time, ms per call and
+    images/s per pair (`best_versus` compares them)."""
     device = torch.device(device)
     calls, info, rows = {}, {}, []
     for lib, model in models.items():
