@@ -136,17 +136,23 @@ def read_results(path: str | Path) -> dict:
     return data
 
 
+def iter_results(root: str | Path = "results"):
+    """(path, contents) of every results file under ``root`` (recursively, sorted); other JSON files (benchmarks'
+    own formats, summaries) are skipped."""
+    for path in sorted(Path(root).rglob("*.json")):
+        try:
+            yield path, read_results(path)
+        except ValueError:
+            continue
+
+
 def read_all(root: str | Path = "results"):
     """Every row of every results file under ``root`` (recursively) as one pandas DataFrame, with the file
     each came from. Other JSON files (benchmarks' own formats, summaries) are skipped."""
     import pandas as pd
     root = Path(root)
     frames = []
-    for path in sorted(root.rglob("*.json")):
-        try:
-            data = read_results(path)
-        except ValueError:
-            continue
+    for path, data in iter_results(root):
         rows = pd.DataFrame(data["rows"], columns=[f.name for f in dataclasses.fields(Row)])
         frames.append(rows.assign(file=str(path.relative_to(root))))
     columns = [f.name for f in dataclasses.fields(Row)] + ["file"]

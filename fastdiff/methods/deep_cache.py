@@ -56,7 +56,7 @@ class DeepCache(UNetWrapper):
                 or self._cache.shape[0] != x.shape[0]:
             self.reset()
         self._last_t = t_now
-        if self._since_full % self.interval == 0 or self._cache is None:
+        if self._since_full % self.interval == 0:
             self._since_full = 1
             self.calls["full"] += 1
             hooks = dataclasses.replace(hooks, decoder_input=[*hooks.decoder_input, self._record])

@@ -14,14 +14,10 @@ from ..verdicts import VERDICTS
 def gather_verdicts(root: str | Path = "results") -> list[dict]:
     """One row per verdict of every results file under ``root`` (the schema's files only; benchmarks' own files
     are skipped): study, key, claim, paper, ours, verdict, why, device, dtype, data, profile, file."""
-    from ..results import read_results
+    from ..results import iter_results
     root = Path(root)
     rows = []
-    for path in sorted(root.rglob("*.json")):
-        try:
-            data = read_results(path)
-        except ValueError:
-            continue
+    for path, data in iter_results(root):
         ctx = data.get("context", {})
         for v in data.get("verdicts", []):
             if v.get("verdict") not in VERDICTS:
