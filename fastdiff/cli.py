@@ -37,15 +37,18 @@ def _parser() -> argparse.ArgumentParser:
     trn.add_argument("--steps", type=int, default=None, help="stop early at this step (not exported)")
     trn.add_argument("--checkpoints", default="runs/zoo", help="folder of the resumable training checkpoints")
     trn.add_argument("--no-export", action="store_true", help="train only; do not write the zoo entry")
-    rpt = sub.add_parser("report", help="gather every study's verdicts from the committed results into one table")
+    rpt = sub.add_parser("report", help="gather every study's verdicts and the speed/quality maps from the committed "
+                         "results into one table and figures (nothing is trained or measured)")
     rpt.add_argument("--results", default="results", help="the results folder to read (default: results)")
-    rpt.add_argument("--out", default=None, help="where claims.csv and claims.md go (default: <results>/report)")
+    rpt.add_argument("--out", default=None, help="where claims.{csv,md}, map.{png,csv} and sr_map.png go (default: "
+                     "<results>/report)")
     return parser
 
 
 def _report(args) -> int:
     from pathlib import Path
-    from .studies.report import gather_verdicts, verdict_counts, write_claims
+    from .results import read_benchmark
+    from .studies.report import gather_verdicts, headline_line, verdict_counts, write_claims, write_maps
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"no results folder {root}: run from the repository root or pass --results")
@@ -54,8 +57,19 @@ def _report(args) -> int:
         raise FileNotFoundError(f"no results files with verdicts under {root}: execute the study notebooks first")
     for study, counts in verdict_counts(rows).items():
         print(f"{study:32} " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
-    for path in write_claims(rows, Path(args.out) if args.out else root / "report"):
+    out = Path(args.out) if args.out else root / "report"
+    for path in write_claims(rows, out):
         print(f"wrote {path}")
+    for device_type in ("cuda", "cpu"):
+        try:
+            maps = read_benchmark("report_map", device_type, root=root)
+        except FileNotFoundError as e:
+            print(f"no {device_type} map: {e}")
+            continue
+        if "digits" in maps:
+            print(f"{device_type}: " + headline_line(maps["digits"]))
+        for path in write_maps(maps, out if device_type == "cpu" else out / device_type):
+            print(f"wrote {path}")
     return 0
 
 

@@ -358,3 +358,35 @@ def plot_roofline(layers: list[dict], roofs: dict, *, ax=None, title: str | None
     ax.legend(fontsize=7, loc="lower right")
     ax.figure.tight_layout()
     return ax
+
+
+def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str] | None = None, by: str = "family",
+                           label: str = "label", reference: str | None = None, highlight: str | None = None,
+                           floor: float | None = None, floor_label: str = "real data (floor)", logx: bool = True,
+                           logy: bool = False, ax=None, title: str | None = None):
+    """One point per row at (``x``, ``y``), coloured by ``by`` and labelled; the points named in ``front`` (the
+    Pareto front, by ``label``) joined by a line; ``reference`` and ``highlight`` (the headline) ringed; an
+    optional dashed ``floor`` (real data against real data)."""
+    ax = ax or plt.subplots(figsize=(9, 6))[1]
+    usable = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
+    for i, key in enumerate(dict.fromkeys(r[by] for r in usable)):
+        pts = [r for r in usable if r[by] == key]
+        ax.scatter([r[x] for r in pts], [r[y] for r in pts], s=28, color=plt.cm.tab10(i % 10), label=str(key),
+                   zorder=3)
+    for r in usable:
+        ax.annotate(str(r[label]), (r[x], r[y]), xytext=(3, 2), textcoords="offset points", fontsize=6, alpha=0.85)
+    if front:
+        pts = sorted((r[x], r[y]) for r in usable if r[label] in front)
+        ax.plot(*zip(*pts), "-", color="black", lw=1, alpha=0.6, label="Pareto front", zorder=2)
+    for name, colour, text in ((reference, "black", "reference"), (highlight, "tab:red", "headline")):
+        hit = [r for r in usable if r[label] == name]
+        if hit:
+            ax.scatter([hit[0][x]], [hit[0][y]], s=160, facecolors="none", edgecolors=colour, lw=1.5, zorder=4,
+                       label=f"{text}: {name}")
+    if floor is not None:
+        ax.axhline(floor, ls="--", color="grey", label=floor_label)
+    ax.set(xlabel=x, ylabel=y, xscale="log" if logx else "linear", yscale="log" if logy else "linear")
+    ax.set_title(title or f"{y} against {x}", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    ax.figure.tight_layout()
+    return ax

@@ -1,6 +1,7 @@
 """The cross-study report reads the committed results: every study notebook's verdicts in one table, the Pareto
 front and the headline of a speed/quality map, and `fastdiff report` writing the claims table."""
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,9 @@ def test_pareto_front_and_headline():
     assert [p["label"] for p in pareto_front(points, x="ms", y="FD")] == ["ddim-10", "ddim-50", "ddpm-1000"]
     best = headline(points, points[0], x="ms", y="FD", tolerance=0.10)
     assert best["label"] == "ddim-50" and best["speed-up"] == pytest.approx(20.0)
-    assert headline(points, points[0], x="ms", y="FD", tolerance=0.0)["label"] == "ddpm-1000"
+    assert headline(points, points[0], x="ms", y="FD", tolerance=0.0) is None      # only the reference qualifies
+    slower = [{"label": "slow", "ms": 200.0, "FD": 4.0}]
+    assert headline(slower, points[0], x="ms", y="FD") is None                   # better FD but no speed-up
     assert headline(points[1:], {"ms": 1.0, "FD": 1.0}, x="ms", y="FD") is None
 
 
@@ -44,3 +47,25 @@ def test_fastdiff_report_writes_the_claims_table(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path / "bad")]) == 2
     assert "'maybe'" in capsys.readouterr().err
     assert main(["report", "--results", str(tmp_path / "missing")]) == 2
+
+
+def test_fastdiff_report_draws_the_maps_from_a_results_file(tmp_path, capsys):
+    root = tmp_path / "results"
+    (root / "cpu").mkdir(parents=True)
+    shutil.copy(RESULTS / "cpu" / "05_performance-quick.json", root / "cpu")
+    rows = [{"label": label, "family": family, "ms per image": ms, "FD (LeNet-MNIST)": fd}
+            for label, family, ms, fd in (("DDPM 1000", "DDPM", 100.0, 5.0), ("DDIM 50", "DDIM", 5.0, 5.4),
+                                          ("DDIM 10", "DDIM", 1.0, 9.0))]
+    part = {"rows": rows, "reference": "DDPM 1000", "front": ["DDIM 10", "DDIM 50", "DDPM 1000"],
+            "headline": {**rows[1], "speed-up": 20.0, "limit": 5.5}, "floor": 3.0, "n": 8, "batch": 4,
+            "device": "CPU: test", "data": "digits", "utc": "2026-12-02T00:00:00+00:00"}
+    sr = {"digits": {"n": 2, "batch": 2, "device": "CPU: test", "data": "digits 8 -> 32", "rows": [
+        {"model": "bicubic (no model)", "steps": None, "ms per image": 0.1, "PSNR": 15.0, "SSIM": 0.4, "LR-PSNR": 28.0},
+        {"model": "small", "steps": 10, "ms per image": 50.0, "PSNR": 23.0, "SSIM": 0.9, "LR-PSNR": 40.0}]}}
+    (root / "cpu" / "report_map.json").write_text(json.dumps({"benchmark": "report_map", "digits": part, "sr": sr}))
+    assert main(["report", "--results", str(root), "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "DDIM 50, FD 5.40" in printed and "20x faster" in printed
+    for name in ("claims.md", "map.png", "map.csv", "sr_map.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+    assert (tmp_path / "out" / "map.csv").read_text().startswith("label,family")

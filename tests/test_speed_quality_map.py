@@ -1,0 +1,105 @@
+"""The cross-study speed/quality map (notebook 07): its points, the measurement on tiny models, its errors."""
+import pytest
+import torch
+
+from fastdiff import zoo
+from fastdiff.diffusion import make_schedule
+from fastdiff.methods.layer_skipping import LayerSkippingUNet
+from fastdiff.sampling import sampler_call
+from fastdiff.studies import speed_quality_map as M
+from fastdiff.studies.report import headline
+from fastdiff.unet import build_unet
+
+
+def tiny_models():
+    torch.manual_seed(0)
+    unet = build_unet("tiny", image_size=16, channel_mult=(1, 2, 2)).eval()
+    return {"U-Net": unet, "U-Net, skip-trained": LayerSkippingUNet(build_unet("tiny", image_size=16,
+                                                                              channel_mult=(1, 2, 2))).eval()}
+
+
+def fake_score(images):
+    """A stand-in for FD: the mean of the images, so that the rows can be checked against a direct run."""
+    return {M.METRIC: float(images.mean())}
+
+
+def test_quick_points_are_valid_and_start_at_the_reference():
+    points = M.POINTS["quick"]
+    assert points[0] == M.REFERENCE and M.REFERENCE.nfe == 1000 and M.REFERENCE.sampler == "ddpm"
+    assert len({p.label for p in points}) == len(points)
+    families = {p.family for p in points}
+    assert {"DDIM", "DPM-Solver++(2M)", "Heun (Karras)", "layer skipping (study 2)", "DeepCache",
+            "combination"} <= families
+    entries = zoo.entries()
+    assert all(M.MODELS[p.model] in entries for p in points)
+
+
+def test_point_accounting():
+    heun = M.Point("h", "Heun (Karras)", sampler="heun", steps=10, eta=None)
+    assert heun.nfe == 19 and heun.full_calls == 19
+    cache = M.Point("c", "DeepCache", steps=100, cache_interval=5)
+    assert cache.nfe == 100 and cache.full_calls == 20
+
+
+@pytest.mark.parametrize("kw, match", [({"model": "VGG"}, "model"), ({"sampler": "euler"}, "sampler"),
+                                       ({"rung": "int8"}, "rung"), ({"steps": 0}, "steps")])
+def test_bad_points_are_refused(kw, match):
+    with pytest.raises(ValueError, match=match):
+        M.Point("bad", "DDIM", **kw)
+
+
+def test_measure_map_on_tiny_models():
+    models, schedule = tiny_models(), make_schedule("linear")
+    points = M.POINTS["smoke"]
+    rows = M.measure_map(points, models, schedule, fake_score, n=4, batch_size=2, rounds=1, device="cpu",
+                         progress=False)
+    assert [r["label"] for r in rows] == [p.label for p in points]
+    assert rows[0]["speed-up"] == pytest.approx(1.0)
+    for r in rows:
+        assert r[M.TIME] > 0 and r["IQR (ms)"] >= 0 and r["n"] == 4 and r["batch"] == 2
+    # a plain point's quality is that of a direct sampler run from the same x_T, batch by batch
+    ddim = next(p for p in points if p.label == "DDIM 3")
+    x_T = torch.randn((4, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    direct = torch.cat([sampler_call(models["U-Net"], schedule, "ddim", 3, 0.0, x_T[i:i + 2], seed=1 + i)()
+                        for i in (0, 2)])
+    assert next(r for r in rows if r["label"] == ddim.label)[M.METRIC] == pytest.approx(float(direct.mean()),
+                                                                                        abs=1e-6)
+    cache = next(r for r in rows if r["cache interval"])
+    assert cache["full U-Net calls"] == 2 and cache["NFE"] == 3
+
+
+def test_measure_map_refuses_bad_settings():
+    models, schedule = tiny_models(), make_schedule("linear")
+    points = M.POINTS["smoke"][:2]
+    with pytest.raises(ValueError, match="multiple"):
+        M.measure_map(points, models, schedule, fake_score, n=3, batch_size=2, rounds=1, device="cpu")
+    with pytest.raises(ValueError, match="rounds"):
+        M.measure_map(points, models, schedule, fake_score, n=2, batch_size=2, rounds=0, device="cpu")
+    with pytest.raises(ValueError, match="unique"):
+        M.measure_map([points[0], points[0]], models, schedule, fake_score, n=2, batch_size=2, rounds=1,
+                      device="cpu")
+    with pytest.raises(ValueError, match="needs model"):
+        M.measure_map([M.Point("f", "x", model="fewer levels")], models, schedule, fake_score, n=2, batch_size=2,
+                      rounds=1, device="cpu")
+
+
+def test_headline_on_map_rows():
+    ref = {"label": "DDPM 1000", M.TIME: 100.0, M.METRIC: 10.0}
+    rows = [{"label": "a", M.TIME: 5.0, M.METRIC: 10.9}, {"label": "b", M.TIME: 2.0, M.METRIC: 11.5},
+            {"label": "c", M.TIME: 20.0, M.METRIC: 9.0}]
+    best = headline(rows, ref, x=M.TIME, y=M.METRIC)
+    assert best["label"] == "a" and best["speed-up"] == pytest.approx(20.0)
+
+
+def test_each_method_point_stands_against_its_own_baseline():
+    from fastdiff.studies.report_claims import beside_base
+    row = lambda label, model="U-Net", sampler="ddim", steps=50, c=None, cache=None, rung="fp32", ms=10.0: {  # noqa
+        "label": label, "model": model, "sampler": sampler, "steps": steps, "c": c, "cache interval": cache,
+        "rung": rung, M.TIME: ms, M.METRIC: 5.0}
+    rows = [row("DDIM 50"), row("skip c=0", model="U-Net, skip-trained", c=0, ms=10.0),
+            row("skip c=2", model="U-Net, skip-trained", c=2, ms=5.0), row("cache", cache=3, ms=4.0),
+            row("DPM 10", sampler="dpmpp2m", steps=10, ms=2.0),
+            row("skip + DPM 10", model="U-Net, skip-trained", c=2, sampler="dpmpp2m", steps=10, ms=1.0)]
+    against = {r["point"]: (r["against"], r["speed-up"]) for r in beside_base(rows)}
+    assert against == {"skip c=0": ("DDIM 50", 1.0), "skip c=2": ("skip c=0", 2.0), "cache": ("DDIM 50", 2.5),
+                       "skip + DPM 10": ("DPM 10", 2.0)}
