@@ -244,3 +244,17 @@ def test_full_profile_uses_the_papers_sizes_and_a_face_folder(tmp_path):
     _, val = vggsr.load_sr_data(full, face_dir=str(tmp_path / "faces"), split="val")
     assert name.startswith("folder:") and len(train_hr) == 9 and train_hr[0].shape == (3, 128, 128)
     assert vggsr.take(val, full.eval_n).shape == (1, 3, 128, 128)   # a small split gives what it has
+
+
+def test_the_quality_set_drawn_differently_is_still_held_out():
+    """Notebook 01's quality table draws its images with another seed than the validation curve: they must still
+    be the complement of the training split the zoo models learned from (a reseeded split would not be)."""
+    from fastdiff.data import mnist_split
+    from fastdiff.studies import vgg_conditioned_sr as vggsr
+    P = vggsr.get_profile("quick", val_n=200)
+    train = mnist_split(P.hr_size, "train", seed=0)[0].flatten(1)
+    seen = {tuple(row.tolist()) for row in train}
+    curve, _ = vggsr.validation_set(P, seed=0)
+    table, _ = vggsr.validation_set(P, seed=0, draw=1)
+    assert not any(tuple(row.tolist()) in seen for row in table.flatten(1))
+    assert not torch.equal(curve, table)

@@ -252,14 +252,17 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
     return evaluate
 
 
-def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0):
-    """(HR images, digit labels or None) for the validation curve: ``val_n`` held-out images, always the same."""
+def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0, draw: int | None = None):
+    """(HR images, digit labels or None): ``val_n`` held-out images, always the same. ``seed`` is the training
+    data's split (the held-out images are its complement); ``draw`` (default ``seed``) picks which of them, so that
+    two sets drawn differently are both held out."""
+    draw = seed if draw is None else draw
     if profile.dataset == "mnist-builtin" and not face_dir:
         from ..data import mnist_split
         images, labels = mnist_split(profile.hr_size, "val", seed=seed)
-        idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:profile.val_n]
+        idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(draw))[:profile.val_n]
         return images[idx], labels[idx]
-    return take(load_sr_data(profile, face_dir=face_dir, split="val", seed=seed)[1], profile.val_n, seed=seed), None
+    return take(load_sr_data(profile, face_dir=face_dir, split="val", seed=seed)[1], profile.val_n, seed=draw), None
 
 
 def recipes():
