@@ -22,3 +22,21 @@ def test_the_notebook_trains_from_scratch_and_writes_its_results(name, tmp_path)
     assert all(r["weights"] for r in results["rows"])
     assert any("trained in this run" in r["weights"] or "trained" in r["weights"] for r in results["rows"])
     assert str(tmp_path) not in json.dumps(results["rows"])           # no absolute paths of this machine
+
+
+def test_the_report_notebook_measures_a_small_map_and_writes_its_results(tmp_path):
+    """Notebook 07 trains nothing: at the smoke profile it measures a few points on the zoo models, reads the SR map
+    and every study's verdicts from the committed results, and writes its own results file."""
+    import papermill as pm
+    pm.execute_notebook(str(NOTEBOOKS / "07_report.ipynb"), str(tmp_path / "07_report.ipynb"), cwd=str(NOTEBOOKS),
+                        parameters={"profile": "smoke", "output_dir": str(tmp_path)}, progress_bar=False,
+                        log_output=False)
+    results = json.loads((tmp_path / "07_report.json").read_text())
+    assert results["schema"] == "fastdiff.results/1" and results["context"]["profile"] == "smoke"
+    assert len(results["verdicts"]) == 3
+    assert {r["method"] for r in results["rows"]} >= {"speed/quality map", "SR map: digits", "SR map: photos"}
+    assert "zoo:skipping/baseline-plain" in results["context"]["weights"]
+    gathered = results["details"]["gathered"]
+    assert {r["study"] for r in gathered} >= {"00_diffusion_basics", "05_performance"}
+    assert "07_report" not in {r["study"] for r in gathered}
+    assert (tmp_path / "07_map.png").stat().st_size > 0

@@ -99,7 +99,8 @@ def test_each_method_point_stands_against_its_own_baseline():
     rows = [row("DDIM 50"), row("skip c=0", model="U-Net, skip-trained", c=0, ms=10.0),
             row("skip c=2", model="U-Net, skip-trained", c=2, ms=5.0), row("cache", cache=3, ms=4.0),
             row("DPM 10", sampler="dpmpp2m", steps=10, ms=2.0),
-            row("skip + DPM 10", model="U-Net, skip-trained", c=2, sampler="dpmpp2m", steps=10, ms=1.0)]
+            row("skip + DPM 10", model="U-Net, skip-trained", c=2, sampler="dpmpp2m", steps=10, ms=1.0),
+            row("U-Net 3", model="U-Net (study 3)", ms=20.0), row("cU-Net", model="cU-Net", ms=10.0)]
     against = {r["point"]: (r["against"], r["speed-up"]) for r in beside_base(rows)}
     assert against == {"skip c=0": ("DDIM 50", 1.0), "skip c=2": ("skip c=0", 2.0), "cache": ("DDIM 50", 2.5),
-                       "skip + DPM 10": ("DPM 10", 2.0)}
+                       "skip + DPM 10": ("DPM 10", 2.0), "U-Net 3": ("DDIM 50", 0.5), "cU-Net": ("U-Net 3", 2.0)}

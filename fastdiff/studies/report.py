@@ -102,17 +102,23 @@ def draw_digits_map(part: dict, *, ax=None):
 
 def draw_sr_maps(sr: dict, metrics=SR_METRICS):
     """One row of panels per SR map (``sr = result["sr"]``: {panel: `fastdiff.studies.sr_map.measure_panel`}), one
-    column per metric, time per image against it (higher is better)."""
+    column per metric, time per image against it (higher is better); bicubic upsampling, which takes no time to
+    speak of, as a dashed line."""
     import matplotlib.pyplot as plt
     from .. import plotting
     fig, axes = plt.subplots(len(sr), len(metrics), figsize=(5 * len(metrics), 4.2 * len(sr)), squeeze=False)
     for row, (name, panel) in zip(axes, sr.items()):
+        points = [{**r, "label": f"{r['steps']} steps", "family": r["model"]} for r in panel["rows"]
+                  if r.get("steps")]
+        bicubic = next((r for r in panel["rows"] if not r.get("steps")), None)
         for ax, metric in zip(row, metrics):
-            rows = [{**r, "label": f"{r['model']}" + (f", {r['steps']}" if r.get("steps") else ""),
-                     "family": r["model"]} for r in panel["rows"] if r.get("ms per image")]
-            plotting.plot_speed_quality_map(rows, x=MAP_TIME, y=metric, ax=ax, title=f"{name}: {metric} · "
-                                            f"{panel.get('data', '')} · {panel.get('device', '')}")
+            plotting.plot_speed_quality_map(points, x=MAP_TIME, y=metric, ax=ax, title=f"{name}: {metric}")
+            if bicubic and bicubic.get(metric) is not None:
+                ax.axhline(bicubic[metric], ls="--", color="grey", label=bicubic["model"])
             ax.legend(fontsize=6)
+    fig.suptitle("\n".join(f"{name}: {p.get('data', '')} · {p.get('device', '')} · n = {p.get('n')} · batch "
+                           f"{p.get('batch')} · measured {p.get('utc', '?')[:10]}" for name, p in sr.items()),
+                 fontsize=9)
     fig.tight_layout()
     return fig
 

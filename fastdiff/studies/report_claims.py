@@ -68,10 +68,13 @@ def measured_for_claims(part: dict) -> dict:
     return m
 
 
+BASE_MODEL = {"cU-Net": "U-Net (study 3)"}     # study 3 measures its cU-Net against its own U-Net
+
+
 def _base_of(r: dict, rows: list[dict]) -> dict | None:
     """The point a method point is measured against: the same sampler and steps in fp32 without the method, on the
-    same skip-trained model at c = 0 for layer skipping where that point exists, else on the plain U-Net (so a
-    combination stands against its solver alone)."""
+    same skip-trained model at c = 0 for layer skipping where that point exists, the cU-Net on study 3's own U-Net,
+    else on the plain U-Net (so a combination stands against its solver alone)."""
     if r["rung"] == "fp32" and not r["cache interval"] and r["c"] is None and r["model"] == "U-Net":
         return None                                    # a solver point: on the map against DDPM 1000
     same = [b for b in rows if b is not r and b["sampler"] == r["sampler"] and b["steps"] == r["steps"]
@@ -80,7 +83,11 @@ def _base_of(r: dict, rows: list[dict]) -> dict | None:
         for b in same:
             if b["model"] == r["model"] and b["c"] == 0:
                 return b
-    return next((b for b in same if b["model"] == "U-Net" and b["c"] is None), None)
+    for model in (BASE_MODEL.get(r["model"]), "U-Net"):
+        for b in same:
+            if b["model"] == model and b["c"] is None and b["rung"] == "fp32":
+                return b
+    return None
 
 
 def beside_base(rows: list[dict]) -> list[dict]:
