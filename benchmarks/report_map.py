@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from fastdiff.studies import speed_quality_map
@@ -43,7 +42,8 @@ def main(argv=None) -> int:
     path = args.out / device.type / "report_map.json"
     result = json.loads(path.read_text()) if path.is_file() and parts != {"digits", "sr"} else {}
     result.update({"benchmark": "report_map", "cpu": cpu_features()})
-    stamp = {"environment": environment(device), "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    env = environment(device)
+    stamp = {"environment": env, "utc": env["utc"]}
     if "digits" in parts:
         measure_digits(result, args, device, stamp)
     if "sr" in parts:

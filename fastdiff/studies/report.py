@@ -79,8 +79,7 @@ def write_claims(rows: list[dict], out: str | Path) -> list[Path]:
     return [csv, md]
 
 
-MAP_TIME, MAP_METRIC = "ms per image", "FD (LeNet-MNIST)"
-SR_METRICS = ("PSNR", "SSIM", "LR-PSNR")
+SR_METRICS = ("PSNR", "SSIM", "LR-PSNR")          # the SR map's panels (LPIPS needs weights absent offline)
 
 
 def map_title(part: dict, what: str) -> str:
@@ -92,6 +91,7 @@ def map_title(part: dict, what: str) -> str:
 def draw_digits_map(part: dict, *, ax=None):
     """The digits map of a `benchmarks/report_map.py` result (``part = result["digits"]``)."""
     from .. import plotting
+    from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME
     best = part.get("headline")
     return plotting.plot_speed_quality_map(
         part["rows"], x=MAP_TIME, y=MAP_METRIC, front=part["front"], reference=part["reference"],
@@ -106,6 +106,7 @@ def draw_sr_maps(sr: dict, metrics=SR_METRICS):
     speak of, as a dashed line."""
     import matplotlib.pyplot as plt
     from .. import plotting
+    from .speed_quality_map import TIME as MAP_TIME
     fig, axes = plt.subplots(len(sr), len(metrics), figsize=(5 * len(metrics), 4.2 * len(sr)), squeeze=False)
     for row, (name, panel) in zip(axes, sr.items()):
         points = [{**r, "label": f"{r['steps']} steps", "family": r["model"]} for r in panel["rows"]
@@ -147,12 +148,15 @@ def write_maps(result: dict, out: str | Path) -> list[Path]:
 
 def headline_line(part: dict) -> str:
     """The headline of a digits map in one line, from its numbers."""
+    from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
+    within = f"{100 * part.get('tolerance', TOLERANCE):.0f}%"
     ref = next(r for r in part["rows"] if r["label"] == part["reference"])
     best = part.get("headline")
     if best is None:
-        return (f"no setting faster than {ref['label']} reaches FD within 10% of its {ref[MAP_METRIC]:.2f}; the "
+        return (f"no setting faster than {ref['label']} reaches FD within {within} of its {ref[MAP_METRIC]:.2f}; the "
                 f"reference stays the fastest setting at that quality")
-    return (f"fastest setting within 10% of {ref['label']}'s FD ({ref[MAP_METRIC]:.2f}, limit {best['limit']:.2f}): "
+    return (f"fastest setting within {within} of {ref['label']}'s FD ({ref[MAP_METRIC]:.2f}, limit "
+            f"{best['limit']:.2f}): "
             f"{best['label']}, FD {best[MAP_METRIC]:.2f}, {best[MAP_TIME]:.3f} ms per image against "
             f"{ref[MAP_TIME]:.2f}: {best['speed-up']:.3g}x faster ({part.get('device', '')}, batch "
             f"{part.get('batch')}, n = {part.get('n')})")

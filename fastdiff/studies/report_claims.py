@@ -85,7 +85,7 @@ def _base_of(r: dict, rows: list[dict]) -> dict | None:
                 return b
     for model in (BASE_MODEL.get(r["model"]), "U-Net"):
         for b in same:
-            if b["model"] == model and b["c"] is None and b["rung"] == "fp32":
+            if b["model"] == model and b["c"] is None:
                 return b
     return None
 
@@ -105,6 +105,7 @@ def collect_results(run, *, part: dict, sr: dict | None, verdicts: list[dict], s
     """The maps as `fastdiff.results` rows (each with the device and date it was measured on, and where it came
     from) and the verdicts of `CLAIMS`."""
     from ..results import Results
+    from .report import SR_METRICS
     res = Results(STUDY, device=part["device"], dtype="fp32 unless the rung says", dataset=part["data"],
                   weights="; ".join(f"{k}: {v}" for k, v in part["weights"].items()), profile=run.profile,
                   seed=run.seed, environment=run.env)
@@ -115,7 +116,7 @@ def collect_results(run, *, part: dict, sr: dict | None, verdicts: list[dict], s
         res.add("speed/quality map", r["label"], METRIC, r[METRIC], **kw)
     for name, panel in (sr or {}).items():
         for r in panel["rows"]:
-            for metric in ("PSNR", "SSIM", "LR-PSNR"):
+            for metric in SR_METRICS:
                 if r.get(metric) is not None:
                     res.add(f"SR map: {name}", f"{r['model']}, {r.get('steps')} steps", metric, r[metric],
                             steps=r.get("steps"), n=panel["n"], source=source, device=panel.get("device", ""))

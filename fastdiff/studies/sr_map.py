@@ -25,10 +25,10 @@ from ..measure.sr_eval import bicubic, sr_metrics
 from ..measure.sr_eval import super_resolve as sr3_super_resolve
 from ..utils import check_int, device_name, progress_bar
 from . import swindiffuser, vgg_conditioned_sr
+from .speed_quality_map import TIME
 from .vgg_sr_evaluation import STUDY as VGG_STUDY
 
 BICUBIC = "bicubic (no model)"
-TIME = "ms per image"
 METRICS = ("PSNR", "SSIM", "LR-PSNR", "LPIPS")
 _DIGITS = vgg_conditioned_sr.PROFILES["quick"]
 _PHOTOS = swindiffuser.PROFILES["quick"]
