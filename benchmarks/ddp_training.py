@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from fastdiff.files import atomic_write_text
+
 
 def worker(args) -> int:
     from fastdiff import distributed
@@ -49,7 +51,7 @@ def worker(args) -> int:
                       "threads per process": torch.get_num_threads(), "device": device_name(proc.device),
                       "seconds per step": seconds / args.steps,
                       "images per second": args.batch * proc.world_size * args.steps / seconds}
-            Path(args.json).write_text(json.dumps(result, indent=1))
+            atomic_write_text(args.json, json.dumps(result, indent=1))
     finally:
         distributed.shutdown()
     return 0

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .registry import build_model, from_legacy, model_spec
-from .utils import atomic_write
+from .files import atomic_write
 
 CHECKPOINT_VERSION = 2   # 2: the model as a registered spec, the schedule's tensors, a checksum
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .runner import DEVICES, PROFILES
@@ -42,17 +43,23 @@ def _parser() -> argparse.ArgumentParser:
     rpt.add_argument("--results", default="results", help="the results folder to read (default: results)")
     rpt.add_argument("--out", default=None, help="where claims.{csv,md}, map.{png,csv} and sr_map.png go (default: "
                      "<results>/report)")
+    rpt.add_argument("--skip-damaged", action="store_true", help="skip damaged, newer-schema and unknown results files "
+                     "and count a study's copies once, with a warning that names them (default: stop with an error)")
     return parser
 
 
 def _report(args) -> int:
+    import warnings
     from pathlib import Path
-    from .results import read_benchmark
-    from .studies.report import gather_verdicts, headline_line, verdict_counts, write_claims, write_maps
+    from .studies.report import gather_verdicts, headline_line, read_map, verdict_counts, write_claims, write_maps
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"no results folder {root}: run from the repository root or pass --results")
-    rows = gather_verdicts(root)
+    with warnings.catch_warnings(record=True) as caught:     # said once, plainly, on stderr
+        warnings.simplefilter("always")
+        rows = gather_verdicts(root, on_error="warn" if args.skip_damaged else "raise")
+    for w in caught:
+        print(f"fastdiff report: warning: {w.message}", file=sys.stderr)
     if not rows:
         raise FileNotFoundError(f"no results files with verdicts under {root}: execute the study notebooks first")
     for study, counts in verdict_counts(rows).items():
@@ -62,7 +69,7 @@ def _report(args) -> int:
         print(f"wrote {path}")
     for device_type in ("cuda", "cpu"):
         try:
-            maps = read_benchmark("report_map", device_type, root=root)
+            maps = read_map(device_type, root=root)
         except FileNotFoundError as e:
             print(f"no {device_type} map: {e}")
             continue
@@ -75,12 +82,17 @@ def _report(args) -> int:
 
 def _zoo(args) -> int:
     import json
+    import warnings
     from . import zoo
+    with warnings.catch_warnings(record=True) as caught:     # an index field this version does not know
+        warnings.simplefilter("always")
+        known, rows = zoo.entries(), zoo.table()
+    for message in dict.fromkeys(str(w.message) for w in caught):
+        print(f"fastdiff zoo: warning: {message}", file=sys.stderr)
     if args.json:
         import dataclasses
-        print(json.dumps({n: dataclasses.asdict(e) for n, e in zoo.entries().items()}, indent=1))
+        print(json.dumps({n: dataclasses.asdict(e) for n, e in known.items()}, indent=1))
         return 0
-    rows = zoo.table()
     if not rows:
         print("the zoo is empty: train entries with `fastdiff train NAME` (`fastdiff train` lists the recipes)")
         return 0
@@ -136,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "report":
             return _report(args)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:   # fastdiff.train.Interrupted (saved first) says which signal
+        print(f"{name}: {e or 'interrupted'}", file=sys.stderr)
+        return 128 + getattr(e, "signum", signal.SIGINT)
     except (ValueError, OSError, RuntimeError) as e:
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"{name}: {message}", file=sys.stderr)

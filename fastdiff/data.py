@@ -7,6 +7,7 @@ Every dataset here yields either an image tensor or, for super-resolution, a dic
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,19 +15,24 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .utils import check_int
+
 # Natural colour photos that ship inside scikit-image's package (no download needed).
 BUILTIN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
                   "hubble_deep_field")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 DATASETS = ("mnist-builtin", "photos", "cifar10", "mnist", "celeba", "folder")
+RANGE_TOLERANCE = 1e-3   # as fastdiff.measure.metrics: resampling may overshoot [-1, 1] by rounding
 
 
 class DatasetUnavailableError(FileNotFoundError):
     """A dataset could not be found or downloaded; the message says what to do."""
 
 
-def to_model_range(images: np.ndarray, max_value: float = 255.0) -> torch.Tensor:
-    """uint8-range array -> float32 tensor in [-1, 1] (copied, so read-only arrays are fine)."""
+def to_model_range(images: np.ndarray | torch.Tensor, max_value: float = 255.0) -> torch.Tensor:
+    """uint8-range array or tensor -> float32 tensor in [-1, 1] (copied, so read-only arrays are fine)."""
+    if isinstance(images, torch.Tensor):
+        return images.float() / max_value * 2 - 1
     return torch.from_numpy(np.array(images, dtype=np.float32)) / max_value * 2 - 1
 
 
@@ -148,32 +154,53 @@ def pil_to_array(im, channels: int = 3) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
-def _unreadable(path: Path) -> str | None:
-    """Why an image file cannot be read (header and, for PNG, its checksums), or None: a cheap scan, no decode."""
+def _unreadable(path: Path, max_pixels: int) -> str | None:
+    """Why an image file cannot be used, or None: a header claiming more than ``max_pixels`` (a decompression
+    bomb, or far larger than training needs), a file PIL cannot identify, or data that is truncated or corrupt
+    (checksums verified, then decoded: a JPEG at 1/8 scale, which still reads every byte)."""
+    import warnings
     from PIL import Image, UnidentifiedImageError
     try:
-        with Image.open(path) as im:
-            im.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)   # judged here, with the file's name
+            with Image.open(path) as im:
+                if im.width * im.height > max_pixels:
+                    return _too_large(f"{im.width}x{im.height}", max_pixels)
+                im.verify()
+            with Image.open(path) as im:
+                im.draft(None, (1, 1))
+                im.load()
     except UnidentifiedImageError:
         return "not an image PIL can identify"
+    except Image.DecompressionBombError as e:       # over PIL's own hard limit (2x Image.MAX_IMAGE_PIXELS)
+        claimed = re.search(r"\d+", str(e))
+        return _too_large(f"{int(claimed.group()):,} pixels" if claimed else "a size", max_pixels)
     except (OSError, SyntaxError, ValueError) as e:
         return f"truncated or corrupt: {str(e).replace(str(path), '').strip(' :')[:80]}"
     return None
 
 
+def _too_large(size: str, max_pixels: int) -> str:
+    return (f"{size}, over the limit of {max_pixels:,} pixels (a decompression bomb, or far larger than training "
+            f"needs: shrink it, or raise max_pixels)")
+
+
 class ImageFolder(Dataset):
     """Every image under ``root`` (recursively), centre-cropped to a square and resized to image_size.
 
-    The folder is scanned when it is opened (headers and checksums, no decoding), so a corrupt file stops here
-    with its name, not at the training step that first draws it. ``on_bad="skip"`` leaves such files out and
-    reports how many (``skipped`` lists them)."""
+    The folder is scanned when it is opened (header size, checksums and a decode of each file: JPEGs at 1/8
+    scale), so a truncated or corrupt file, or one whose header claims more than ``max_pixels`` (default: PIL's
+    ``Image.MAX_IMAGE_PIXELS``, about 89M), stops here with its name, not at the training step that first draws it.
+    ``on_bad="skip"`` leaves such files out with a warning that counts them (``skipped`` lists them)."""
 
     def __init__(self, root: str | Path, image_size: int, *, channels: int = 3, on_bad: str = "error",
-                 scan: bool = True):
+                 scan: bool = True, max_pixels: int | None = None):
+        from PIL import Image
         if on_bad not in ("error", "skip"):
             raise ValueError(f"on_bad must be 'error' or 'skip', got {on_bad!r}")
         if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
             raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+        max_pixels = Image.MAX_IMAGE_PIXELS if max_pixels is None else check_int("max_pixels", max_pixels)
         self.root, self.image_size, self.channels = Path(root), image_size, channels
         if not self.root.is_dir():
             raise DatasetUnavailableError(f"image folder {self.root} does not exist; point to a folder of images "
@@ -181,17 +208,19 @@ class ImageFolder(Dataset):
         files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
             raise DatasetUnavailableError(f"image folder {self.root} contains no images ({', '.join(IMAGE_SUFFIXES)})")
-        bad = [(p, why) for p in files if (why := _unreadable(p))] if scan else []
+        bad = [(p, why) for p in files if (why := _unreadable(p, max_pixels))] if scan else []
+        listed = "; ".join(f"{p.relative_to(self.root)} ({why})" for p, why in bad[:3]) + \
+            (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         if bad and on_bad == "error":
-            listed = "; ".join(f"{p.relative_to(self.root)} ({why})" for p, why in bad[:3])
             raise DatasetUnavailableError(
-                f"{len(bad)} of {len(files)} images in {self.root} cannot be read: {listed}"
-                + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
-                + ". Remove or replace them, or pass on_bad='skip' to leave them out")
+                f"{len(bad)} of {len(files)} images in {self.root} cannot be read: {listed}. Remove or replace "
+                f"them, or pass on_bad='skip' to leave them out")
         self.skipped = [p for p, _ in bad]
         self.files = [p for p in files if p not in set(self.skipped)]
         if self.skipped:
-            print(f"image folder {self.root}: skipped {len(self.skipped)} unreadable of {len(files)} images")
+            import warnings
+            warnings.warn(f"image folder {self.root}: skipped {len(self.skipped)} unreadable of {len(files)} "
+                          f"images: {listed}", stacklevel=2)
         if not self.files:
             raise DatasetUnavailableError(f"no readable images left in {self.root}")
 
@@ -211,7 +240,7 @@ class ImageFolder(Dataset):
                     mode = "RGB" if self.channels == 3 else "L"
                     small = Image.fromarray(arr if self.channels == 3 else arr[..., 0], mode)
                     arr = pil_to_array(small.resize((self.image_size,) * 2, Image.BICUBIC), self.channels)
-        except (UnidentifiedImageError, OSError, ValueError) as e:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as e:
             raise DatasetUnavailableError(f"cannot read image {path}: {e}. Remove or replace the file "
                                           f"(or open the folder with on_bad='skip').") from e
         return to_model_range(arr).permute(2, 0, 1)
@@ -257,12 +286,11 @@ def _torchvision_dataset(name: str, root: Path, train: bool, download: bool):
 
 def load_dataset(name: str, *, image_size: int, split: str = "train", root: str | Path = "data",
                  download: bool = False, val_fraction: float = 0.1, seed: int = 0,
-                 on_bad: str = "error") -> Dataset | torch.Tensor:
+                 on_bad: str = "error", max_pixels: int | None = None) -> Dataset | torch.Tensor:
     """A dataset by name: ``mnist-builtin``, ``photos`` (patches of size image_size), ``cifar10``, ``mnist``,
-    ``celeba`` (torchvision, under ``root``), or ``folder:<path>`` (``on_bad``: see `ImageFolder`). ``split``
-    is ``train`` or ``val``:
-    for torchvision sets ``val`` is their own test/valid split; the built-in sets and folders are split
-    deterministically with ``val_fraction`` and ``seed``."""
+    ``celeba`` (torchvision, under ``root``), or ``folder:<path>`` (``on_bad``, ``max_pixels``: see `ImageFolder`).
+    ``split`` is ``train`` or ``val``: for torchvision sets ``val`` is their own test/valid split; the built-in sets
+    and folders are split deterministically with ``val_fraction`` and ``seed``."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
     if not isinstance(name, str):
@@ -281,7 +309,7 @@ def load_dataset(name: str, *, image_size: int, split: str = "train", root: str 
     else:
         if not path:
             raise ValueError("give the folder as 'folder:<path>'")
-        data = ImageFolder(path, image_size, on_bad=on_bad)
+        data = ImageFolder(path, image_size, on_bad=on_bad, max_pixels=max_pixels)
     train_idx, val_idx = train_val_split(len(data), val_fraction, seed=seed)
     idx = train_idx if split == "train" else val_idx
     return data[idx] if isinstance(data, torch.Tensor) else Subset(data, idx)
@@ -298,3 +326,24 @@ def get_batch(data: torch.Tensor | Dataset, indices: torch.Tensor) -> torch.Tens
     if isinstance(data, torch.Tensor):
         return data[indices]
     return collate([data[int(i)] for i in indices])
+
+
+def check_training_data(data, weights: torch.dtype, *, sample: int = 64) -> None:
+    """Once, before training: the images must be floats of the model's dtype (``weights``) in [-1, 1], and so must
+    an SR pair's ``lr``. Looks at ``sample`` images spread over an in-memory tensor, at the first item of a dataset
+    (reading more here would meet a bad file before the training loop, which saves its state first, could).
+    Integer pixels, another dtype, or [0, 255] floats (which would train without an error) stop with what to do;
+    NaN and inf are left to the loss check, which names the step."""
+    from .utils import check_image_dtype
+    n = min(len(data), sample) if isinstance(data, torch.Tensor) else 1
+    batch = get_batch(data, torch.linspace(0, len(data) - 1, n).round().long())
+    parts = {f"data[{k!r}]": v for k, v in batch.items() if k in ("x0", "lr")} if isinstance(batch, dict) else \
+        {"data": batch}
+    for name, images in parts.items():
+        check_image_dtype(name, images, weights)
+        lo, hi = torch.stack(torch.aminmax(images.nan_to_num(0.0, 0.0, 0.0))).tolist()
+        if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+            looks = "[0, 255] pixels: convert them with fastdiff.data.to_model_range" if hi > 2 and lo >= 0 else \
+                "map them to [-1, 1]"
+            raise ValueError(f"{name} must be in [-1, 1] (the models' range), got values in [{lo:.4g}, {hi:.4g}]: "
+                             f"{looks}")

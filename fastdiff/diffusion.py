@@ -161,8 +161,30 @@ def extract(values: torch.Tensor, i: torch.Tensor, x: torch.Tensor) -> torch.Ten
     return v.reshape(-1, *([1] * (x.ndim - 1)))
 
 
+def check_positions(schedule: Schedule, i) -> None:
+    """``i`` must hold positions in the schedule, integers in 0..len-1: a negative one would silently count from
+    the end, one past the end would fail in an indexing kernel. The values are checked (one min/max) where that
+    costs no device sync: on the CPU; on an accelerator only the dtype is (an index past the end then stops in the
+    indexing kernel's own device-side check)."""
+    last = len(schedule) - 1
+    if not isinstance(i, torch.Tensor) or i.is_floating_point() or i.is_complex() or i.dtype == torch.bool:
+        got = f"a {str(i.dtype)[6:]} tensor" if isinstance(i, torch.Tensor) else repr(i)
+        raise ValueError(f"i must be an integer tensor of positions in the schedule (0..{last}), got {got}")
+    if i.numel() == 0 or i.device.type != "cpu":
+        return
+    lo, hi = torch.stack(torch.aminmax(i)).tolist()
+    if lo < 0 or hi > last:
+        raise ValueError(f"timestep positions must be in 0..{last} (the schedule has {last + 1} steps; -1 is not "
+                         f"the last one), got values in {lo}..{hi}")
+
+
 def q_sample(schedule: Schedule, x0: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     """x_t = \\sqrt{\\bar\\alpha_t} x_0 + \\sqrt{1 - \\bar\\alpha_t} eps  (DDPM eq. 4), i = position in schedule."""
+    check_positions(schedule, i)
+    return _q_sample(schedule, x0, i, noise)
+
+
+def _q_sample(schedule: Schedule, x0: torch.Tensor, i: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
     a = extract(schedule.alpha_bar, i, x0)
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
@@ -175,8 +197,10 @@ def noise_loss(model, x0: torch.Tensor, schedule: Schedule, *, loss: str = "l2",
         raise ValueError(f"unknown loss {loss!r}; choose 'l1' or 'l2'")
     if i is None:
         i = torch.randint(len(schedule), (x0.shape[0],), device=x0.device, generator=generator)
+    else:
+        check_positions(schedule, i)
     if noise is None:
         noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)
     t = schedule.timesteps.to(x0.device)[i]
-    eps = model(q_sample(schedule, x0, i, noise), t, **(cond or {}))
+    eps = model(_q_sample(schedule, x0, i, noise), t, **(cond or {}))
     return F.mse_loss(eps.float(), noise.float()) if loss == "l2" else F.l1_loss(eps.float(), noise.float())

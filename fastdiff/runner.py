@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+from .files import file_lock
 from .utils import progress_bar, save_results
 
 PROFILES = ("quick", "full")
@@ -99,10 +100,11 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
     os.environ.setdefault("FASTDIFF_PROGRESS", "final")   # the kernels inherit it: one line per progress bar
     records = []
     bar = progress_bar(notebooks, desc="notebooks", unit="nb", disable=not progress)
-    for nb in bar:
-        bar.set_postfix_str(nb.stem)
-        records.append(run_notebook(nb, out_dir, parameters, kernel_name))
-    save_results(out_dir, "summary", {"parameters": parameters, "notebooks": records})
+    with file_lock(out_dir / "summary.json", what=f"the run folder {out_dir}"):   # one reproduce per folder
+        for nb in bar:
+            bar.set_postfix_str(nb.stem)
+            records.append(run_notebook(nb, out_dir, parameters, kernel_name))
+        save_results(out_dir, "summary", {"parameters": parameters, "notebooks": records})
 
     failed = [r for r in records if r["status"] != "ok"]
     for r in records:

@@ -13,7 +13,7 @@ from typing import Callable
 import torch
 
 from .diffusion import Schedule, respace, space_timesteps
-from .utils import autocast, progress_bar
+from .utils import autocast, check_image_dtype, progress_bar
 
 
 def _steps(schedule: Schedule, progress: bool, desc: str):
@@ -45,10 +45,14 @@ def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
-def _check_inputs(x, schedule) -> None:
+def _check_inputs(model, x, schedule) -> None:
+    """Once per sampling call (nothing per step): x_T's type, shape and dtype (that of the model's weights, unless
+    autocast is on), and the schedule."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.ndim < 2:
-        raise ValueError(f"x (the starting noise x_T) must be a float tensor (batch, ...), got "
-                         f"{tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__}")
+        got = f"{str(x.dtype)[6:]} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x (the starting noise x_T) must be a float tensor (batch, ...), got {got}")
+    weights = next(model.parameters(), None) if isinstance(model, torch.nn.Module) else None
+    check_image_dtype("x", x, weights.dtype if weights is not None and weights.is_floating_point() else None)
     if not isinstance(schedule, Schedule):
         raise ValueError(f"schedule must be a fastdiff.diffusion.Schedule (make_schedule / respace), got "
                          f"{type(schedule).__name__}")
@@ -82,7 +86,7 @@ def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None
     """Ancestral sampling (Ho et al. 2020, Alg. 2), written with the posterior q(x_{t-1} | x_t, x_0) (eq. 7):
     x_{t-1} = c_0 x_0 + c_t x_t + sqrt(tilde beta_t) z, with z = 0 at the last step.
     On a respaced schedule the betas are the respaced ones (Nichol & Dhariwal 2021, Sec. 4)."""
-    _check_inputs(x, schedule)
+    _check_inputs(model, x, schedule)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     c0, ct = (c.tolist() for c in schedule.posterior_mean_coef)
     std = schedule.posterior_variance.sqrt().tolist()
@@ -113,7 +117,7 @@ def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0,
     """DDIM (Song et al. 2021, eq. 12). eta = 0: deterministic; eta = 1: DDPM's variance."""
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
         raise ValueError(f"eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM's variance), got {eta!r}")
-    _check_inputs(x, schedule)
+    _check_inputs(model, x, schedule)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     sigma, alpha_bar_prev = ddim_sigma(schedule, eta).tolist(), schedule.alpha_bar_prev.tolist()
     cond = prepare_condition(model, x, cond)
@@ -161,7 +165,7 @@ def sample_dpmpp_2m(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | 
     at the first step, second order (multistep, `dpmpp_2m_update`) after it, the last step to sigma = 0; as
     diffusers' ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)`` (its step outputs are
     tested against ours)."""
-    _check_inputs(x, schedule)
+    _check_inputs(model, x, schedule)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     alpha_bar_next = schedule.alpha_bar_prev.tolist()
     cond = prepare_condition(model, x, cond)
@@ -231,7 +235,7 @@ def sample_heun_karras(model, x: torch.Tensor, schedule: Schedule, *, steps: int
     step except the last (an Euler step to sigma = 0), so 2 * steps - 1 in all. ``x`` is x_T ~ N(0, I); it starts
     at sigma_max in sigma space, as diffusers' pipelines start. Pass the training schedule itself (not respaced):
     the timesteps the network sees are fractional, interpolated on it."""
-    _check_inputs(x, schedule)
+    _check_inputs(model, x, schedule)
     sigmas, ts = karras_sigmas(schedule, len(schedule) if steps is None else steps, rho=rho)
     sigmas, ts = sigmas.tolist(), ts.tolist()
     cond = prepare_condition(model, x, cond)

@@ -8,6 +8,7 @@ and resuming with changed settings says what changed (`fastdiff.checkpoint` hold
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -22,10 +23,11 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: F401  (load_model: public API)
-from .data import get_batch
+from .data import check_training_data, get_batch
 from .diffusion import Schedule, noise_loss
+from .files import DiskFullError, file_lock
 from .registry import model_spec
-from .utils import DTYPES, progress_bar
+from .utils import DTYPES, check_bool, progress_bar
 
 
 @dataclass
@@ -115,28 +117,43 @@ def resume_differences(stored: dict, cfg: TrainConfig, schedule_state: dict) -> 
     return diffs
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training was stopped by a signal (Ctrl-C, SIGTERM from ``timeout``, ``kill`` or a scheduler, SIGHUP from a
+    closed terminal) after its state was saved; ``signal_name`` says which."""
+
+    def __init__(self, signum: int):
+        self.signum, self.signal_name = signum, signal.Signals(signum).name
+        super().__init__(f"training stopped by {self.signal_name}")
+
+
 class _GracefulInterrupt:
-    """First Ctrl-C (or a Jupyter kernel interrupt): finish the step, save, then raise KeyboardInterrupt.
-    A second Ctrl-C interrupts at once."""
+    """The first SIGINT (Ctrl-C, a Jupyter kernel interrupt), SIGTERM or SIGHUP: finish the step, save, then raise
+    `Interrupted`. A second one stops at once (the checkpoint then keeps its last saved step)."""
+    SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
 
     def __init__(self):
-        self.requested = False
-        self._old = None
+        self.signum = None
+        self._old = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.getsignal(signal.SIGINT)
-            signal.signal(signal.SIGINT, self._handle)
+            for s in self.SIGNALS:
+                self._old[s] = signal.getsignal(s)
+                signal.signal(s, self._handle)
         return self
 
     def _handle(self, signum, frame):
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+            raise Interrupted(signum)
+        self.signum = signum
 
     def __exit__(self, *exc):
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -201,6 +218,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     target = cfg.steps if until is None else min(until, cfg.steps)
     if len(data) == 0:
         raise ValueError("the training data is empty")
+    resume = check_bool("resume", resume)               # papermill's -p resume false arrives as the text "false"
+    check_training_data(data, next(model.parameters()).dtype)   # once: dtype and [-1, 1], on a sample of the data
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     rank, world = _process_group()
@@ -238,137 +257,151 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             print(f"not saving step {step}: the weights hold NaN/inf; {checkpoint} keeps step {last_saved}")
             return
-        save_checkpoint(checkpoint, {
-            "version": 2, "model_spec": spec, "train_config": dataclasses.asdict(cfg), "schedule": schedule_state,
-            "step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-            "scaler": scaler.state_dict(), "rng": rng or rng_state(), "history": history, "evals": evals,
-            "sessions": sessions})
+        try:
+            save_checkpoint(checkpoint, {
+                "version": 2, "model_spec": spec, "train_config": dataclasses.asdict(cfg), "schedule": schedule_state,
+                "step": step, "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict(), "rng": rng or rng_state(), "history": history, "evals": evals,
+                "sessions": sessions})
+        except DiskFullError as e:
+            kept = f"it still holds step {last_saved}" if last_saved is not None else "none was saved before"
+            raise DiskFullError(e.errno, f"checkpoint not saved at step {step} ({kept}): {e.strerror}") from e
         last_saved = step
 
-    if checkpoint is not None and resume and checkpoint.exists():
-        ckpt = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; weights are copied over
-        if ckpt["model_spec"] != spec:
-            raise ValueError(f"checkpoint {checkpoint} holds a different model ({ckpt['model_spec']['arch']}: "
-                             f"{ckpt['model_spec']['config']}); use another path or resume=False to start over")
-        diffs = resume_differences(ckpt, cfg, schedule_state)
-        if diffs and on_change == "error":
-            raise ValueError(f"checkpoint {checkpoint} (step {ckpt['step']}) was trained with other settings: "
-                             + "; ".join(diffs) + ". Use the same settings to resume exactly, on_change='continue' "
-                             "to go on from there with the new ones, or resume=False (or another path) to start over")
-        model.load_state_dict(ckpt["model"])
-        ema.load_state_dict(ckpt["ema"])
-        opt.load_state_dict(ckpt["optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        g_data.set_state(ckpt["rng"]["data"])
-        g_noise.set_state(ckpt["rng"]["noise"])
-        torch.set_rng_state(ckpt["rng"]["torch"])
-        if "cuda" in ckpt["rng"] and device.type == "cuda":
-            torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
-        step, history, last_saved = ckpt["step"], ckpt["history"], ckpt["step"]
-        evals, sessions, resumed_from = ckpt.get("evals", []), ckpt.get("sessions", 1) + 1, ckpt["step"]
-        note = f" with changed settings ({'; '.join(diffs)})" if diffs else ""
-        print(f"resuming {checkpoint} at step {step} of {cfg.steps}{note}")
-        if step >= target:
-            if step > cfg.steps:
-                warnings.warn(f"checkpoint {checkpoint} already holds {step} steps, more than the {cfg.steps} asked: "
-                              f"returning its model as it is (not retrained, not cut back)", stacklevel=2)
-            model.eval()
-            return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals,
-                    "sessions": sessions - 1, "resumed_from": resumed_from}
+    # one process trains a checkpoint at a time: a second one stops here with the holder's pid (not after
+    # deleting the first one's temporaries and resuming from an older step)
+    lock = file_lock(checkpoint, what=f"the checkpoint {checkpoint}") if checkpoint is not None and rank == 0 \
+        else contextlib.nullcontext()
+    with lock:
+        if checkpoint is not None and resume and checkpoint.exists():
+            ckpt = load_checkpoint(checkpoint)  # on the CPU: RNG states must stay there; weights are copied over
+            if ckpt["model_spec"] != spec:
+                raise ValueError(f"checkpoint {checkpoint} holds a different model ({ckpt['model_spec']['arch']}: "
+                                 f"{ckpt['model_spec']['config']}); use another path or resume=False to start over")
+            diffs = resume_differences(ckpt, cfg, schedule_state)
+            if diffs and on_change == "error":
+                raise ValueError(f"checkpoint {checkpoint} (step {ckpt['step']}) was trained with other settings: "
+                                 + "; ".join(diffs) + ". Use the same settings to resume exactly, on_change='continue' "
+                                 "to go on from there with the new ones, or resume=False (or another path) to start "
+                                 "over")
+            model.load_state_dict(ckpt["model"])
+            ema.load_state_dict(ckpt["ema"])
+            opt.load_state_dict(ckpt["optimizer"])
+            scaler.load_state_dict(ckpt["scaler"])
+            g_data.set_state(ckpt["rng"]["data"])
+            g_noise.set_state(ckpt["rng"]["noise"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            if "cuda" in ckpt["rng"] and device.type == "cuda":
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], device)
+            step, history, last_saved = ckpt["step"], ckpt["history"], ckpt["step"]
+            evals, sessions, resumed_from = ckpt.get("evals", []), ckpt.get("sessions", 1) + 1, ckpt["step"]
+            note = f" with changed settings ({'; '.join(diffs)})" if diffs else ""
+            print(f"resuming {checkpoint} at step {step} of {cfg.steps}{note}")
+            if step >= target:
+                if step > cfg.steps:
+                    warnings.warn(f"checkpoint {checkpoint} already holds {step} steps, more than the {cfg.steps} "
+                                  f"asked: "
+                                  f"returning its model as it is (not retrained, not cut back)", stacklevel=2)
+                model.eval()
+                return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals,
+                        "sessions": sessions - 1, "resumed_from": resumed_from}
 
-    bar = progress_bar(total=cfg.steps, initial=step, desc="train" if world == 1 else f"train ({world} processes)",
-                       disable=not progress or rank != 0)
-    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # cumulative over resumes
+        bar = progress_bar(total=cfg.steps, initial=step, desc="train" if world == 1 else f"train ({world} processes)",
+                           disable=not progress or rank != 0)
+        start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)  # cumulative over resumes
 
-    def run_evaluation():
-        nonlocal start
-        began = time.perf_counter()
-        trained_seconds = began - start
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            result = evaluate(ema)
-        start += time.perf_counter() - began  # evaluation is not training time
-        evals.append({"step": step, "seconds": round(trained_seconds, 3), **result})
+        def run_evaluation():
+            nonlocal start
+            began = time.perf_counter()
+            trained_seconds = began - start
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                result = evaluate(ema)
+            start += time.perf_counter() - began  # evaluation is not training time
+            evals.append({"step": step, "seconds": round(trained_seconds, 3), **result})
 
-    if evaluate is not None and not any(e["step"] == step for e in evals):
-        run_evaluation()
-    mid_step, updated, rng_before = False, False, None  # inside a step; past the optimizer's update; RNG at its start
-    with _GracefulInterrupt() as interrupt:
-        try:
-            while step < target:
-                mid_step, updated, rng_before = True, False, rng_state()
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(cfg, step)
-                # the global batch's draws, on every rank alike; this rank takes rows lo:hi (all of them alone)
-                n, lo, hi = cfg.batch_size * world, cfg.batch_size * rank, cfg.batch_size * (rank + 1)
-                batch = get_batch(data, torch.randint(len(data), (n,), generator=g_data)[lo:hi])
-                cond = {}
-                if isinstance(batch, dict):
-                    cond = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "x0"}
-                    batch = batch["x0"]
-                x0 = batch.to(device, non_blocking=True)
-                i, noise = None, None
-                if timesteps is not None:
-                    i, extra = timesteps(n, g_noise, device)
-                    cond = {**cond, **{k: _rows(v, n, lo, hi) for k, v in extra.items()}}
-                if world > 1:
-                    if i is None:
-                        i = torch.randint(len(schedule), (n,), device=device, generator=g_noise)
-                    noise = torch.randn((n, *x0.shape[1:]), device=device, dtype=x0.dtype, generator=g_noise)[lo:hi]
-                i = None if i is None else i[lo:hi]
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = noise_loss(net, x0, schedule, loss=cfg.loss, cond=cond, i=i, noise=noise,
-                                      generator=g_noise)
-                value = loss.item() if world == 1 else _global_mean(loss)  # the one host sync of the step
-                if not math.isfinite(value):
-                    raise FloatingPointError(f"loss is {value} at step {step + 1}: lower the learning rate, keep "
-                                             f"grad_clip on, or check the data for NaN/inf")
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                updated = True
-                scaler.step(opt)
-                scaler.update()
-                decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
-                ema_update(ema, model, decay)
-                step += 1
-                mid_step = False
+        if evaluate is not None and not any(e["step"] == step for e in evals):
+            run_evaluation()
+        # inside a step; past the optimizer's update; the RNG at its start
+        mid_step, updated, rng_before = False, False, None
+        with _GracefulInterrupt() as interrupt:
+            try:
+                while step < target:
+                    mid_step, updated, rng_before = True, False, rng_state()
+                    for group in opt.param_groups:
+                        group["lr"] = lr_at(cfg, step)
+                    # the global batch's draws, on every rank alike; this rank takes rows lo:hi (all of them alone)
+                    n, lo, hi = cfg.batch_size * world, cfg.batch_size * rank, cfg.batch_size * (rank + 1)
+                    batch = get_batch(data, torch.randint(len(data), (n,), generator=g_data)[lo:hi])
+                    cond = {}
+                    if isinstance(batch, dict):
+                        cond = {k: v.to(device, non_blocking=True) for k, v in batch.items() if k != "x0"}
+                        batch = batch["x0"]
+                    x0 = batch.to(device, non_blocking=True)
+                    i, noise = None, None
+                    if timesteps is not None:
+                        i, extra = timesteps(n, g_noise, device)
+                        cond = {**cond, **{k: _rows(v, n, lo, hi) for k, v in extra.items()}}
+                    if world > 1:
+                        if i is None:
+                            i = torch.randint(len(schedule), (n,), device=device, generator=g_noise)
+                        noise = torch.randn((n, *x0.shape[1:]), device=device, dtype=x0.dtype, generator=g_noise)[lo:hi]
+                    i = None if i is None else i[lo:hi]
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                        loss = noise_loss(net, x0, schedule, loss=cfg.loss, cond=cond, i=i, noise=noise,
+                                          generator=g_noise)
+                    value = loss.item() if world == 1 else _global_mean(loss)  # the one host sync of the step
+                    if not math.isfinite(value):
+                        raise FloatingPointError(f"loss is {value} at step {step + 1}: lower the learning rate, keep "
+                                                 f"grad_clip on, or check the data for NaN/inf")
+                    opt.zero_grad(set_to_none=True)
+                    scaler.scale(loss).backward()
+                    if cfg.grad_clip:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    updated = True
+                    scaler.step(opt)
+                    scaler.update()
+                    decay = min(cfg.ema_decay, (1 + step) / (10 + step)) if cfg.ema_warmup else cfg.ema_decay
+                    ema_update(ema, model, decay)
+                    step += 1
+                    mid_step = False
 
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    history.append({"step": step, "loss": value, "lr": opt.param_groups[0]["lr"],
-                                    "seconds": time.perf_counter() - start})
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-                if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == cfg.steps):
-                    run_evaluation()
-                if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                    if step % cfg.log_every == 0 or step == cfg.steps:
+                        history.append({"step": step, "loss": value, "lr": opt.param_groups[0]["lr"],
+                                        "seconds": time.perf_counter() - start})
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                    if evaluate is not None and evaluate_every and (step % evaluate_every == 0 or step == cfg.steps):
+                        run_evaluation()
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                        save()
+                    if callback is not None:
+                        callback(step, value)
+                    if interrupt.requested:
+                        raise Interrupted(interrupt.signum)
+            except BaseException as error:
+                what = (f"interrupted ({error.signal_name})" if isinstance(error, Interrupted) else "interrupted"
+                        if isinstance(error, KeyboardInterrupt) else f"stopped by {type(error).__name__}")
+                if checkpoint is None or isinstance(error, DiskFullError):
+                    pass
+                elif not mid_step:
                     save()
-                if callback is not None:
-                    callback(step, value)
-                if interrupt.requested:
-                    raise KeyboardInterrupt
-        except BaseException as error:
-            what = "interrupted" if isinstance(error, KeyboardInterrupt) else f"stopped by {type(error).__name__}"
-            if checkpoint is None:
-                pass
-            elif not mid_step:
-                save()
-                print(f"{what} after step {step}; checkpoint saved to {checkpoint} (call train again to resume)")
-            elif not updated:   # the step had not touched the weights: save the state from before it
-                save(rng_before)
-                print(f"{what} inside step {step + 1}; the state after step {step} is saved to {checkpoint} "
-                      f"(call train again to resume: step {step + 1} is redone)")
-            else:
-                print(f"{what} inside step {step + 1}, after the weights changed; {checkpoint} keeps step {last_saved}")
-            raise
-        finally:
-            bar.close()
-    if last_saved != step:
-        save()
-    if world > 1:
-        import torch.distributed as dist
-        dist.barrier()          # rank 0's checkpoint is on disk before any rank goes on (and may resume from it)
-    model.eval()
-    return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals, "sessions": sessions,
-            "resumed_from": resumed_from}
+                    print(f"{what} after step {step}; checkpoint saved to {checkpoint} (call train again to resume)")
+                elif not updated:   # the step had not touched the weights: save the state from before it
+                    save(rng_before)
+                    print(f"{what} inside step {step + 1}; the state after step {step} is saved to {checkpoint} "
+                          f"(call train again to resume: step {step + 1} is redone)")
+                else:
+                    print(f"{what} inside step {step + 1}, after the weights changed; {checkpoint} keeps step "
+                          f"{last_saved}")
+                raise
+            finally:
+                bar.close()
+        if last_saved != step:
+            save()
+        if world > 1:
+            import torch.distributed as dist
+            dist.barrier()          # rank 0's checkpoint is on disk before any rank goes on (and may resume from it)
+        model.eval()
+        return {"model": model, "ema": ema, "step": step, "history": history, "evals": evals, "sessions": sessions,
+                "resumed_from": resumed_from}

@@ -22,6 +22,7 @@ from torch import nn
 
 from .nn import Downsample, Upsample, count_parameters, group_norm, make_block, timestep_embedding
 from .registry import register_architecture
+from .utils import check_image_dtype
 
 
 @dataclass
@@ -256,6 +257,7 @@ class UNet(nn.Module):
                 x.shape[-2] % divisor:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"U-Net expects (batch, {channels}, H, W) with H and W divisible by {divisor}, got {got}")
+        check_image_dtype("x", x, self.time_embed[0].weight.dtype)
         if t is not None and (not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],)):
             got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
             raise ValueError(f"t must be a tensor of shape ({x.shape[0]},): one timestep per image; got {got}")
@@ -324,6 +326,7 @@ def check_lr(x: torch.Tensor, lr, channels: int) -> None:
     if not isinstance(lr, torch.Tensor) or lr.ndim != 4 or lr.shape[1] != channels or lr.shape[0] != x.shape[0]:
         got = tuple(lr.shape) if isinstance(lr, torch.Tensor) else type(lr).__name__
         raise ValueError(f"lr must be ({x.shape[0]}, {channels}, h, w) for x of shape {tuple(x.shape)}, got {got}")
+    check_image_dtype("lr", lr)
     if x.shape[-1] % lr.shape[-1] or x.shape[-2] % lr.shape[-2]:
         raise ValueError(f"LR size {tuple(lr.shape[-2:])} does not divide the output size {tuple(x.shape[-2:])}")
 

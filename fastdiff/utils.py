@@ -7,10 +7,11 @@ import json
 import re
 import os
 import platform
-import tempfile
 from pathlib import Path
 
 import torch
+
+from .files import atomic_write
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -135,31 +136,6 @@ def _jsonable(obj):
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 
-def atomic_write(path: str | Path, write) -> Path:
-    """Create ``path`` atomically: ``write(file)`` fills a temporary file in the same folder, which is
-    fsynced and renamed over ``path``; an interruption leaves the old file (or none), never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(glob_escape(path.name) + "*.tmp"):   # left by a writer that was killed (kill -9)
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters taken literally."""
-    return re.sub(r"([*?[])", r"[\1]", name)
-
-
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """Images in [-1, 1] -> uint8 in [0, 255] (rounded), on the CPU, same shape. NaN or inf is an error (it
     would silently become black)."""
@@ -174,6 +150,35 @@ def check_int(name: str, value, low: int = 1, high: int | None = None) -> int:
         bound = f">= {low}" if high is None else f"in {low}..{high}"
         raise ValueError(f"{name} must be an integer {bound}, got {value!r}")
     return value
+
+
+def check_bool(name: str, value) -> bool:
+    """``value`` as a bool: True/False, or the strings "true"/"false" in any case (papermill's ``-p`` and YAML hand
+    some flags over as text). Anything else is a ValueError naming the parameter: a string is never truthy here."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    hint = (f"; papermill's -p passes text such as `false` as a string: use -p {name} False or -y '{name}: false'"
+            if isinstance(value, str) else "")
+    raise ValueError(f"{name} must be True or False, got {value!r}{hint}")
+
+
+def check_image_dtype(name: str, x: torch.Tensor, weights: torch.dtype | None = None) -> None:
+    """``x`` must be float images the network can take: not integer pixels (uint8 from a file), and of the
+    weights' dtype unless autocast is on (it casts float32/bf16/fp16 inside, not float64). Looks at no values, so
+    it costs nothing per call."""
+    if not x.is_floating_point():
+        raise ValueError(f"{name} is {str(x.dtype).replace('torch.', '')}; the models take float images in "
+                         f"[-1, 1]: convert with fastdiff.data.to_model_range")
+    if weights is None or x.dtype == weights:
+        return
+    if x.dtype != torch.float64 and torch.is_autocast_enabled(x.device.type):
+        return                                          # autocast casts it inside
+    short = {d: str(d).replace("torch.", "") for d in (x.dtype, weights)}
+    raise ValueError(f"{name} is {short[x.dtype]} but the model's weights are {short[weights]}: pass "
+                     f"{name}.to(torch.{short[weights]}) (for bf16/fp16 compute keep float32 inputs under autocast: "
+                     f"fastdiff.utils.autocast, or TrainConfig.amp in training)")
 
 
 def check_number(name: str, value, low: float | None = None, high: float | None = None, *,
@@ -277,6 +282,18 @@ def portable(obj, *, cwd: Path | None = None):
 
 
 def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
-    """Write ``<output_dir>/<name>.json`` atomically (absolute paths made `portable`) and return its path."""
-    text = json.dumps(portable(json.loads(json.dumps(results, default=_jsonable))), indent=2).encode()
-    return atomic_write(Path(output_dir) / f"{name}.json", lambda f: f.write(text))
+    """Write ``<output_dir>/<name>.json`` atomically (absolute paths made `portable`) and return its path. The file
+    is standard JSON: a NaN or infinite number is written as null and listed under ``"non-finite"`` ({where: "nan"}),
+    with a warning that names them (`fastdiff.results.finite_or_null`)."""
+    import warnings
+    from .results import finite_or_null
+    path = Path(output_dir) / f"{name}.json"
+    data, found = finite_or_null(portable(json.loads(json.dumps(results, default=_jsonable))))
+    if found:
+        if not isinstance(data, dict):
+            raise ValueError(f"cannot write {path}: {', '.join(found)} is not a finite number (JSON has no NaN)")
+        data["non-finite"] = {**data.get("non-finite", {}), **found}
+        warnings.warn(f"{path}: {len(found)} non-finite number(s) written as null: "
+                      + ", ".join(f"{at} ({v})" for at, v in found.items()), stacklevel=2)
+    text = json.dumps(data, indent=2, allow_nan=False).encode()
+    return atomic_write(path, lambda f: f.write(text))

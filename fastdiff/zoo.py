@@ -7,6 +7,10 @@ final loss, the git commit of the code that trained it, how many sessions the tr
 sha256, which `load` verifies. The recipes that train the entries live with their studies
 (``fastdiff.studies.<study>.ZOO``) and run with ``fastdiff train NAME``; `export` turns a finished training
 checkpoint into an entry.
+
+Reading checks the index (`entries`): another format, or an entry with a missing or wrongly typed field, is a
+`ZooError` naming the file, the entry and the field; a field this version does not know is ignored with a
+`ZooIndexWarning` (the weights themselves are checked by their sha256, so an extra provenance field cannot hurt).
 """
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ import datetime as _dt
 import hashlib
 import io
 import json
+import re
 import subprocess
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +29,20 @@ import torch
 from torch import nn
 
 from .registry import build_model
-from .utils import atomic_write
+from .files import atomic_write, file_lock
 
 ZOO_DIR = Path(__file__).parent / "zoo"
 INDEX_NAME = "index.json"
+INDEX_LOCK_WAIT_S = 60.0     # an export waits this long for another export to finish its index update
 FORMAT = "fastdiff.zoo/1"
 
 
 class ZooError(ValueError):
     """A zoo entry is unknown, missing or does not match its recorded checksum; the message says what to do."""
+
+
+class ZooIndexWarning(UserWarning):
+    """The zoo index has a field this fastdiff does not know (written by a newer version); it is ignored."""
 
 
 @dataclass
@@ -69,17 +80,77 @@ def _index_path(zoo_dir: Path | None) -> Path:
 
 
 def entries(zoo_dir: str | Path | None = None) -> dict[str, ZooEntry]:
-    """Every entry in the zoo's index, by name."""
+    """Every entry in the zoo's index, by name. The index is checked: not JSON, another format, or an entry with a
+    missing or wrongly typed field is a `ZooError` naming the file, the entry and the field. A field this version
+    does not know (an index written by a newer fastdiff) is ignored with a `ZooIndexWarning` naming it; `export`
+    rewrites the index without it."""
     path = _index_path(zoo_dir)
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ZooError(f"the zoo index {path} is not valid JSON ({e}); restore it from git") from e
-    if data.get("format") != FORMAT:
-        raise ZooError(f"{path} is not a fastdiff zoo index ({FORMAT})")
-    return {name: ZooEntry(**e) for name, e in data["entries"].items()}
+    found = {n: _checked_entry(path, n, e) for n, e in _index_entries(path, data).items()}
+    return {n: ZooEntry(**e) for n, e in found.items()}
+
+
+_KINDS = {"str": ((str,), "text"), "int": ((int,), "an integer"), "float": ((int, float), "a number"),
+          "dict": ((dict,), "an object")}     # ZooEntry's annotations -> the JSON types that fit them
+
+
+def _index_entries(path: Path, data) -> dict:
+    """The index's {name: entry} after its format is checked."""
+    fmt = data.get("format") if isinstance(data, dict) else None
+    if fmt != FORMAT:
+        newer = isinstance(fmt, str) and fmt.startswith("fastdiff.zoo/")
+        what = f"format {fmt!r}" if isinstance(data, dict) else f"a {type(data).__name__}"
+        raise ZooError(f"{path} " + (f"was written by another fastdiff version ({what}; this one reads {FORMAT!r}): "
+                                     f"upgrade fastdiff, or restore the index from git" if newer else
+                                     f"is not a fastdiff zoo index ({FORMAT}; it holds {what}); restore it from git"))
+    if not isinstance(data.get("entries"), dict):
+        raise ZooError(f"{path}: 'entries' is missing or not an object (written by another fastdiff version?); "
+                       f"restore it from git")
+    return data["entries"]
+
+
+def _checked_entry(path: Path, name: str, e) -> dict:
+    """Entry ``name`` of the index ``path`` as `ZooEntry` keywords: a ZooError names a missing or wrongly typed
+    field; unknown fields are dropped with a warning."""
+    problems = _entry_problems(name, e)
+    if problems:
+        raise ZooError(f"{path}, entry {name!r}: {'; '.join(problems)} (written by another fastdiff version?); "
+                       f"restore the index from git, or retrain with `fastdiff train {name}`")
+    known = {f.name for f in dataclasses.fields(ZooEntry)}
+    unknown = [k for k in e if k not in known]
+    if unknown:
+        warnings.warn(f"{path}, entry {name!r}: unknown field{'s' * (len(unknown) > 1)} "
+                      f"{', '.join(map(repr, unknown))} ignored (written by a newer fastdiff version?)",
+                      ZooIndexWarning, stacklevel=2)
+    return {k: v for k, v in e.items() if k in known}
+
+
+def _entry_problems(name: str, e) -> list[str]:
+    if not isinstance(e, dict):
+        return [f"is a {type(e).__name__}, not an object"]
+    problems = []
+    for f in dataclasses.fields(ZooEntry):
+        if f.name not in e:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                problems.append(f"missing field {f.name!r}")
+            continue
+        types, kind = _KINDS[f.type]
+        if isinstance(e[f.name], bool) or not isinstance(e[f.name], types):
+            problems.append(f"field {f.name!r} is {type(e[f.name]).__name__} {str(e[f.name])[:40]!r}, not {kind}")
+    if problems:
+        return problems
+    if e["name"] != name:
+        problems.append(f"its name field says {e['name']!r}")
+    if not re.fullmatch(r"[0-9a-f]{64}", e["sha256"]):
+        problems.append(f"sha256 {e['sha256'][:20]!r} is not 64 hex digits")
+    if Path(e["file"]).is_absolute() or ".." in Path(e["file"]).parts:
+        problems.append(f"file {e['file']!r} is not a path inside the zoo folder")
+    return problems
 
 
 def entry(name: str, zoo_dir: str | Path | None = None) -> ZooEntry:
@@ -124,7 +195,17 @@ def curves(name: str, zoo_dir: str | Path | None = None) -> dict:
     """The entry's training curves: {"history": [{step, loss, seconds}], "evals": [{step, seconds, ...}]}."""
     e = entry(name, zoo_dir)
     path = Path(zoo_dir or ZOO_DIR) / e.curves_file
-    return json.loads(path.read_text()) if e.curves_file and path.is_file() else {"history": [], "evals": []}
+    if not (e.curves_file and path.is_file()):
+        return {"history": [], "evals": []}
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ZooError(f"the curves file {path} of zoo entry {name!r} is not valid JSON ({err}); restore it from git, "
+                       f"or retrain with `fastdiff train {name}`") from err
+    if not (isinstance(data, dict) and all(isinstance(data.get(k), list) for k in ("history", "evals"))):
+        raise ZooError(f"the curves file {path} of zoo entry {name!r} lacks its 'history' and 'evals' lists; restore "
+                       f"it from git, or retrain with `fastdiff train {name}`")
+    return data
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -167,10 +248,12 @@ def export(name: str, checkpoint: dict, *, data: str, device: str, sessions: int
                  git_commit=git_commit or globals()["git_commit"](),
                  trained_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), sessions=sessions,
                  recipe={"train_config": cfg, **(recipe or {})}, notes=notes, curves_file=f"{name}.curves.json")
-    index = {n: dataclasses.asdict(x) for n, x in entries(zoo_dir).items()}
-    index[name] = dataclasses.asdict(e)
-    text = json.dumps({"format": FORMAT, "entries": dict(sorted(index.items()))}, indent=1).encode()
-    atomic_write(_index_path(zoo_dir), lambda f: f.write(text))
+    index_path = _index_path(zoo_dir)
+    with file_lock(index_path, what=f"the zoo index {index_path}", wait_s=INDEX_LOCK_WAIT_S):  # read-modify-write
+        index = {n: dataclasses.asdict(x) for n, x in entries(zoo_dir).items()}
+        index[name] = dataclasses.asdict(e)
+        text = json.dumps({"format": FORMAT, "entries": dict(sorted(index.items()))}, indent=1).encode()
+        atomic_write(index_path, lambda f: f.write(text))
     return e
 
 

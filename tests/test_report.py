@@ -69,3 +69,83 @@ def test_fastdiff_report_draws_the_maps_from_a_results_file(tmp_path, capsys):
     for name in ("claims.md", "map.png", "map.csv", "sr_map.png"):
         assert (tmp_path / "out" / name).stat().st_size > 0
     assert (tmp_path / "out" / "map.csv").read_text().startswith("label,family")
+
+
+# ----------------------------------------------------------------------------------------- damaged results files
+
+def study_folder(tmp_path) -> Path:
+    """A results folder holding one committed study file (4 verdicts)."""
+    root = tmp_path / "results"
+    (root / "cpu").mkdir(parents=True)
+    shutil.copy(RESULTS / "cpu" / "00_diffusion_basics-quick.json", root / "cpu")
+    return root
+
+
+def report(root, capsys, *extra) -> tuple[int, str, str]:
+    code = main(["report", "--results", str(root), "--out", str(root.parent / "out"), *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_committed_report_is_what_fastdiff_report_writes_from_the_committed_results(tmp_path):
+    from fastdiff.studies.report import write_claims
+    for path in write_claims(gather_verdicts(RESULTS), tmp_path):
+        assert path.read_text() == (RESULTS / "report" / path.name).read_text(), path.name
+
+
+@pytest.mark.parametrize("copy", ["00_diffusion_basics-quick (copy).json", "00_diffusion_basics-quick.bak.json"])
+def test_a_backup_copy_stops_the_report_or_is_counted_once_with_a_warning(tmp_path, capsys, copy):
+    root = study_folder(tmp_path)
+    shutil.copy(root / "cpu" / "00_diffusion_basics-quick.json", root / "cpu" / copy)
+    code, out, err = report(root, capsys)
+    assert code == 2 and not out
+    assert f"cpu/{copy} and " in err and "00_diffusion_basics-quick.json are both study '00_diffusion_basics'" in err
+    assert "--skip-damaged" in err and len(err.splitlines()) == 1
+    code, out, err = report(root, capsys, "--skip-damaged")
+    assert code == 0 and "3 reproduced, 1 contradicted" in out                 # 4 claims, not 8
+    assert f"fastdiff report: warning: skipped 1 duplicate results file: {root}/cpu/{copy}" in err
+    assert (tmp_path / "out" / "claims.csv").read_text().count("\n00_diffusion_basics,") == 4
+
+
+@pytest.mark.parametrize("broken, message", [
+    (lambda text: text[:len(text) // 3], "is truncated (it ends before its last bracket"),
+    (lambda text: text.replace('"fastdiff.results/1"', '"fastdiff.results/2"'),
+     "was written by a newer fastdiff (schema fastdiff.results/2"),
+    (lambda text: text.replace('"claim":', '"claim_text":', 1),
+     "verdicts[0] (claim 'half'): missing field 'claim'"),
+    (lambda text: text.replace('"value": ', '"value": NaN, "x": ', 1), "rows[0].value is nan"),
+    (lambda text: text.replace('"verdict": "reproduced"', '"verdict": 1', 1), ".verdict is int '1', not text")])
+def test_a_damaged_results_file_stops_the_report_unless_asked_to_skip_it(tmp_path, capsys, broken, message):
+    root = study_folder(tmp_path)
+    good = root / "cpu" / "00_diffusion_basics-quick.json"
+    shutil.copy(RESULTS / "cpu" / "05_performance-quick.json", root / "cpu")
+    damaged = root / "cpu" / "05_performance-quick.json"
+    damaged.write_text(broken(damaged.read_text()))
+    code, out, err = report(root, capsys)
+    assert code == 2 and err.startswith(f"fastdiff report: {damaged}") and message in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    code, out, err = report(root, capsys, "--skip-damaged")
+    assert code == 0 and "00_diffusion_basics" in out and "05_performance" not in out
+    assert f"warning: skipped 1 damaged results file: {damaged}" in err and message in err
+    assert good.exists()
+
+
+def test_an_unknown_json_file_among_the_results_is_named(tmp_path, capsys):
+    root = study_folder(tmp_path)
+    (root / "cpu" / "notes.json").write_text(json.dumps({"todo": "rerun 02"}))
+    code, _, err = report(root, capsys)
+    assert code == 2 and f"{root}/cpu/notes.json is not a fastdiff results file" in err and "move it out" in err
+
+
+def test_a_damaged_map_file_stops_the_report_with_the_field_named(tmp_path, capsys):
+    root = study_folder(tmp_path)
+    part = json.loads((RESULTS / "cpu" / "report_map.json").read_text())
+    part["digits"]["reference"] = "DDPM 9999"
+    (root / "cpu" / "report_map.json").write_text(json.dumps(part))
+    code, _, err = report(root, capsys)
+    assert code == 2 and f"{root}/cpu/report_map.json: digits.reference 'DDPM 9999' is not the label" in err
+    del part["sr"]["digits"]["rows"][0]["model"]
+    part["digits"]["reference"] = "DDPM 1000"
+    (root / "cpu" / "report_map.json").write_text(json.dumps(part))
+    code, _, err = report(root, capsys)
+    assert code == 2 and "sr.digits.rows[0]: missing field 'model'" in err and "benchmarks/report_map.py" in err

@@ -54,3 +54,22 @@ def test_only_selects_and_unknown_is_an_error(notebooks, tmp_path, capsys):
     assert main(["reproduce", "--only", "02", "--notebooks", str(notebooks), "--out", str(tmp_path / "o")]) == 0
     with pytest.raises(SystemExit):
         main(["reproduce", "--profile", "huge"])
+
+
+def test_a_second_reproduce_into_the_same_folder_stops_with_the_first_ones_pid(notebooks, tmp_path, capsys):
+    import subprocess
+    import sys
+    out = tmp_path / "run"
+    hold = ("import sys, time; from fastdiff.files import file_lock\n"
+            "with file_lock(sys.argv[1], what='x'):\n    print('held', flush=True); time.sleep(60)\n")
+    first = subprocess.Popen([sys.executable, "-c", hold, str(out / "summary.json")], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert first.stdout.readline().strip() == "held"
+        code = main(["reproduce", "--notebooks", str(notebooks), "--out", str(out), "--only", "02"])
+    finally:
+        first.kill()
+        first.wait()
+    assert code == 2
+    assert f"the run folder {out} is in use by process {first.pid}" in capsys.readouterr().err
+    assert not (out / "02_ok.ipynb").exists()

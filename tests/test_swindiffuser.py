@@ -1,6 +1,7 @@
 """Study 4's model: one patch with no shift is the full-image model, the walk is roll -> patchify -> denoise ->
 unpatchify -> unroll, the fixed plan cycles over the sampling steps, the condition cache changes nothing, and two
-gloo processes give exactly the one-process image (torch.multiprocessing, world size 2, under a deadline)."""
+gloo processes agree with each other exactly and with the one-process image within 1/255 in at most a few values
+(torch.multiprocessing, world size 2, under a deadline)."""
 import dataclasses
 
 import pytest
@@ -148,9 +149,13 @@ def _spawn(tmp_path, fail_rank=-1):
     return out
 
 
-def test_two_gloo_processes_give_exactly_the_one_process_image(tmp_path):
+def test_two_gloo_processes_agree_exactly_and_give_the_one_process_image_within_1_of_255(tmp_path):
+    """What `fastdiff.swin` promises: the ranks hold the same image bit for bit; against one process, whose
+    convolutions run on a larger batch of patches and round differently in the last bits, the 8-bit image differs by
+    at most 1/255 in at most a few values (this tiny model usually matches exactly)."""
     from fastdiff.diffusion import make_schedule
     from fastdiff.studies.swindiffuser import super_resolve
+    from fastdiff.utils import to_uint8
     out = _spawn(tmp_path)
     r0, r1 = torch.load(f"{out}.0"), torch.load(f"{out}.1")
     assert r0["backend"] == "gloo" and torch.equal(r0["sr"], r1["sr"])
@@ -161,7 +166,9 @@ def test_two_gloo_processes_give_exactly_the_one_process_image(tmp_path):
         alone = super_resolve(tiny(), lr, make_schedule("linear"), 5, device="cpu")
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(r0["sr"], alone)
+    torch.testing.assert_close(r0["sr"], alone, rtol=0, atol=1e-4)
+    levels = (to_uint8(r0["sr"]).int() - to_uint8(alone).int()).abs()
+    assert levels.max() <= 1 and (levels > 0).sum() <= max(3, levels.numel() // 1000)
 
 
 def test_a_rank_that_dies_ends_the_other_with_a_clear_error(tmp_path):

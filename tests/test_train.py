@@ -1,6 +1,8 @@
 import math
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -218,7 +220,8 @@ def test_checkpoints_that_are_damaged_say_which_file_and_what_is_wrong(tmp_path)
 
 def test_a_killed_writer_leaves_no_temporaries_after_the_next_write(tmp_path):
     ckpt = tmp_path / "run.pt"
-    (tmp_path / "run.ptabc123.tmp").write_bytes(b"half a checkpoint")   # what kill -9 mid-write leaves
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / f".run.pt.{int(dead.stdout)}.abc123.tmp").write_bytes(b"half")  # what kill -9 mid-write leaves
     (tmp_path / "other.pt.tmp").write_bytes(b"not ours")
     train(fresh_model(), digits8(), SCHEDULE, cfg(steps=2), checkpoint=ckpt, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.pt.tmp", "run.pt"]

@@ -5,7 +5,8 @@ import torch
 
 from fastdiff.studies.diffusion_basics import border_deviation, default_runs, get_profile, sampling_sweep
 from fastdiff.diffusion import make_schedule
-from fastdiff.utils import atomic_write, environment, resolve_device, resolve_dtype, save_results
+from fastdiff.files import atomic_write
+from fastdiff.utils import environment, resolve_device, resolve_dtype, save_results
 
 
 def test_device_and_dtype_resolution():

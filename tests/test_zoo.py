@@ -1,12 +1,16 @@
 """The zoo: an exported entry loads back bit for bit (in half precision) with its provenance, a changed file is
 refused, `fastdiff train NAME` trains from a recipe, resumes exactly after the process is killed, and exports;
 `fastdiff zoo` lists every entry. Also: the shipped entries load and match their index."""
+import dataclasses
+import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -134,3 +138,107 @@ def test_the_zoo_holds_every_model_the_quick_notebooks_load():
               *(swindiffuser.ZOO_MODELS[m] for m in swindiffuser.get_profile("quick").models)}
     missing = sorted(needed - set(zoo.entries()))
     assert not missing, f"not in the zoo: {missing} (train them with `fastdiff train NAME`)"
+
+
+# ----------------------------------------------------------------------------------------- the index is checked
+
+WEIGHTS = b"not really weights"
+
+
+def zoo_with_entry(tmp_path, fmt=zoo.FORMAT, **changes) -> Path:
+    """A zoo folder whose index holds entry 'x/y' (``changes``: fields replaced; None: field removed)."""
+    (tmp_path / "x").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "x" / "y.pt").write_bytes(WEIGHTS)
+    e = dataclasses.asdict(zoo.ZooEntry(
+        name="x/y", file="x/y.pt", sha256=hashlib.sha256(WEIGHTS).hexdigest(), parameters=10, data="digits",
+        steps=5, batch_size=4, wall_seconds=1.5, device="CPU: x", train_dtype="fp32", final_loss=0.1,
+        git_commit="abc", trained_utc="2026-01-01T00:00:00+00:00"))
+    e.update(changes)
+    e = {k: v for k, v in e.items() if v is not None}
+    (tmp_path / "index.json").write_text(json.dumps({"format": fmt, "entries": {"x/y": e}}))
+    return tmp_path
+
+
+def test_the_zoo_entry_fields_have_a_json_type_each():
+    assert {f.type for f in dataclasses.fields(zoo.ZooEntry)} <= set(zoo._KINDS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert zoo.entries()                                   # the shipped index: valid, nothing unknown
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(sha256=None), "missing field 'sha256'"),
+    (dict(steps="5"), "field 'steps' is str '5', not an integer"),
+    (dict(wall_seconds=True), "field 'wall_seconds' is bool 'True', not a number"),
+    (dict(recipe=[]), "field 'recipe' is list '[]', not an object"),
+    (dict(name="x/z"), "its name field says 'x/z'"),
+    (dict(sha256="abc"), "sha256 'abc' is not 64 hex digits"),
+    (dict(file="../../etc/passwd"), "file '../../etc/passwd' is not a path inside the zoo folder")])
+def test_an_index_entry_of_another_version_names_the_file_the_entry_and_the_field(tmp_path, changes, message):
+    folder = zoo_with_entry(tmp_path, **changes)
+    with pytest.raises(zoo.ZooError, match=re.escape(f"{folder / 'index.json'}, entry 'x/y': {message}") +
+                       r".*\(written by another fastdiff version\?\); restore the index from git, or retrain with "
+                       r"`fastdiff train x/y`"):
+        zoo.entries(folder)
+    with pytest.raises(zoo.ZooError, match=re.escape(message)):
+        zoo.load("x/y", zoo_dir=folder)
+
+
+def test_an_index_of_another_format_names_the_file(tmp_path):
+    index = zoo_with_entry(tmp_path, fmt="fastdiff.zoo/2") / "index.json"
+    with pytest.raises(zoo.ZooError, match=re.escape(f"{index} was written by another fastdiff version (format "
+                                                     "'fastdiff.zoo/2'; this one reads 'fastdiff.zoo/1'): upgrade")):
+        zoo.entries(tmp_path)
+    for data, message in (([1, 2], "is not a fastdiff zoo index (fastdiff.zoo/1; it holds a list)"),
+                          ({"format": zoo.FORMAT}, ": 'entries' is missing or not an object"),
+                          ({"format": zoo.FORMAT, "entries": [1]}, ": 'entries' is missing or not an object")):
+        index.write_text(json.dumps(data))
+        with pytest.raises(zoo.ZooError, match=re.escape(f"{index}{'' if message[0] == ':' else ' '}{message}")):
+            zoo.entries(tmp_path)
+    index.write_text('{"format": "fastdiff.zoo/1", "entries": {"x/y": {"na')
+    with pytest.raises(zoo.ZooError, match=re.escape(f"the zoo index {index} is not valid JSON")):
+        zoo.entries(tmp_path)
+
+
+def test_an_unknown_field_is_ignored_with_a_warning_and_missing_optional_fields_take_their_defaults(tmp_path):
+    folder = zoo_with_entry(tmp_path, license="CC-BY", sessions=None, curves_file=None)
+    with pytest.warns(zoo.ZooIndexWarning, match=re.escape(f"{folder / 'index.json'}, entry 'x/y': unknown field "
+                                                           "'license' ignored (written by a newer fastdiff version?)")):
+        e = zoo.entries(folder)["x/y"]
+    assert e.sessions == 1 and e.curves_file == ""
+
+
+def test_fastdiff_zoo_says_what_is_wrong_with_the_index_in_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(zoo, "ZOO_DIR", zoo_with_entry(tmp_path, parameters=None))
+    assert main(["zoo"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fastdiff zoo: {tmp_path / 'index.json'}, entry 'x/y': missing field 'parameters'")
+    assert len(err.splitlines()) == 1
+    zoo_with_entry(tmp_path, license="CC-BY")
+    assert main(["zoo"]) == 0
+    out, err = capsys.readouterr()
+    assert "x/y" in out and err == (f"fastdiff zoo: warning: {tmp_path / 'index.json'}, entry 'x/y': unknown field "
+                                    "'license' ignored (written by a newer fastdiff version?)\n")
+
+
+def test_loading_an_entry_whose_file_is_missing_or_changed_is_an_error(tmp_path):
+    folder = zoo_with_entry(tmp_path)
+    (folder / "x" / "y.pt").write_bytes(WEIGHTS + b"!")
+    with pytest.raises(zoo.ZooError, match=re.escape(f"zoo file {folder / 'x' / 'y.pt'} does not match its recorded "
+                                                     "sha256") + ".*Restore it from git, or retrain"):
+        zoo.load("x/y", zoo_dir=folder)
+    (folder / "x" / "y.pt").unlink()
+    with pytest.raises(zoo.ZooError, match=re.escape(f"zoo entry 'x/y' is in the index but its file "
+                                                     f"{folder / 'x' / 'y.pt'} is missing")):
+        zoo.load("x/y", zoo_dir=folder)
+
+
+def test_a_damaged_curves_file_names_it(tmp_path):
+    folder = zoo_with_entry(tmp_path, curves_file="x/y.curves.json")
+    (folder / "x" / "y.curves.json").write_text('{"history": [')
+    with pytest.raises(zoo.ZooError, match=re.escape(f"the curves file {folder / 'x' / 'y.curves.json'} of zoo entry "
+                                                     "'x/y' is not valid JSON")):
+        zoo.curves("x/y", zoo_dir=folder)
+    (folder / "x" / "y.curves.json").write_text('{"history": []}')
+    with pytest.raises(zoo.ZooError, match="lacks its 'history' and 'evals' lists"):
+        zoo.curves("x/y", zoo_dir=folder)

@@ -18,7 +18,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
 from ..data import mnist_digits, train_val_split
-from ..utils import atomic_write
+from ..files import atomic_write
 from ..weights import require
 
 NAME = "lenet-mnist"

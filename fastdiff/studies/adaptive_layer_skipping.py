@@ -16,7 +16,7 @@ from ..methods.layer_skipping import (LayerSkippingUNet, ScheduledSkipping, pred
 from ..sampling import sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet
-from ..utils import profile_by_name, progress_bar, slug
+from ..utils import check_bool, profile_by_name, progress_bar, slug
 
 # The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels).
 PAPER_TABLE1_FID = {  # rows: skip type (DDPM = the pre-trained model, skipping only at inference); columns: c
@@ -254,6 +254,7 @@ def get_models(profile: SkippingProfile, *, weights: str, data, schedule: Schedu
     shipped models, ``"train"`` trains them here under ``profile`` (``resume`` continues checkpoints in the output
     folder; otherwise they are trained afresh, never silently reused)."""
     from .. import zoo
+    resume = check_bool("resume", resume)
     if weights == "zoo":
         models, provenance, info = {}, {}, {}
         for name, entry_name in ZOO_MODELS.items():

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from ..files import atomic_write_text, file_lock
 from ..utils import cpu_features, dtype_name, environment, resolve_device, resolve_dtype
 
 
@@ -54,6 +55,10 @@ def setup(notebook: str, *, profile: str, device: str = "auto", dtype: str = "au
     ``output_dir``, and print the banner (unless ``quiet``)."""
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(device, str):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if not isinstance(output_dir, (str, Path)) or not str(output_dir).strip():
+        raise ValueError(f"output_dir must be a folder path (e.g. '../runs/interactive'), got {output_dir!r}")
     torch.manual_seed(seed)
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, dev)
@@ -124,26 +129,43 @@ def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path 
     model = recipe.build()
     schedule = make_schedule(recipe.schedule)
     path = Path(checkpoint_dir) / f"{slug(name)}.pt"
-    sessions_log = path.with_suffix(".sessions.json")     # the code each training session ran
-    log = json.loads(sessions_log.read_text()) if sessions_log.is_file() else []
-    log.append({"git_commit": zoo.git_commit(), "device": device_name(dev),
-                "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sessions_log.write_text(json.dumps(log, indent=1))
-    draw = recipe.timesteps(model, schedule) if recipe.timesteps is not None else None
-    evaluate = recipe.evaluate(dev, schedule) if recipe.evaluate is not None else None
-    result = train(model, recipe.data(), schedule, cfg, checkpoint=path, device=dev, progress=progress,
-                   timesteps=draw, until=steps, evaluate=evaluate, evaluate_every=recipe.evaluate_every)
-    entry = None
-    if export and result["step"] >= recipe.train.steps:
-        ckpt = load_checkpoint(path)
-        commits = sorted({x["git_commit"] for x in log})
-        entry = zoo.export(name, ckpt, data=recipe.data_label, device=device_name(dev), sessions=ckpt["sessions"],
-                           recipe={"description": recipe.description, "schedule": recipe.schedule,
-                                   "sessions": log}, git_commit=log[0]["git_commit"], zoo_dir=zoo_dir,
-                           notes="" if len(commits) == 1 else f"resumed under {len(commits)} commits: {commits}")
-        print(f"exported {entry.provenance}")
+    with file_lock(path, what=f"the checkpoint {path} (recipe {name})"):
+        log = _log_session(path.with_suffix(".sessions.json"), dev)
+        draw = recipe.timesteps(model, schedule) if recipe.timesteps is not None else None
+        evaluate = recipe.evaluate(dev, schedule) if recipe.evaluate is not None else None
+        result = train(model, recipe.data(), schedule, cfg, checkpoint=path, device=dev, progress=progress,
+                       timesteps=draw, until=steps, evaluate=evaluate, evaluate_every=recipe.evaluate_every)
+        entry = None
+        if export and result["step"] >= recipe.train.steps:
+            ckpt = load_checkpoint(path)
+            commits = sorted({x["git_commit"] for x in log})
+            entry = zoo.export(name, ckpt, data=recipe.data_label, device=device_name(dev), sessions=ckpt["sessions"],
+                               recipe={"description": recipe.description, "schedule": recipe.schedule,
+                                       "sessions": log}, git_commit=log[0]["git_commit"], zoo_dir=zoo_dir,
+                               notes="" if len(commits) == 1 else f"resumed under {len(commits)} commits: {commits}")
+            print(f"exported {entry.provenance}")
     return {"result": result, "checkpoint": path, "entry": entry}
+
+
+def _log_session(sessions_log: Path, device: torch.device) -> list[dict]:
+    """Append this training session (the code it runs, the device, the time) to the checkpoint's sessions log,
+    written atomically; a damaged log is an error naming it (it is the provenance of the earlier sessions)."""
+    from .. import zoo
+    from ..utils import device_name
+    log = []
+    if sessions_log.is_file():
+        try:
+            log = json.loads(sessions_log.read_text())
+            if not isinstance(log, list) or not all(isinstance(x, dict) and "git_commit" in x for x in log):
+                raise ValueError("not a list of sessions, each with its git_commit")
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ValueError(f"the sessions log {sessions_log} is damaged ({e}): it records which code trained each "
+                             f"session of this checkpoint. Restore it, or delete it to resume without that "
+                             f"provenance") from e
+    log.append({"git_commit": zoo.git_commit(), "device": device_name(device),
+                "utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+    atomic_write_text(sessions_log, json.dumps(log, indent=1))
+    return log
 
 
 def zoo_or_train(names: dict[str, str], *, weights: str, train_fn=None):
@@ -172,7 +194,8 @@ def zoo_or_train_each(entries: dict[str, str], *, weights: str, run: NotebookRun
     the checkpoint ``<run.out>/<prefix>_<label>.pt``, deleted first unless ``resume``. Returns ({label: EMA
     model}, {label: provenance}, {label: {"steps", "minutes", "final loss"}})."""
     from .. import zoo
-    from ..utils import slug
+    from ..utils import check_bool, slug
+    resume = check_bool("resume", resume)
     models, provenance, info = {}, {}, {}
     for label, entry in entries.items():
         if weights == "zoo":

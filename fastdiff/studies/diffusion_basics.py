@@ -10,7 +10,7 @@ from ..diffusion import Schedule
 from ..measure.bench import measure
 from ..sampling import sampler_call
 from ..train import TrainConfig
-from ..utils import autocast, dtype_name, profile_by_name, progress_bar
+from ..utils import autocast, check_bool, dtype_name, profile_by_name, progress_bar
 
 
 @dataclass
@@ -232,6 +232,7 @@ def get_model(profile: BasicsProfile, *, weights: str, data, schedule: Schedule,
     zoo), ``"train"`` trains under ``profile`` into the run's output folder (``resume`` continues that
     checkpoint, and says so). info: {"history", "steps", "seconds", "device", "provenance"}."""
     from .. import zoo
+    resume = check_bool("resume", resume)
     from ..train import train
     from ..unet import build_unet
     if weights == "zoo":

@@ -11,7 +11,7 @@ from torch import nn
 from ..data import downsample, mnist_digits, train_val_split
 from ..measure.lenet import accuracy, train_classifier
 from ..methods.vgg_features import VGG11_STAGES, imagenet_statistics, vgg_input
-from ..utils import atomic_write
+from ..files import atomic_write
 
 STAGES = 3   # 64, 128, 256 channels at 1, 1/2, 1/4 of the image: what a three-level U-Net (small) fuses
 

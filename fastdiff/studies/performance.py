@@ -22,7 +22,7 @@ from ..measure.bench import count_flops, interleaved, model_step, peak_memory
 from ..methods.im2col import convert_to_im2col
 from ..nn import set_attention
 from ..sampling import sampler_call
-from ..utils import DTYPES
+from ..utils import DTYPES, check_bool, check_int
 
 
 @dataclass(frozen=True)
@@ -95,13 +95,14 @@ def ladder(model: nn.Module, schedule, *, batch_size: int, device, rungs=LADDER,
     memory, compile time, and the quality cost: max |x_0 - x_0(fp32)| after ``ddim_steps`` deterministic DDIM steps
     from the same ``quality_n`` x_T (default: one timing batch) and, with ``score`` (images -> {metric: value},
     `fastdiff.measure.metrics.sample_scorer`), the metrics of those samples."""
+    n = batch_size if quality_n is None else check_int("quality_n", quality_n)     # checked before any timing
     device = torch.device(device)
     prepared = {r.name: prepare(model, r, device=device, batch_size=batch_size) for r in rungs}
     steps = {r.name: model_step(prepared[r.name][0], batch_size=batch_size, device=device, dtype=DTYPES[r.dtype],
                                 channels_last=r.channels_last, seed=seed) for r in rungs}
     flops = count_flops(model_step(copy.deepcopy(model).to(device), batch_size=batch_size, device=device, seed=seed))
     times = interleaved(steps, device=device, rounds=rounds, warmup=1, number=number, progress=progress)
-    x_t, _, cond = model.example_inputs(quality_n or batch_size, generator=torch.Generator().manual_seed(seed))
+    x_t, _, cond = model.example_inputs(n, generator=torch.Generator().manual_seed(seed))
     x_T = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(seed + 1)).to(device)
     cond = {k: v.to(device) for k, v in cond.items()} or None
     finals, quality = {}, {}
@@ -349,5 +350,9 @@ PROFILES = _profiles()
 
 
 def get_profile(name: str, **overrides) -> PerfProfile:
+    """``PROFILES[name]`` with notebook 05's overrides (None keeps the profile's); ``compile`` may come from papermill
+    as the text "false"."""
     from ..utils import profile_by_name
+    if overrides.get("compile") is not None:
+        overrides["compile"] = check_bool("compile", overrides["compile"])
     return profile_by_name(PROFILES, name, **overrides)

@@ -8,23 +8,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..files import atomic_write, atomic_write_text
 from ..verdicts import VERDICTS
 
 
-def gather_verdicts(root: str | Path = "results") -> list[dict]:
+def gather_verdicts(root: str | Path = "results", *, on_error: str = "raise") -> list[dict]:
     """One row per verdict of every results file under ``root`` (the schema's files only; benchmarks' own files
-    are skipped): study, key, claim, paper, ours, verdict, why, device, dtype, data, profile, file."""
+    are passed over): study, key, claim, paper, ours, verdict, why, device, dtype, data, profile, file. Every file is
+    checked (`fastdiff.results.iter_results`): a damaged one, or a second copy of a study, is an error unless
+    ``on_error="warn"``."""
     from ..results import iter_results
     root = Path(root)
     rows = []
-    for path, data in iter_results(root):
-        ctx = data.get("context", {})
-        for v in data.get("verdicts", []):
-            if v.get("verdict") not in VERDICTS:
-                raise ValueError(f"{path}: verdict {v.get('verdict')!r} of claim {v.get('key')!r} is not one of "
-                                 f"{VERDICTS}; regenerate the file by executing its notebook")
+    for path, data in iter_results(root, on_error=on_error):
+        ctx = data["context"]
+        for v in data["verdicts"]:
             rows.append({"study": data["study"], "key": v["key"], "claim": v["claim"], "paper": v["paper"],
-                         "ours": v["ours"], "verdict": v["verdict"], "why": v.get("why", ""),
+                         "ours": v["ours"], "verdict": v["verdict"], "why": v["why"],
                          "device": ctx.get("device", ""), "dtype": ctx.get("dtype", ""),
                          "data": ctx.get("dataset", ""), "profile": ctx.get("profile", ""),
                          "file": str(path.relative_to(root))})
@@ -65,17 +65,15 @@ def write_claims(rows: list[dict], out: str | Path) -> list[Path]:
     """The gathered verdicts as ``claims.csv`` and ``claims.md`` in ``out``; returns the paths."""
     import pandas as pd
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame(rows, columns=["study", "key", "claim", "paper", "ours", "verdict", "why", "device",
                                         "data", "profile", "file"])
-    csv = out / "claims.csv"
-    table.to_csv(csv, index=False)
+    csv = atomic_write_text(out / "claims.csv", table.to_csv(index=False))
     md = out / "claims.md"
     lines = ["| study | claim | paper | ours | verdict | device | data |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["study"], r["claim"], r["paper"], r["ours"], f"**{r['verdict']}**", r["device"], r["data"]]
         lines.append("| " + " | ".join(str(c).replace("|", "/").replace("\n", " ") for c in cells) + " |")
-    md.write_text("\n".join(lines) + "\n")
+    atomic_write_text(md, "\n".join(lines) + "\n")
     return [csv, md]
 
 
@@ -127,23 +125,70 @@ def draw_sr_maps(sr: dict, metrics=SR_METRICS):
 def write_maps(result: dict, out: str | Path) -> list[Path]:
     """The maps of a `benchmarks/report_map.py` result as ``map.png``, ``map.csv`` (the digits map) and
     ``sr_map.png`` in ``out``; returns the paths. Nothing is measured."""
-    import matplotlib.pyplot as plt
     import pandas as pd
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = []
     if "digits" in result:
-        ax = draw_digits_map(result["digits"])
-        ax.figure.savefig(out / "map.png", dpi=120)
-        plt.close(ax.figure)
-        pd.DataFrame(result["digits"]["rows"]).to_csv(out / "map.csv", index=False)
-        paths += [out / "map.png", out / "map.csv"]
+        paths.append(_save_figure(draw_digits_map(result["digits"]).figure, out / "map.png", dpi=120))
+        paths.append(atomic_write_text(out / "map.csv", pd.DataFrame(result["digits"]["rows"]).to_csv(index=False)))
     if "sr" in result:
-        fig = draw_sr_maps(result["sr"])
-        fig.savefig(out / "sr_map.png", dpi=110)
-        plt.close(fig)
-        paths.append(out / "sr_map.png")
+        paths.append(_save_figure(draw_sr_maps(result["sr"]), out / "sr_map.png", dpi=110))
     return paths
+
+
+def _save_figure(fig, path: Path, *, dpi: int) -> Path:
+    """``fig`` as the PNG ``path`` (atomically: never half a file), then closed."""
+    import matplotlib.pyplot as plt
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    finally:
+        plt.close(fig)
+
+
+def read_map(device_type: str = "cpu", *, root: str | Path = "results") -> dict:
+    """The maps of ``<root>/<device_type>/report_map.json`` (`benchmarks/report_map.py`), checked for what the
+    report draws from them; a damaged file is a `fastdiff.results.ResultsFileError` naming it and the field."""
+    from ..results import ResultsFileError, read_benchmark
+    result = read_benchmark("report_map", device_type, root=root)
+    problems = _digits_problems(result["digits"]) if "digits" in result else []
+    problems += _sr_problems(result["sr"]) if "sr" in result else []
+    if problems:
+        raise ResultsFileError(f"{Path(root) / device_type / 'report_map.json'}: {'; '.join(problems[:5])}; rerun "
+                               f"`python benchmarks/report_map.py` on this {device_type} device")
+    return result
+
+
+def _rows_problems(rows, where: str, needed: tuple[str, ...]) -> list[str]:
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        return [f"{where}.rows is not a list of objects"]
+    return [f"{where}.rows[{i}]: missing field {k!r}" for i, r in enumerate(rows) for k in needed if k not in r]
+
+
+def _digits_problems(part) -> list[str]:
+    if not isinstance(part, dict):
+        return ["digits is not an object"]
+    problems = _rows_problems(part.get("rows"), "digits", ("label", "family"))
+    if problems:
+        return problems
+    from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME
+    numbers = (MAP_TIME, MAP_METRIC)
+    ref = next((r for r in part["rows"] if r["label"] == part.get("reference")), None)
+    if ref is None:
+        problems.append(f"digits.reference {part.get('reference')!r} is not the label of one of its rows")
+    elif not all(isinstance(ref.get(k), (int, float)) for k in numbers):
+        problems.append(f"digits: the reference row {ref['label']!r} lacks {MAP_TIME!r} or {MAP_METRIC!r}")
+    if not isinstance(part.get("front"), list):
+        problems.append("digits.front is missing or not a list")
+    best, needed = part.get("headline"), {"label", "speed-up", "limit", *numbers}
+    if best is not None and not (isinstance(best, dict) and needed <= set(best)):
+        problems.append(f"digits.headline is neither null nor an object with {', '.join(sorted(needed))}")
+    return problems
+
+
+def _sr_problems(sr) -> list[str]:
+    if not isinstance(sr, dict) or not all(isinstance(p, dict) for p in sr.values()):
+        return ["sr is not an object of panels"]
+    return [p for name, panel in sr.items() for p in _rows_problems(panel.get("rows"), f"sr.{name}", ("model",))]
 
 
 def headline_line(part: dict) -> str:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ..methods.swin_diffuser import SwinConfig, build_swin, shift_plan, shift_sampler
 from ..train import TrainConfig
-from ..utils import progress_bar, slug
+from ..utils import check_bool, progress_bar, slug
 
 # ------------------------------------------------------------------------------------------ the thesis's numbers
 THESIS = "Jiang, SwinDiffuser thesis (Ch. 3)"
@@ -171,6 +171,7 @@ def get_models(profile: SwinProfile, *, weights: str, run, resume: bool = False,
     from ..diffusion import make_schedule
     from ..train import train
     from .common import zoo_or_train_each
+    resume = check_bool("resume", resume)                       # before the photos load
     schedule = make_schedule(SCHEDULE)
     hr = photos("train") if data is None else data
 

@@ -19,7 +19,7 @@ from ..nn import count_parameters
 from ..sampling import prepare_condition
 from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
-from ..utils import autocast, profile_by_name, slug
+from ..utils import autocast, check_bool, profile_by_name, slug
 
 # The paper's figures (text of Secs. 3.1, 4.5, 4.6; Figs. 3 and 10 have no numbers we could read off).
 PAPER_PARAMETERS = {"original": 66e6, "half": 33e6, "small": 9e6}
@@ -320,6 +320,7 @@ def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train
     under ``profile`` (``resume`` continues checkpoints in the output folder; otherwise they are trained afresh,
     never silently reused)."""
     from .. import zoo
+    resume = check_bool("resume", resume)
     if weights == "zoo":
         models, curves, provenance = {}, {}, {}
         for name in profile.variants:
