@@ -14,8 +14,9 @@ import torch
 from PIL import Image
 
 from fastdiff.measure import answers as answers_module, foolrate
-from fastdiff.measure.answers import AnswerLog, read_answers
-from fastdiff.measure.foolrate import fool_rate_table, open_session, plan_trials, wilson_interval
+from fastdiff.measure.answers import AnswerLog, AnswerRecordError, read_answers
+from fastdiff.measure.foolrate import (fool_rate_table, image_set_fingerprint, open_session, plan_trials,
+                                       wilson_interval)
 from fastdiff.measure.game_images import GameDataError, GameSources, write_game_folders
 from fastdiff.studies import fool_rate_game
 
@@ -42,13 +43,15 @@ class FakeTime:
             entry[1]()
 
 
+def _images(seed):
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
+    return real, {"small": real.flip(-1), "original": -real}, real[:, :, ::2, ::2]
+
+
 @pytest.fixture
 def folders(tmp_path):
-    g = torch.Generator().manual_seed(0)
-    real = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
-    generated = {"small": real.flip(-1), "original": -real}
-    lr = real[:, :, ::2, ::2]
-    return write_game_folders(tmp_path / "game", real, generated, lr)
+    return write_game_folders(tmp_path / "game", *_images(seed=0))
 
 
 @pytest.fixture
@@ -159,7 +162,7 @@ def test_state_machine_hides_after_show_time_and_records_each_answer(sources, tm
     record = game.choose("right")
     assert record["response_s"] == pytest.approx(6.5) and record["fooled"] == (trial.real_side == "left")
     assert set(record) == set(answers_module.RECORD_FIELDS)
-    assert read_answers(log_path) == [record]
+    assert read_answers(log_path) == [{**record, "origin": record["host"]}]
     with pytest.raises(ValueError, match="side must be one of"):
         game.start(), fake.advance(5), game.choose("middle")
     game.choose("left")
@@ -264,10 +267,10 @@ def test_truncated_last_line_is_tolerated_and_repaired(sources, tmp_path):
 def test_damaged_log_lines_are_errors(tmp_path):
     log = tmp_path / "a.jsonl"
     log.write_text('{"broken\n{"schema": 1}\n')
-    with pytest.raises(ValueError, match="line 1: not a JSON answer record"):
+    with pytest.raises(ValueError, match="a.jsonl, line 1: not a JSON answer record(.|\n)*line 2: the record lacks"):
         read_answers(log)
     log.write_text(json.dumps({"schema": 99}) + "\n")
-    with pytest.raises(ValueError, match="schema 99 is newer"):
+    with pytest.raises(ValueError, match="line 1: answer record schema 99 is newer"):
         read_answers(log)
     log.write_text(json.dumps({"schema": 1, "model": "x"}) + "\n")
     with pytest.raises(ValueError, match="lacks"):
@@ -322,18 +325,6 @@ def test_kernel_killed_mid_session_loses_no_answer(sources, folders, tmp_path):
     assert resumed.n_answered == 3 and resumed.trial.index == 3
 
 
-def test_fool_rate_table_counts_and_intervals():
-    recs = [{"model": m, "fooled": f, "response_s": 1.0 + i, "player": f"p{i % 2}", "session": "s", "trial": 10 * j + i}
-            for j, (m, fooled) in enumerate([("small", [1, 0, 0, 1]), ("original", [1, 1, 1, 0, 0])])
-            for i, f in enumerate(fooled)]
-    table = fool_rate_table(recs).set_index("model")
-    assert table.loc["small", ["n", "fooled"]].tolist() == [4, 2] and table.loc["original", "fool_rate"] == 0.6
-    assert (table.loc["original", "ci_low"], table.loc["original", "ci_high"]) == pytest.approx(wilson_interval(3, 5))
-    assert table.loc["small", "players"] == 2 and table.index[0] == "original"
-    both = fool_rate_game.beside_paper(fool_rate_table(recs))
-    assert list(both["source"]).count("measured here") == 2 and both["fool_rate"].iloc[-1] == 0.32
-
-
 def test_one_writer_per_session_and_each_trial_counts_once(sources, tmp_path):
     """Two games on one session (two kernels on one id, or a second player on the first player's id) are refused,
     a superseded game in the same process stops writing, and analysis counts each (session, trial) once."""
@@ -367,7 +358,7 @@ def test_one_writer_per_session_and_each_trial_counts_once(sources, tmp_path):
     assert len(records) == 2 and [r["trial"] for r in records] == [0, 1]
     # duplicates written by an older fastdiff (no lock) are counted once, and said
     with open(log, "a") as f:
-        f.write(json.dumps(records[0]) + "\n")
+        f.write(json.dumps({k: v for k, v in records[0].items() if k != "origin"}) + "\n")
     with pytest.warns(UserWarning, match="1 duplicate answers"):
         table = fool_rate_table(read_answers(log))
     assert table["n"].sum() == 2 and table.attrs["duplicates_dropped"] == 1
@@ -405,3 +396,128 @@ def test_the_widget_escapes_names_and_shows_errors_to_the_player(sources, tmp_pa
     view.button_left.click()
     assert "The game stopped" in view.status.value and "SessionInUseError" in view.status.value
     assert view.button_left.disabled and view.button_right.disabled and view.button_next.disabled
+
+
+def play_session(sources, log, fake, *, host, session="lecture", player="player-1", trials_per_model=3, **kw):
+    """A whole session by a player who is fooled on every third trial; the records the game wrote."""
+    game = open_session(sources, log, player=player, session=session, trials_per_model=trials_per_model, host=host,
+                        clock=fake.clock, timer=fake.timer, **kw)
+    fooling = {"left": "right", "right": "left"}
+    records = []
+    while game.state != "finished":
+        records.append(play(game, fake, lambda t: fooling[t.real_side] if t.index % 3 == 0 else t.real_side))
+    return records
+
+
+def test_a_game_played_and_read_back_gives_the_same_table(sources, tmp_path):
+    import pandas as pd
+    fake = FakeTime()
+    played = play_session(sources, tmp_path / "a.jsonl", fake, host="laptop-a", show_s=2.5)
+    assert {r["image_set"] for r in played if r["model"] == "small"} == {image_set_fingerprint(sources, "small")}
+    assert {(r["host"], r["show_s"], r["schema"]) for r in played} == {("laptop-a", 2.5, 2)}
+    in_memory = fool_rate_table([{**r, "origin": r["host"]} for r in played])
+    read_back = fool_rate_table(read_answers(tmp_path / "a.jsonl"))
+    pd.testing.assert_frame_equal(read_back, in_memory)
+    assert read_back["n"].sum() == 6 and read_back["fooled"].sum() == 2 and set(read_back["show_s"]) == {2.5}
+    rows = fool_rate_game.collect_results(read_back, images_from="test folders", show_seconds=2.5).rows
+    measured = {r.variant: r.setting for r in rows if r.value is not None}
+    small = measured["small"]
+    assert (small["show_s"], small["image_set"]) == (2.5, image_set_fingerprint(sources, "small"))
+
+
+def test_one_session_id_on_two_hosts_keeps_both_players_answers(sources, tmp_path):
+    """Two laptops play session "lecture" as "player-1"; their answers files, concatenated, keep all 12 answers,
+    and each laptop resumes only its own game."""
+    fake = FakeTime()
+    a = play_session(sources, tmp_path / "a.jsonl", fake, host="laptop-a")
+    b = play_session(sources, tmp_path / "b.jsonl", fake, host="laptop-b")
+    both = tmp_path / "both.jsonl"
+    both.write_bytes((tmp_path / "a.jsonl").read_bytes() + (tmp_path / "b.jsonl").read_bytes())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")            # no answer is dropped as a duplicate
+        table = fool_rate_table(read_answers(both))
+    assert table["n"].sum() == len(a) + len(b) == 12 and set(table["sessions"]) == {2}
+    assert table.attrs["duplicates_dropped"] == 0
+    partly = tmp_path / "partly.jsonl"
+    partly.write_text("".join(json.dumps(r) + "\n" for r in a[:2] + b))
+    resumed = open_session(sources, partly, player="player-1", session="lecture", trials_per_model=3, host="laptop-a")
+    assert resumed.n_answered == 2 and resumed.trial.index == 2
+
+
+def test_the_image_set_fingerprint_tells_image_sets_apart(sources, folders, tmp_path):
+    same = GameSources.from_folders(folders / "real", folders / "generated", folders / "lr")
+    assert image_set_fingerprint(same, "small") == image_set_fingerprint(sources, "small")
+    assert image_set_fingerprint(sources, "small") != image_set_fingerprint(sources, "original")
+    other = write_game_folders(tmp_path / "other", *_images(seed=1))   # another run: a folder of the same name
+    other_sources = GameSources.from_folders(other / "real", other / "generated", other / "lr")
+    assert image_set_fingerprint(other_sources, "small") != image_set_fingerprint(sources, "small")
+    fake = FakeTime()
+    log = tmp_path / "a.jsonl"
+    game = open_session(sources, log, player="p", session="s", trials_per_model=3, clock=fake.clock, timer=fake.timer)
+    play(game, fake)
+    with pytest.raises(ValueError, match="was played on other images of model '(small|original)'"):
+        open_session(other_sources, log, player="p", session="s", trials_per_model=3)
+
+
+def test_a_schema_1_session_resumes_and_goes_on_in_schema_2(sources, tmp_path):
+    fake = FakeTime()
+    log = tmp_path / "a.jsonl"
+    played = play_session(sources, log, fake, host=None, session="old")
+    old = [{**{k: v for k, v in r.items() if k not in ("host", "image_set")}, "schema": 1} for r in played[:2]]
+    log.write_text("".join(json.dumps(r) + "\n" for r in old))
+    with pytest.warns(UserWarning, match="2 answers of schema 1"):
+        resumed = open_session(sources, log, player="player-1", session="old", trials_per_model=3,
+                               clock=fake.clock, timer=fake.timer)
+    assert resumed.n_answered == 2
+    record = play(resumed, fake)
+    assert record["schema"] == 2 and record["image_set"] == image_set_fingerprint(sources, record["model"])
+
+
+def test_a_damaged_answers_file_stops_the_game_naming_the_line(sources, tmp_path):
+    fake = FakeTime()
+    log = tmp_path / "answers.jsonl"
+    played = play_session(sources, log, fake, host="lab")
+    log.write_text("".join(json.dumps({**r, "trial": str(r["trial"])} if i == 1 else r) + "\n"
+                           for i, r in enumerate(played)))
+    with pytest.raises(AnswerRecordError, match="answers.jsonl, line 2: field 'trial' must be an integer >= 0, "
+                                                "got the string '1'"):
+        open_session(sources, log, player="player-1", trials_per_model=3)
+
+
+@pytest.mark.parametrize("raw, checked", [
+    (dict(), dict(trials_per_model=10, show_seconds=5.0, answer_while_showing=False, reveal=False)),
+    (dict(reveal="false", answer_while_showing="TRUE"), dict(reveal=False, answer_while_showing=True)),
+    (dict(reveal=True, trials_per_model=3, show_seconds=2), dict(reveal=True, trials_per_model=3, show_seconds=2.0)),
+    (dict(trials_per_model=None, show_seconds=None), dict(trials_per_model=10, show_seconds=5.0)),
+])
+def test_notebook_06_parameters_are_read_strictly(raw, checked):
+    P = fool_rate_game.game_parameters("quick", **raw)
+    assert {k: P[k] for k in checked} == checked and type(P["reveal"]) is bool
+    assert fool_rate_game.game_parameters("full")["trials_per_model"] == 30
+
+
+@pytest.mark.parametrize("raw, message", [
+    (dict(reveal="no"), "reveal must be True or False, got 'no'; papermill's -p passes text such as `false` as a string: "
+                       "use -p reveal False"),
+    (dict(reveal=0), "reveal must be True or False, got 0"),
+    (dict(answer_while_showing="yes"), "answer_while_showing must be True or False, got 'yes'; papermill's -p "
+                                       "passes text such as `false` as a string: use -p answer_while_showing False or "
+                                       "-y 'answer_while_showing: false'"),
+    (dict(trials_per_model=0), "trials_per_model must be an integer >= 1, got 0"),
+    (dict(trials_per_model=-2), "trials_per_model must be an integer >= 1, got -2"),
+    (dict(trials_per_model=2.5), "trials_per_model must be an integer >= 1, got 2.5"),
+    (dict(trials_per_model="5"), "trials_per_model must be an integer >= 1, got '5'"),
+    (dict(show_seconds=0), "show_seconds must be a finite number > 0, got 0"),
+    (dict(show_seconds="5"), "show_seconds must be a finite number > 0, got '5'"),
+])
+def test_notebook_06_parameters_that_papermill_mangles_are_errors(raw, message):
+    import re
+    with pytest.raises(ValueError, match=re.escape(message)):
+        fool_rate_game.game_parameters("quick", **raw)
+
+
+def test_the_widget_refuses_a_reveal_that_is_not_a_boolean(sources, tmp_path):
+    from fastdiff.measure.foolrate_widget import FoolRateView
+    game = open_session(sources, tmp_path / "a.jsonl", player="p", trials_per_model=1)
+    with pytest.raises(ValueError, match="reveal must be True or False, got 'false'"):
+        FoolRateView(game, sources, reveal="false")

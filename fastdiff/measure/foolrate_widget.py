@@ -26,6 +26,8 @@ class FoolRateView:
 
     def __init__(self, game: FoolRateGame, sources: GameSources, *, display_px: int = 256, reveal: bool = False):
         import ipywidgets as w
+        if not isinstance(reveal, bool):   # the string "false" would be truthy: answers revealed against the protocol
+            raise ValueError(f"reveal must be True or False, got {reveal!r}")
         self.game, self.sources, self.display_px, self.reveal = game, sources, display_px, reveal
         self.error: str | None = None
         first = sources.load("real", sources.names[0])

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..data import IMAGE_SUFFIXES, pil_to_array
+from ..files import atomic_write
 from ..utils import to_uint8
 
 
@@ -108,13 +109,11 @@ class GameSources:
 
 
 def save_image(image: torch.Tensor, path: str | Path) -> Path:
-    """Write one image in [-1, 1], (C, H, W), as an 8-bit PNG."""
+    """Write one image in [-1, 1], (C, H, W), as an 8-bit PNG (atomically: a game never shows half an image)."""
     from PIL import Image
     array = to_uint8(image).permute(1, 2, 0).numpy()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
-    return path
+    picture = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+    return atomic_write(path, lambda f: picture.save(f, format="PNG"))
 
 
 def write_game_folders(root: str | Path, real: torch.Tensor, generated: dict[str, torch.Tensor],

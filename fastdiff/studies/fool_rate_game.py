@@ -4,6 +4,7 @@ The game itself lives in `fastdiff.measure.foolrate` (logic), `fastdiff.measure.
 from __future__ import annotations
 
 from ..measure.foolrate import with_paper_rates
+from ..utils import check_bool, check_int, check_number
 
 # VGG-SR paper, Fig. 8 / Sec. 4.5: FFHQ 32x32 -> 128x128, 10 participants, 2000 denoising steps. The paper gives
 # neither the number of trials nor intervals.
@@ -20,20 +21,36 @@ def get_profile(name: str) -> dict:
     return dict(PROFILES[name])
 
 
+def game_parameters(profile: str, *, trials_per_model=None, show_seconds=PAPER_SHOW_SECONDS,
+                    answer_while_showing=False, reveal=False) -> dict:
+    """Notebook 06's raw parameters, checked: the profile's settings with ``trials_per_model`` (None: the
+    profile's; else an integer >= 1), ``show_seconds`` (None: the paper's 5 s; else a number > 0) and the two
+    flags (`fastdiff.utils.check_bool`). No value is replaced by a default because it is falsy (0 trials is an error, not 10)."""
+    P = get_profile(profile)
+    if trials_per_model is not None:
+        P["trials_per_model"] = check_int("trials_per_model", trials_per_model)
+    show_seconds = PAPER_SHOW_SECONDS if show_seconds is None else show_seconds
+    return {**P, "show_seconds": check_number("show_seconds", show_seconds, positive=True),
+            "answer_while_showing": check_bool("answer_while_showing", answer_while_showing),
+            "reveal": check_bool("reveal", reveal)}
+
+
 def beside_paper(table):
-    """Our fool-rate table with the VGG-SR paper's rates as extra rows, labelled by source."""
-    return with_paper_rates(table, PAPER_FOOL_RATES, PAPER_SOURCE)
+    """Our fool-rate table with the VGG-SR paper's rates (and display time) as extra rows, labelled by source."""
+    return with_paper_rates(table, PAPER_FOOL_RATES, PAPER_SOURCE, show_s=PAPER_SHOW_SECONDS)
 
 
 STUDY = "06_fool_rate_game"
 
 
 def collect_results(table, *, images_from: str, show_seconds: float):
-    """Fool rates as `fastdiff.results` rows (device and dtype do not apply: people play, no model runs)."""
+    """Fool rates as `fastdiff.results` rows (device and dtype do not apply: people play, no model runs), each
+    with the display time and image set it was measured at (``show_seconds``: this run's setting)."""
     from ..results import Results
     res = Results(STUDY, device="people", dtype="", dataset=images_from, weights="", show_seconds=show_seconds)
     for r in table.itertuples():
-        res.add("fool-rate game", r.model, "fool rate", r.fool_rate, n=r.n, ci_low=r.ci_low, ci_high=r.ci_high)
+        res.add("fool-rate game", r.model, "fool rate", r.fool_rate, n=r.n, ci_low=r.ci_low, ci_high=r.ci_high,
+                show_s=r.show_s, image_set=r.image_set)
     for model, rate in PAPER_FOOL_RATES.items():
         res.add("fool-rate game", f"paper: {model}", "fool rate", None, paper_value=rate, paper_source=PAPER_SOURCE)
     return res
