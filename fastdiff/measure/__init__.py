@@ -1,3 +1,13 @@
-"""Measurement, importing only the core: `bench` (the one timing harness), `metrics` (PSNR, SSIM, LPIPS,
-FID/KID, FD (LeNet-MNIST)), `lenet` (the bundled digit feature net), `sr_eval` (SR outputs and their scores),
-`foolrate` and `foolrate_widget` (the human fool-rate game)."""
+"""Measurement, importing only the core (``fastdiff/README.md`` maps every module):
+
+- `bench`: the one timing harness (warm-up, synchronisation, median and spread, FLOPs, peak memory);
+- `roofline`: this machine's measured roofs and a per-layer roofline of a forward call;
+- `peers`: diffusers' U-Net in fastdiff's calling convention, for side-by-side timing;
+- `metrics`: PSNR, SSIM, LR-PSNR, LPIPS, FID/KID, FD (LeNet-MNIST);
+- `lenet`: the bundled LeNet-MNIST digit feature net;
+- `sr_eval`: SR outputs from the same noise and their scores, bicubic beside them;
+- `foolrate`: the human fool-rate game: the trial plan, the game as a state machine, fool rates with Wilson intervals;
+- `answers`: the game's answers file (append-only JSONL, one writer per session, every record checked);
+- `game_images`: the game's image folders (real, generated per model, low-res) and the offline demo images;
+- `foolrate_widget`: the game's JupyterLab widget.
+"""

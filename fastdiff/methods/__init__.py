@@ -1,7 +1,8 @@
 """Acceleration methods, one module each, importing only the core (`fastdiff.unet`, `fastdiff.nn`, ...).
 
-A method is a wrapper over the U-Net's one level walk (`fastdiff.unet.UNetWrapper`) or a block for its block
-factory (`fastdiff.nn.register_block`), so methods combine:
+A method is a wrapper over the U-Net's one level walk (`fastdiff.unet.UNetWrapper`), a block for its block
+factory (`fastdiff.nn.register_block`) or a layer swapped in any model (`im2col`), so methods combine
+(``fastdiff/README.md`` maps every module):
 
 - `layer_skipping`: skip the k(t) deepest levels at noisy steps (study 2);
 - `deep_cache`: reuse the deep levels' output across adjacent steps (DeepCache, training-free; report 07);

@@ -1,6 +1,23 @@
-"""One module per notebook: the profiles, variants, the papers' published numbers and the drivers that the
-notebooks call. Only notebooks, ``benchmarks/``, the command line and other study modules import these.
+"""One module per notebook: the profiles, variants, the papers' published numbers and claims, the zoo recipes and the
+drivers that the notebooks call. Only notebooks, ``benchmarks/``, the command line and other study modules import
+these (``fastdiff/README.md`` maps every module).
 
-- `common`: the notebook setup helper (device, dtype, seed, output folder, provenance banner);
-- `diffusion_basics` (00), `vgg_conditioned_sr` (01), `adaptive_layer_skipping` (02), `fool_rate_game` (06).
+- `common`: the notebook setup helper (device, dtype, seed, output folder, provenance banner) and every study's
+  zoo recipes (`recipes`, `train_recipe`: ``fastdiff train``);
+- `diffusion_basics` (00): DDPM against DDIM, the sampling sweep, FD against steps;
+- `vgg_conditioned_sr` (01): the VGG-SR paper's U-Net variants, profiles, training, zoo recipes;
+- `vgg_sr_evaluation` (01): forward timing, the VGG share of sampling, the SR quality table, claims;
+- `digit_vgg` (01): the digit-trained stand-in for ImageNet VGG-11;
+- `adaptive_layer_skipping` (02): the paper's Tables 1-3, the five variants and their analogues;
+- `continuous_unet` (03): the U-Net and cU-Net (with ablations) at two sizes, FD against steps, solvers;
+- `swindiffuser` (04): the thesis's tables, the nine variants, SR with a shift plan, 1 against 2 processes;
+- `performance` (05): the inference ladder (precisions, channels_last, attention, torch.compile, im2col) with each
+  rung's quality cost, the diffusers comparison, bottleneck blocks and fewer levels;
+- `performance_claims` (05): the proposal's expectations, their verdicts and the results file;
+- `fool_rate_game` (06): the paper's fool rates and the game's profiles;
+- `speed_quality_map` (07): the digits speed/quality map: points (a model, a sampler and steps, the methods that wrap
+  it: layer skipping, DeepCache, a ladder rung) and their measurement;
+- `sr_map` (07): the SR panels of studies 1 and 4 (time per image against PSNR / SSIM / LR-PSNR);
+- `report` (07, ``fastdiff report``): every results file's verdicts in one table, the Pareto front, the headline;
+- `report_claims` (07): the claims of the methods the report adds (fast solvers, DeepCache).
 """
