@@ -28,6 +28,8 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .utils import finite_or_null, save_results
+
 SCHEMA = "fastdiff.results/1"
 
 # One name per quantity, with its unit. "FD (LeNet-MNIST)" is a Fréchet distance in the features of the LeNet we
@@ -157,7 +159,6 @@ class Results:
     def save(self, output_dir: str | Path, *, details: dict | None = None) -> Path:
         """Write ``<output_dir>/<study>.json`` (`fastdiff.utils.save_results`), checked first as a reader will check
         it: an invalid verdict row, or one judged from a NaN, is a ValueError and nothing is written."""
-        from .utils import save_results
         data = {"schema": SCHEMA, "study": self.study, "context": self.context,
                 "rows": [dataclasses.asdict(r) for r in self.rows], "verdicts": self.verdicts, "details": details or {}}
         problems = results_problems(data)
@@ -188,23 +189,6 @@ ROW_FIELDS = {"study": TEXT, "method": TEXT, "variant": TEXT, "metric": TEXT, "v
 VERDICT_FIELDS = {k: TEXT for k in ("key", "claim", "paper", "ours", "threshold", "verdict", "why")}
 CONTEXT_TEXT = ("device", "dtype", "dataset", "weights", "profile")     # text where present
 MAX_PROBLEMS = 5                  # a message names this many problems of a file, then counts the rest
-
-
-def finite_or_null(obj, where: str = ""):
-    """(``obj`` with every NaN and +-Infinity replaced by None, {where each was: "nan" | "inf" | "-inf"}). JSON has
-    no such numbers: Python writes them as the non-standard tokens ``NaN``/``Infinity`` that other readers reject."""
-    found: dict[str, str] = {}
-
-    def fix(value, at):
-        if isinstance(value, float) and not math.isfinite(value):
-            found[at or "the value"] = str(value)
-            return None
-        if isinstance(value, dict):
-            return {k: fix(v, f"{at}.{k}" if at else str(k)) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [fix(v, f"{at}[{i}]") for i, v in enumerate(value)]
-        return value
-    return fix(obj, where), found
 
 
 def _field_problem(value, kind: str) -> str | None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import re
 import os
 import platform
+import warnings
 from pathlib import Path
 
 import torch
@@ -281,12 +283,27 @@ def portable(obj, *, cwd: Path | None = None):
     return fix(obj)
 
 
+def finite_or_null(obj, where: str = ""):
+    """(``obj`` with every NaN and +-Infinity replaced by None, {where each was: "nan" | "inf" | "-inf"}). JSON has
+    no such numbers: Python writes them as the non-standard tokens ``NaN``/``Infinity`` that other readers reject."""
+    found: dict[str, str] = {}
+
+    def fix(value, at):
+        if isinstance(value, float) and not math.isfinite(value):
+            found[at or "the value"] = str(value)
+            return None
+        if isinstance(value, dict):
+            return {k: fix(v, f"{at}.{k}" if at else str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [fix(v, f"{at}[{i}]") for i, v in enumerate(value)]
+        return value
+    return fix(obj, where), found
+
+
 def save_results(output_dir: str | Path, name: str, results: dict) -> Path:
     """Write ``<output_dir>/<name>.json`` atomically (absolute paths made `portable`) and return its path. The file
     is standard JSON: a NaN or infinite number is written as null and listed under ``"non-finite"`` ({where: "nan"}),
-    with a warning that names them (`fastdiff.results.finite_or_null`)."""
-    import warnings
-    from .results import finite_or_null
+    with a warning that names them (`finite_or_null`)."""
     path = Path(output_dir) / f"{name}.json"
     data, found = finite_or_null(portable(json.loads(json.dumps(results, default=_jsonable))))
     if found:
