@@ -1,18 +1,22 @@
 """A verdict on every claim: each study states the paper's claims, what we measure and the threshold that counts
 as reproduced *before* the run (`Claim`), and code fills the verdict after it (`judge`).
 
-Verdicts: ``reproduced``, ``partly``, ``contradicted`` (said plainly), ``not testable here`` (with why). A
-claim's ``rule(measured) -> (verdict, ours, why)`` reads the run's numbers from a dict and nothing else; a
-missing number gives "not testable here" with the reason, never a guess. Verdict rows go into the results file
-(`fastdiff.results.Results.verdicts`), so the cross-study report can gather them.
+Verdicts: ``reproduced``, ``partly``, ``contradicted`` (said plainly), ``inconclusive`` (the interval of a number
+the verdict turns on straddles its threshold: noise, not a finding), ``not testable here`` (with why) and ``by
+construction`` (the row holds by construction or by definition, e.g. an equivalence the code guarantees: shown, never
+counted as a reproduction). A claim's ``rule(measured) -> (verdict, ours, why)`` reads the run's numbers from a dict
+and nothing else; a missing number gives "not testable here" with the reason, never a guess. Numbers may carry
+intervals (`fastdiff.measure.intervals.Estimate`): `compare`, `holds` and `grade_interval` judge them. Verdict rows
+go into the results file (`fastdiff.results.Results.verdicts`), so the cross-study report can gather them.
 """
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable
 
-VERDICTS = ("reproduced", "partly", "contradicted", "not testable here")
+VERDICTS = ("reproduced", "partly", "contradicted", "inconclusive", "not testable here", "by construction")
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,12 @@ class NotMeasured(KeyError):
 
 
 def need(measured: dict, *keys: str):
-    """The measured values a rule needs, or `NotMeasured` naming the first missing one."""
+    """The measured values a rule needs, or `NotMeasured` naming the first missing one (None, NaN, or an estimate
+    with a NaN value or bound)."""
     values = []
     for key in keys:
         value = measured.get(key)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or _nan_interval(value):
             raise NotMeasured(key)
         values.append(value)
     return values if len(values) > 1 else values[0]
@@ -72,7 +77,8 @@ def verdict_table(rows: list[dict]):
     import pandas as pd
     table = pd.DataFrame(rows).set_index("key")[["claim", "paper", "ours", "verdict", "why"]]
     colours = {"reproduced": "color: #1b7f3b", "partly": "color: #9a6700", "contradicted": "color: #b00020; "
-               "font-weight: bold", "not testable here": "color: #666666"}
+               "font-weight: bold", "inconclusive": "color: #5a4fcf", "not testable here": "color: #666666",
+               "by construction": "color: #666666; font-style: italic"}
     return table.style.map(lambda v: colours.get(v, ""), subset=["verdict"]).set_properties(
         **{"text-align": "left"})
 
@@ -93,3 +99,75 @@ def grade(reproduced: bool, partly: bool = False) -> str:
 def within(ours: float, paper: float, rel: float) -> bool:
     """|ours / paper - 1| <= rel."""
     return abs(ours / paper - 1) <= rel
+
+
+# ---- verdicts from numbers with intervals (`fastdiff.measure.intervals.Estimate`) ------------------------------
+
+BETTER = ("lower", "higher")
+
+
+def _nan_interval(value) -> bool:
+    """An estimate (anything with value, low, high) of which a part is NaN: not measured."""
+    parts = [getattr(value, k, None) for k in ("value", "low", "high")]
+    return None not in parts and any(isinstance(p, float) and math.isnan(p) for p in parts)
+
+
+def _bounds(estimate) -> tuple[float, float]:
+    """An estimate's interval; a plain number (a paper's value, a count) is an interval of zero width."""
+    if hasattr(estimate, "low") and hasattr(estimate, "high"):
+        low, high = float(estimate.low), float(estimate.high)
+    elif isinstance(estimate, numbers.Real) and not isinstance(estimate, bool):
+        low = high = float(estimate)
+    else:
+        raise TypeError(f"expected an Estimate (value, low, high) or a number, got {type(estimate).__name__}")
+    if math.isnan(low) or math.isnan(high):
+        raise ValueError(f"cannot judge an interval with NaN bounds ({estimate}); its rule should raise NotMeasured "
+                         f"(need() does so for an estimate with a NaN part)")
+    if low > high:
+        raise ValueError(f"interval bounds out of order: [{low}, {high}]")
+    return low, high
+
+
+def holds(estimate, threshold: float, *, better: str = "lower") -> bool | None:
+    """Whether ``estimate`` is on the good side of ``threshold`` (``better="lower"``: at most the threshold;
+    ``"higher"``: at least): True if its whole interval is, False if its whole interval is on the bad side, None
+    (undecided) if the interval straddles the threshold. Combine conditions with `all_of` / `any_of` and turn them
+    into a verdict with `grade_interval`."""
+    if better not in BETTER:
+        raise ValueError(f"better must be one of {BETTER}, got {better!r}")
+    low, high = _bounds(estimate)
+    if better == "higher":
+        low, high, threshold = -high, -low, -threshold
+    return True if high <= threshold else False if low > threshold else None
+
+
+def compare(estimate, threshold: float, *, better: str = "lower") -> str:
+    """"reproduced" when the estimate's whole interval is on the good side of ``threshold``, "contradicted" when it
+    is wholly on the bad side, "inconclusive" when it straddles the threshold (`holds`)."""
+    return {True: "reproduced", False: "contradicted", None: "inconclusive"}[holds(estimate, threshold,
+                                                                                     better=better)]
+
+
+def all_of(*conditions: bool | None) -> bool | None:
+    """Three-valued AND (Kleene): False if any condition fails, else None if any is undecided, else True."""
+    if any(c is False for c in conditions):
+        return False
+    return None if any(c is None for c in conditions) else True
+
+
+def any_of(*conditions: bool | None) -> bool | None:
+    """Three-valued OR (Kleene): True if any condition holds, else None if any is undecided, else False."""
+    if any(c is True for c in conditions):
+        return True
+    return None if any(c is None for c in conditions) else False
+
+
+def grade_interval(reproduced: bool | None, partly: bool | None = False) -> str:
+    """`grade` for conditions that may be undecided (None, from `holds`): reproduced if the reproduced condition
+    holds and inconclusive if it is undecided; if it fails, partly, inconclusive or contradicted as the (weaker)
+    partly condition holds, is undecided or fails. With no None among them this is `grade`."""
+    if reproduced is None:
+        return "inconclusive"
+    if reproduced:
+        return "reproduced"
+    return "partly" if partly else "inconclusive" if partly is None else "contradicted"

@@ -5,6 +5,7 @@
 - `peers`: diffusers' U-Net in fastdiff's calling convention, for side-by-side timing;
 - `metrics`: PSNR, SSIM, LR-PSNR, LPIPS, FID/KID, FD (LeNet-MNIST);
 - `lenet`: the bundled LeNet-MNIST digit feature net;
+- `intervals`: intervals on quality numbers (bootstrap FD and means, KID, paired differences, Wilson), `Estimate`;
 - `sr_eval`: SR outputs from the same noise and their scores, bicubic beside them;
 - `foolrate`: the human fool-rate game: the trial plan, the game as a state machine, fool rates with Wilson intervals;
 - `answers`: the game's answers file (append-only JSONL, one writer per session, every record checked);

@@ -6,6 +6,8 @@ default, rounded to 8-bit levels as a saved PNG would be, then PSNR = 10 log10(1
 2004: an 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range 1, channels averaged), so our numbers
 stand beside published ones. SSIM on [-1, 1] would not: its luminance term is not shift-invariant.
 
+Intervals on all of these (bootstrap, paired bootstrap, Wilson), FD and KID from features: `fastdiff.measure.intervals`.
+
 Pixel metrics (PSNR, SSIM, LR-PSNR) need nothing. LPIPS needs ImageNet AlexNet weights and FID/KID/IS
 need torch-fidelity's Inception-v3 weights; offline, `fastdiff.weights.require` raises a
 `MissingWeightsError` naming the file and folder. The digit studies use "FD (LeNet-MNIST)" instead,
@@ -242,8 +244,9 @@ class LeNetFD:
         self.reference_stats = self._statistics(reference)
 
     @torch.no_grad()
-    def _statistics(self, images: torch.Tensor) -> dict:
-        from torch_fidelity.metric_fid import fid_features_to_statistics
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The (N, 84) fc2 features FD is computed from, of (N, 1 or 3, 32, 32) digits rounded to uint8 as
+        torch-fidelity rounds them: for `fastdiff.measure.intervals` (bootstrap intervals, KID, paired FD)."""
         images = check_images(images, "digit images", min_batch=2)
         if images.shape[-2:] != (32, 32) or images.shape[1] not in (1, 3):
             raise ValueError(f"LeNet-MNIST takes (N, 1 or 3, 32, 32) digits, got {tuple(images.shape)}; resize "
@@ -251,7 +254,20 @@ class LeNetFD:
         u8 = to_uint8(images)
         feats = [self.lenet.uint8_features(u8[i:i + self.batch_size].to(self.device))["fc2"].cpu()
                  for i in range(0, len(u8), self.batch_size)]
-        return fid_features_to_statistics(torch.cat(feats))
+        return torch.cat(feats)
+
+    def _statistics(self, images: torch.Tensor) -> dict:
+        from torch_fidelity.metric_fid import fid_features_to_statistics
+        return fid_features_to_statistics(self.features(images))
+
+    def interval(self, images: torch.Tensor, *, n_boot: int = 1000, confidence: float = 0.95,
+                 generator: torch.Generator | None = None):
+        """FD (LeNet-MNIST) of ``images`` with a bias-corrected bootstrap interval over them, the reference
+        statistics fixed (`fastdiff.measure.intervals.fd_interval`); ``.uncorrected`` is the number `__call__`
+        gives."""
+        from .intervals import fd_interval
+        return fd_interval(self.features(images), self.reference_stats, n_boot=n_boot, confidence=confidence,
+                           generator=generator)
 
     def __call__(self, images: torch.Tensor) -> float:
         from torch_fidelity.metric_fid import fid_statistics_to_metric
