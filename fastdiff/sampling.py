@@ -36,7 +36,8 @@ def _predict(model, x: torch.Tensor, t: int, a: float, cond: dict | None, clip: 
 def prepare_condition(model, x: torch.Tensor, cond: dict | None) -> dict | None:
     """Conditioning that stays the same for the whole sampling call is computed once, here, not at every step:
     a model may define ``prepare_condition(x_T, cond) -> cond`` (study 1 adds the VGG-11 features of the LR
-    image). Other models get ``cond`` unchanged."""
+    image). Other models get ``cond`` unchanged. Every sampler calls it once, before its first step, so it also
+    marks the start of a sampling run (deep-feature caching starts a fresh cache there)."""
     prepare = getattr(model, "prepare_condition", None)
     return prepare(x, cond or {}) if prepare is not None else cond
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .nn import Downsample, Upsample, count_parameters, group_norm, make_block, timestep_embedding
-from .registry import register_architecture
+from .registry import UnknownArchitectureError, model_spec, register_architecture
 from .utils import check_image_dtype
 
 
@@ -108,31 +108,49 @@ def unet_config(preset: str, **overrides) -> UNetConfig:
 
 # ----------------------------------------------------------------------------------------------- the level walk
 
-@dataclass
+# A hook of the level walk: ``hook(level, h, emb) -> h``, for every place the walk offers (one signature).
+Hook = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class LevelHooks:
-    """What the wrappers of a U-Net change in its level walk (`UNet.walk`); each wrapper adds its part.
+    """What the wrappers of a U-Net change in its level walk (`UNet.walk`). Immutable: a wrapper adds its part with
+    ``with_encoder_block`` / ``with_decoder_input`` / ``with_bottom`` (new hooks, the others kept) and hands them on.
+    Every hook is ``hook(level, h, emb) -> h``; the walk knows nothing of the methods that set them.
 
-    - ``encoder_block``: functions ``f(level, h) -> h`` applied, in order, to the output of every encoder
-      block of a level before it becomes a skip tensor (study 1 adds VGG features there);
-    - ``skip_levels``: k, the number of deepest levels bypassed (study 2); with k > 0 ``fill(h, emb, level)``
-      returns the input that decoder level ``level`` misses from the deeper levels;
-    - ``decoder_input``: functions ``f(level, h) -> h`` applied, in order, to what decoder level ``level``
-      receives from below (the deep features; deep-feature caching records them there).
+    - ``encoder_block``: applied, in order, to the output of every encoder block of a level before it becomes a skip
+      tensor (study 1 adds VGG features there);
+    - ``decoder_input``: applied, in order, to what decoder level ``level`` receives from below (deep-feature
+      caching records it there);
+    - ``depth``, ``bottom``: the walk runs encoder and decoder levels 0..depth-1 only (None: all levels), and
+      ``bottom(depth - 1, h, emb)``, given the encoder output h of level depth-1, returns what decoder level
+      depth-1 receives in place of the middle block and every deeper level (layer skipping fills it; deep-feature
+      caching returns its cache). Without ``bottom`` the middle block runs, so the walk must run every level.
     """
-    encoder_block: list[Callable[[int, torch.Tensor], torch.Tensor]] = field(default_factory=list)
-    skip_levels: int = 0
-    fill: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None
-    decoder_input: list[Callable[[int, torch.Tensor], torch.Tensor]] = field(default_factory=list)
+    encoder_block: tuple[Hook, ...] = ()
+    decoder_input: tuple[Hook, ...] = ()
+    depth: int | None = None
+    bottom: Hook | None = None
 
-    def fuse(self, level: int):
-        if not self.encoder_block:
-            return None
+    def __post_init__(self):
+        for name in ("encoder_block", "decoder_input"):
+            if not isinstance(getattr(self, name), tuple):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
 
-        def apply(h: torch.Tensor) -> torch.Tensor:
-            for f in self.encoder_block:
-                h = f(level, h)
-            return h
-        return apply
+    def with_encoder_block(self, hook: Hook) -> "LevelHooks":
+        return dataclasses.replace(self, encoder_block=(*self.encoder_block, hook))
+
+    def with_decoder_input(self, hook: Hook) -> "LevelHooks":
+        return dataclasses.replace(self, decoder_input=(*self.decoder_input, hook))
+
+    def with_bottom(self, depth: int, hook: Hook) -> "LevelHooks":
+        """The walk stops at level depth-1 and ``hook`` replaces what lies below; one method per walk may do so."""
+        if self.bottom is not None:
+            raise ValueError("two methods in one stack replace the deep levels of the walk: use one of them")
+        return dataclasses.replace(self, depth=depth, bottom=hook)
+
+
+NO_HOOKS = LevelHooks()
 
 
 class EncoderLevel(nn.Module):
@@ -143,12 +161,12 @@ class EncoderLevel(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.down = down
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor, skips: list[torch.Tensor], *,
-                downsample: bool = True, fuse=None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, emb: torch.Tensor, skips: list[torch.Tensor], *, downsample: bool = True,
+                level: int = 0, hooks: tuple[Hook, ...] = ()) -> torch.Tensor:
         for block in self.blocks:
             h = block(h, emb)
-            if fuse is not None:
-                h = fuse(h)
+            for hook in hooks:                      # `LevelHooks.encoder_block`
+                h = hook(level, h, emb)
             skips.append(h)
         if self.down is not None and downsample:  # a walk that stops at this level does not downsample
             h = self.down(h)
@@ -264,23 +282,23 @@ class UNet(nn.Module):
 
     def walk(self, x: torch.Tensor, t: torch.Tensor, hooks: LevelHooks | None = None) -> torch.Tensor:
         """The one forward pass: stem, encoder levels, middle block, decoder levels, head, with ``hooks``."""
-        hooks = hooks or LevelHooks()
+        hooks = NO_HOOKS if hooks is None else hooks
         self.check_input(x, t)
-        k = hooks.skip_levels
-        if not 0 <= k < self.num_levels:
-            raise ValueError(f"k must be in 0..{self.num_levels - 1} (the U-Net has {self.num_levels} levels), got {k}")
-        if k and hooks.fill is None:
-            raise ValueError("skipping levels needs hooks.fill (what replaces the skipped levels' output)")
-        active = self.num_levels - k
+        n = self.num_levels
+        depth = n if hooks.depth is None else hooks.depth
+        if not 1 <= depth <= n:
+            raise ValueError(f"hooks.depth must be in 1..{n} (the levels the walk runs), got {depth}")
+        if depth < n and hooks.bottom is None:
+            raise ValueError(f"a walk of {depth} of {n} levels needs hooks.bottom (what replaces the levels below)")
         emb = self.embed(t)
         h = self.stem(x)
         skips = [h]
-        for level in range(active):
-            h = self.encoder[level](h, emb, skips, downsample=level < active - 1, fuse=hooks.fuse(level))
-        h = self.middle(h, emb) if k == 0 else hooks.fill(h, emb, active - 1)
-        for level in reversed(range(active)):
-            for f in hooks.decoder_input:
-                h = f(level, h)
+        for level in range(depth):
+            h = self.encoder[level](h, emb, skips, downsample=level < depth - 1, level=level, hooks=hooks.encoder_block)
+        h = self.middle(h, emb) if hooks.bottom is None else hooks.bottom(depth - 1, h, emb)
+        for level in reversed(range(depth)):
+            for hook in hooks.decoder_input:
+                h = hook(level, h, emb)
             h = self.decoder[level](h, emb, skips)
         return self.head(h)
 
@@ -334,13 +352,26 @@ def check_lr(x: torch.Tensor, lr, channels: int) -> None:
 class UNetWrapper(nn.Module):
     """A method over the level walk of ``inner`` (a `UNet` or another wrapper). A subclass implements
     ``walk(x, t, hooks, **cond)``: it takes its own conditioning out of ``cond``, adds its part to ``hooks``
-    and calls ``self.inner.walk``. Everything else (the base U-Net, `prepare_condition`, example inputs) is
-    handed through, so wrappers stack in any order that makes sense."""
+    (`LevelHooks.with_...`) and calls ``self.inner.walk``. Everything else (the base U-Net, `prepare_condition`,
+    example inputs) is handed through, so wrappers stack.
+
+    ``owns`` names what a wrapper changes that no other wrapper of the same stack may change too (the deep levels,
+    a conditioning key); a stack where two wrappers own the same thing is refused when it is built."""
+
+    owns: tuple[str, ...] = ()
 
     def __init__(self, inner: nn.Module):
         super().__init__()
         if not hasattr(inner, "walk"):
-            raise TypeError(f"a U-Net wrapper wraps a UNet or another wrapper, not {type(inner).__name__}")
+            raise TypeError(f"{type(self).__name__} wraps the level walk of a UNet or of another U-Net wrapper; "
+                            f"{type(inner).__name__} has none")
+        below = inner
+        while below is not None:
+            shared = [part for part in getattr(below, "owns", ()) if part in self.owns]
+            if shared:
+                raise ValueError(f"{type(self).__name__} cannot wrap a stack holding {type(below).__name__}: both "
+                                 f"change {shared[0]}; use one of them")
+            below = getattr(below, "inner", None)
         self.inner = inner
 
     @property
@@ -350,6 +381,20 @@ class UNetWrapper(nn.Module):
     @property
     def num_levels(self) -> int:
         return self.base.num_levels
+
+    def inner_spec(self) -> dict:
+        """The wrapped model's spec (`fastdiff.registry.model_spec`), for a wrapper whose config goes into checkpoints.
+        A sampling-time wrapper (registered nowhere: DeepCache, ScheduledSkipping) has none, so a stored wrapper goes
+        under it, never over it; the other order is refused here, when the stack is built."""
+        try:
+            return model_spec(self.inner)
+        except UnknownArchitectureError:
+            if not isinstance(self.inner, UNetWrapper):
+                raise
+            name, inner = type(self).__name__, type(self.inner).__name__
+            raise ValueError(f"{name} cannot wrap {inner}: {name} is stored in checkpoints with the spec of the model "
+                             f"it wraps, and {inner} is a sampling-time wrapper that no checkpoint holds; wrap the "
+                             f"other way round, {inner}({name}(...))") from None
 
     def walk(self, x, t, hooks: LevelHooks | None = None, **cond):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -1,13 +1,14 @@
 """Deep-feature caching (DeepCache) over the level walk: interval 1 is the plain U-Net; a partial call given the
 cache of the same inputs equals the full call; a 10-step run at N = 5 makes 2 full and 8 partial calls, and a
-partial call costs fewer FLOPs."""
+partial call costs fewer FLOPs; a sampling run starts at prepare_condition, and a cache that does not fit the call
+is an error, not a silent full call. (Over other methods: tests/test_stacking.py.)"""
 import pytest
 import torch
 
 from fastdiff.diffusion import make_schedule
 from fastdiff.measure.bench import count_flops
 from fastdiff.methods.deep_cache import DeepCache
-from fastdiff.sampling import sampler_call
+from fastdiff.sampling import prepare_condition, sampler_call
 from fastdiff.unet import build_unet
 
 
@@ -52,7 +53,7 @@ def test_a_run_at_interval_five_and_a_new_run_start_afresh(unet):
     run = sampler_call(model, schedule, "ddim", 10, 0.0, x_T)
     first = run()
     assert model.calls == {"full": 2, "partial": 8}
-    assert torch.equal(run(), first)                    # t rose: the second run did not reuse the first's cache
+    assert torch.equal(run(), first)          # prepare_condition started a new run: nothing of the first's cache
     assert model.calls == {"full": 4, "partial": 16} and model.nfe_share() == pytest.approx(0.2)
 
 
@@ -61,3 +62,18 @@ def test_bad_settings_are_refused(unet):
         DeepCache(unet, interval=0)
     with pytest.raises(ValueError, match="level must be in 0..1"):
         DeepCache(unet, interval=2, level=2)
+
+
+def test_a_run_starts_at_prepare_condition_and_a_cache_that_does_not_fit_is_an_error(unet):
+    model = DeepCache(unet, interval=2)
+    x, t = torch.randn(2, 1, 8, 8), torch.tensor([500, 500])
+    with torch.no_grad():
+        model(x, t)
+        assert prepare_condition(model, x, {}) == {}    # what every sampler calls before its first step
+        model(x, torch.tensor([100, 100]))              # t fell, yet a new run: a full call
+        assert model.calls == {"full": 2, "partial": 0}
+        with pytest.raises(ValueError, match="partial call found features of shape"):
+            model(torch.randn(3, 1, 8, 8), torch.tensor([90, 90, 90]))   # another batch, no new run marked
+        model.reset()
+        assert model(torch.randn(3, 1, 8, 8), torch.tensor([90, 90, 90])).shape == (3, 1, 8, 8)
+    assert model.calls == {"full": 3, "partial": 0}

@@ -9,12 +9,13 @@ paper's three ways to fill it are ``zero``, ``duplicate`` (the encoder tensor of
 and ``interpolate`` (extra paths: the encoder tensor is resized bicubically to the middle block's size, run through
 the middle block, and resized back, with a 1x1 convolution on each side to match channels).
 
-`LayerSkippingUNet` is a wrapper over the U-Net's level walk: it sets ``hooks.skip_levels`` and ``hooks.fill``
-and hands everything else (conditioning, other methods' hooks) to the model it wraps.
+`LayerSkippingUNet` is a wrapper over the U-Net's level walk: for k > 0 it stops the walk at level N-k-1 with its
+fill as the walk's bottom (`LevelHooks.with_bottom`) and hands everything else (conditioning, other methods' hooks)
+to the model it wraps. It owns the deep levels: a stack with another method that replaces them (a second skipping
+wrapper, deep-feature caching) is refused when it is built.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -23,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..diffusion import Schedule
-from ..registry import build_model, model_spec, register_architecture, renamed
-from ..unet import LevelHooks, UNetWrapper
+from ..registry import build_model, register_architecture, renamed
+from ..unet import NO_HOOKS, LevelHooks, UNetWrapper
 
 SKIP_TYPES = ("zero", "duplicate", "interpolate")
 TRAINING_SCHEMES = ("plain", "uniform", "consistent")
@@ -82,9 +83,11 @@ class LayerSkippingUNet(UNetWrapper):
     model itself, bit for bit. ``interpolate`` adds two 1x1 convolutions per level (the paper's extra paths); the
     output convolution starts at zero, so before training it behaves like ``zero``."""
 
+    owns = ("the deep levels (what the walk runs below a level)",)
+
     def __init__(self, inner: nn.Module, *, skip_type: str = "zero"):
         super().__init__(inner)
-        self.config = SkippingConfig(model_spec(inner), skip_type)
+        self.config = SkippingConfig(self.inner_spec(), skip_type)
         self.skip_type = skip_type
         c = self.base.config
         self.to_middle = self.from_middle = None
@@ -110,7 +113,7 @@ class LayerSkippingUNet(UNetWrapper):
         return ({"arch": "layer-skipping", "config": {"inner": inner, "skip_type": config["skip_type"]}},
                 renamed(state_dict, "unet.", "inner."))
 
-    def _fill(self, h: torch.Tensor, emb: torch.Tensor, level: int) -> torch.Tensor:
+    def _fill(self, level: int, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         """The missing input of decoder level ``level`` (C_{level+1} channels), from encoder tensor ``h``."""
         base = self.base
         channels = base.config.level_channels(level + 1)
@@ -132,11 +135,8 @@ class LayerSkippingUNet(UNetWrapper):
         k = int(k)
         if not 0 <= k < self.num_levels:
             raise ValueError(f"k must be in 0..{self.num_levels - 1} (the U-Net has {self.num_levels} levels), got {k}")
-        hooks = hooks or LevelHooks()
         if k:
-            if hooks.skip_levels:
-                raise ValueError("two layer-skipping wrappers in one stack: skip levels in one of them only")
-            hooks = dataclasses.replace(hooks, skip_levels=k, fill=self._fill)
+            hooks = (hooks or NO_HOOKS).with_bottom(self.num_levels - k, self._fill)
         return self.inner.walk(x, t, hooks, **cond)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, k: int = 0, **cond) -> torch.Tensor:

@@ -14,6 +14,11 @@ predictions, so every rank holds the whole prediction after each step (see `fast
 d = 1, no shift and no mask, diffusing the residual HR - bicubic(LR), is the full-image SRDiff-like baseline
 (``residual=True``; the study adds the bicubic image back).
 
+The SwinDiffuser changes the geometry, not the U-Net's level walk: it owns its patch denoiser (an SR U-Net at patch
+size, `build_swin`) and calls it as a model. It is no `fastdiff.unet.UNetWrapper`, so the level-walk methods neither
+wrap it nor sit inside it (both refused when built: the patches move with the shift at every step, and the
+condition enters the denoiser as its ``lr``).
+
 Shifts: training draws one per batch (`shift_sampler`, through `fastdiff.train`'s ``timesteps`` hook, so resume
 stays exact); sampling reads them from ``shift_plan``, {timestep: shift} built once per call (`shift_plan`), so
 the fixed pattern cycles (0,0), (0,s), (s,0), (s,s) over the steps in turn, as the thesis describes (its public
@@ -31,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import build_model, model_spec, register_architecture
-from ..unet import UNetWrapper, check_lr
+from ..unet import SuperResUNet, check_lr
 from ..utils import synchronize
 from .patch_parallel import SHIFT_MODES, gaussian_position_mask, patchify, rolling_shift, shift_for_step, unpatchify, unroll
 
@@ -169,18 +174,23 @@ def _timed(timings: dict | None, key: str, device: torch.device):
 
 
 @register_architecture("swin-diffuser")
-class SwinDiffuser(UNetWrapper):
+class SwinDiffuser(nn.Module):
     """``model(x_t, t, *, lr, shift=None, shift_plan=None, features=None, parallel=None, timings=None) -> eps``
     over the whole HR image; see the module docstring. ``inner`` denoises patches: a `SuperResUNet` of patch size
     whose ``cond_channels`` are the condition's (build it with `build_swin`)."""
 
     def __init__(self, inner: nn.Module, *, config: SwinConfig):
-        super().__init__(inner)
+        super().__init__()
+        if not isinstance(inner, SuperResUNet):
+            raise TypeError(f"the SwinDiffuser's patch denoiser is an SR U-Net of patch size (build_swin), not "
+                            f"{type(inner).__name__}: a level-walk method inside it would see patches that move with "
+                            f"the shift at every step, and the denoiser's lr is the patch condition")
+        self.inner = inner
         self.config = dataclasses.replace(config, inner=model_spec(inner))
         c = self.config
         self.extractor = make_extractor(c.extractor, c.lr_channels + int(c.position_mask), c.feature_channels,
                                         c.extractor_blocks)
-        base = self.base.config
+        base = inner.config
         if base.image_size != c.patch_size:
             raise ValueError(f"the patch denoiser is {base.image_size}x{base.image_size}, the patches "
                              f"{c.patch_size}x{c.patch_size}")
@@ -219,13 +229,12 @@ class SwinDiffuser(UNetWrapper):
     def prepare_condition(self, x: torch.Tensor, cond: dict) -> dict:
         """A fresh feature cache for one sampling call: the condition depends only on the LR image and the shift,
         so it is computed once per distinct shift (4 in the fixed pattern), not once per step."""
-        cond = super().prepare_condition(x, cond)
         return {**cond, "features": {}}
 
-    # -- the walk (Alg. 2.2, one step's network call) --------------------------------------------------------------
-    def walk(self, x: torch.Tensor, t: torch.Tensor, hooks=None, *, lr: torch.Tensor, shift=None,
-             shift_plan: dict | None = None, features: dict | None = None, parallel=None,
-             timings: dict | None = None) -> torch.Tensor:
+    # -- one step's network call (Alg. 2.2) ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, t: torch.Tensor, *, lr: torch.Tensor, shift=None,
+                shift_plan: dict | None = None, features: dict | None = None, parallel=None,
+                timings: dict | None = None) -> torch.Tensor:
         c, d = self.config, self.config.patches
         check_lr(x, lr, c.lr_channels)
         if x.shape[-1] != c.image_size or x.shape[-2] != c.image_size:
@@ -247,7 +256,7 @@ class SwinDiffuser(UNetWrapper):
                 if features is not None:
                     features[key] = cond
         with _timed(timings, "denoiser", x.device):
-            eps = self.inner.walk(patches, tp, hooks, lr=cond)
+            eps = self.inner(patches, tp, lr=cond)
         if parallel is not None:
             with _timed(timings, "communication", x.device):
                 eps = parallel.gather(eps, n)

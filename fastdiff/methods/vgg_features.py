@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import build_model, model_spec, register_architecture, renamed
-from ..unet import LevelHooks, SuperResUNet, UNetWrapper, check_lr
+from ..registry import build_model, register_architecture, renamed
+from ..unet import NO_HOOKS, LevelHooks, SuperResUNet, UNetWrapper, check_lr
 
 FUSIONS = ("add", "concat")
 VGG_WEIGHTS = ("imagenet", "random", "digits", "trained")
@@ -158,12 +158,17 @@ class VGGFeatureFusion(UNetWrapper):
     """``model(x_t, t, lr=low_res, vgg=None, **cond) -> eps``: the wrapped model with VGG-11 features of ``lr``
     fused into every encoder block output. ``vgg`` takes precomputed features; when it is None they are computed
     from ``lr`` (training: a new LR batch every step). Samplers call `prepare_condition` once per call, which
-    computes them once for all steps. ``vgg_state`` fills a ``trained`` feature network."""
+    computes them once for all steps. ``vgg_state`` fills a ``trained`` feature network. Its features enter the
+    walk as an encoder-block hook (`LevelHooks.with_encoder_block`), so layer skipping and deep-feature caching
+    stack over it, and it over a `LayerSkippingUNet` (not over the sampling-time wrappers, which no checkpoint
+    holds); it owns the ``vgg`` conditioning (one VGG fusion per stack)."""
+
+    owns = ("the 'vgg' conditioning (the VGG features of one sampling call)",)
 
     def __init__(self, inner: nn.Module, *, fusion: str = "add", vgg_weights: str = "imagenet", vgg_seed: int = 0,
                  lr_channels: int = 3, load_vgg: bool = True, vgg_state: dict | None = None, vgg_label: str = ""):
         super().__init__(inner)
-        self.config = VGGFusionConfig(model_spec(inner), fusion, vgg_weights, vgg_seed, lr_channels, vgg_label)
+        self.config = VGGFusionConfig(self.inner_spec(), fusion, vgg_weights, vgg_seed, lr_channels, vgg_label)
         c = self.base.config
         if c.num_levels > len(VGG11_STAGES):
             raise ValueError(f"VGG-11 has {len(VGG11_STAGES)} stages for {c.num_levels} U-Net levels")
@@ -227,7 +232,7 @@ class VGGFeatureFusion(UNetWrapper):
             raise ValueError(f"precomputed VGG features have shapes {got}; expected {expected}")
 
     def _fuse(self, vgg: list[torch.Tensor]):
-        def fuse(level: int, h: torch.Tensor) -> torch.Tensor:
+        def fuse(level: int, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
             f = vgg[level].to(h.dtype)
             if self.config.fusion == "concat":
                 return self.fuse[level](torch.cat([h, f], dim=1))
@@ -241,8 +246,7 @@ class VGGFeatureFusion(UNetWrapper):
             vgg = self.vgg_features(lr, x.shape[-2:])
         else:
             self._check_vgg(x, vgg)
-        hooks = hooks or LevelHooks()
-        hooks = LevelHooks([*hooks.encoder_block, self._fuse(vgg)], hooks.skip_levels, hooks.fill)
+        hooks = (hooks or NO_HOOKS).with_encoder_block(self._fuse(vgg))
         if self.uses_lr_concat:
             cond["lr"] = lr
         return self.inner.walk(x, t, hooks, **cond)
