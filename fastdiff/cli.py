@@ -108,7 +108,7 @@ def _zoo(args) -> int:
 
 
 def _train(args) -> int:
-    from .studies.common import recipes, train_recipe
+    from .studies.zoo_recipes import recipes, train_recipe
     known = recipes()
     if not args.name:
         for name, r in sorted(known.items()):

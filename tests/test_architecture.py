@@ -88,6 +88,118 @@ def test_the_import_test_sees_a_violation(tmp_path, monkeypatch):
         bad.unlink()
 
 
+def module_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """{module: the fastdiff modules it imports}, every import counted (function-local ones too), each resolved to
+    the deepest module it names (``from . import zoo`` is ``fastdiff.zoo``). A module's own packages are left out:
+    importing them runs their ``__init__`` first anyway, and that is no cycle."""
+    def name(path: Path) -> str:
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    paths = {name(p): p for p in package.rglob("*.py")}
+
+    def resolve(dotted: str) -> str:
+        while dotted and dotted not in paths:
+            dotted = dotted.rpartition(".")[0]
+        return dotted
+    graph = {}
+    for me, path in paths.items():
+        pkg = me if path.name == "__init__.py" else me.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(pkg.split(".")[:len(pkg.split(".")) - node.level + 1]) if node.level else ""
+                module = ".".join(x for x in (base, node.module) if x)
+                targets = [f"{module}.{a.name}" for a in node.names]
+            else:
+                continue
+            found |= {t for t in map(resolve, targets) if t and t != me and not me.startswith(t + ".")}
+        graph[me] = found
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                cycles.append(sorted(component))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_no_import_cycles():
+    """No module imports itself through others, not even from inside a function (a local import that dodges a circle
+    hides it)."""
+    cycles = import_cycles(module_graph())
+    assert not cycles, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in cycles)
+
+
+def test_the_cycle_test_sees_a_cycle_through_a_local_import(tmp_path):
+    package = tmp_path / "fastdiff"
+    (package / "studies").mkdir(parents=True)
+    (package / "__init__.py").write_text("from . import methods\n")
+    (package / "methods.py").write_text("")
+    (package / "studies" / "__init__.py").write_text("")
+    (package / "studies" / "a.py").write_text("from .. import methods\nfrom . import b\n")
+    (package / "studies" / "b.py").write_text("import fastdiff.studies\n\ndef f():\n    from .a import x\n")
+    graph = module_graph(package)
+    assert graph["fastdiff.studies.a"] == {"fastdiff.methods", "fastdiff.studies.b"}
+    assert graph["fastdiff.studies.b"] == {"fastdiff.studies.a"}          # its own package is no edge
+    assert import_cycles(graph) == [["fastdiff.studies.a", "fastdiff.studies.b"]]
+
+
+# The study modules by notebook. A study module imports another only through a leaf (shared by several studies,
+# importing no study), or inside its own notebook; `zoo_recipes` gathers every study's recipes and no study imports it.
+STUDY_LEAVES = {"common", "digits_unet", "inference_ladder"}
+STUDY_TOP = {"zoo_recipes"}
+NOTEBOOK_OF = {"diffusion_basics": "00", "vgg_conditioned_sr": "01", "vgg_sr_evaluation": "01", "digit_vgg": "01",
+               "adaptive_layer_skipping": "02", "continuous_unet": "03", "swindiffuser": "04", "performance": "05",
+               "performance_claims": "05", "fool_rate_game": "06", "speed_quality_map": "07", "sr_map": "07",
+               "report": "07", "report_claims": "07"}
+# the cross-study report draws the SR panels of studies 1 and 4 from those studies' own models and samplers
+CROSS_STUDY = {("sr_map", "vgg_conditioned_sr"), ("sr_map", "vgg_sr_evaluation"), ("sr_map", "swindiffuser")}
+
+
+def test_studies_import_each_other_only_through_the_leaves():
+    prefix = "fastdiff.studies."
+    graph = {m[len(prefix):]: {i[len(prefix):] for i in imported if i.startswith(prefix)}
+             for m, imported in module_graph().items() if m.startswith(prefix)}
+    unlisted = set(graph) - STUDY_LEAVES - STUDY_TOP - set(NOTEBOOK_OF)
+    assert not unlisted, f"study modules in no notebook of NOTEBOOK_OF (nor a leaf): {sorted(unlisted)}"
+    problems = []
+    for module, imported in sorted(graph.items()):
+        for other in sorted(imported):
+            if module in STUDY_LEAVES:
+                problems.append(f"the leaf {module} imports the study module {other}")
+            elif other in STUDY_TOP:
+                problems.append(f"{module} imports {other}, which only the command line and notebooks import")
+            elif module in STUDY_TOP or other in STUDY_LEAVES or (module, other) in CROSS_STUDY:
+                continue
+            elif NOTEBOOK_OF[module] != NOTEBOOK_OF[other]:
+                problems.append(f"{module} (notebook {NOTEBOOK_OF[module]}) imports {other} (notebook "
+                                f"{NOTEBOOK_OF[other]}): share it through a leaf module instead")
+    assert not problems, "\n".join(problems)
+
+
 def test_every_module_stays_a_few_hundred_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 450}

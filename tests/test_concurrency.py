@@ -17,7 +17,7 @@ from fastdiff.checkpoint import load_checkpoint
 from fastdiff.diffusion import make_schedule
 from fastdiff.cli import main
 from fastdiff.files import DiskFullError
-from fastdiff.studies import common
+from fastdiff.studies import zoo_recipes
 from fastdiff.train import train
 
 TESTS = Path(__file__).resolve().parent
@@ -31,10 +31,10 @@ TRAINER = textwrap.dedent("""
     from test_zoo import tiny_recipe
     from fastdiff import train as T
     from fastdiff.cli import main
-    from fastdiff.studies import common
+    from fastdiff.studies import zoo_recipes
     r = tiny_recipe(steps=2000)
     r.train = dataclasses.replace(r.train, checkpoint_every={every})
-    common.recipes = lambda: {{"test/tiny": r}}
+    zoo_recipes.recipes = lambda: {{"test/tiny": r}}
     update = T.ema_update
     def ema_update(*args):
         update(*args)
@@ -74,7 +74,7 @@ def test_a_second_trainer_of_the_same_checkpoint_stops_with_a_message_and_the_fi
                                                                                             capsys):
     first = start_trainer(tmp_path, every=1)
     try:
-        monkeypatch.setattr(common, "recipes", lambda: {"test/tiny": tiny_recipe(steps=2000)})
+        monkeypatch.setattr(zoo_recipes, "recipes", lambda: {"test/tiny": tiny_recipe(steps=2000)})
         code = main(["train", "test/tiny", "--device", "cpu", "--checkpoints", str(tmp_path / "ckpt"), "--no-export"])
         err = capsys.readouterr().err
         assert code == 2
@@ -130,13 +130,13 @@ def test_a_full_disk_while_training_says_so_and_keeps_the_previous_checkpoint(tm
 
 
 def test_a_damaged_sessions_log_is_named_and_nothing_is_overwritten(tmp_path, monkeypatch):
-    monkeypatch.setattr(common, "recipes", lambda: {"test/tiny": tiny_recipe(steps=2)})
+    monkeypatch.setattr(zoo_recipes, "recipes", lambda: {"test/tiny": tiny_recipe(steps=2)})
     log = tmp_path / "test_tiny.sessions.json"
     log.write_text('[{"git_commit": "abc", "device"')          # torn by a crash of an older fastdiff
     with pytest.raises(ValueError, match=r"the sessions log .*test_tiny.sessions.json is damaged .*Restore it, or "
                                          r"delete it"):
-        common.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path, export=False, progress=False)
+        zoo_recipes.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path, export=False, progress=False)
     assert log.read_text() == '[{"git_commit": "abc", "device"'
     log.unlink()
-    common.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path, export=False, progress=False)
+    zoo_recipes.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path, export=False, progress=False)
     assert len(json.loads(log.read_text())) == 1

@@ -140,7 +140,7 @@ def fastdiff_subcommands() -> set[str]:
 
 @functools.cache
 def _recipes() -> set[str]:
-    from fastdiff.studies.common import recipes
+    from fastdiff.studies.zoo_recipes import recipes
     return set(recipes())
 
 

@@ -7,7 +7,7 @@ from fastdiff.diffusion import make_schedule
 from fastdiff.methods.layer_skipping import LayerSkippingUNet
 from fastdiff.sampling import sampler_call
 from fastdiff.studies import speed_quality_map as M
-from fastdiff.studies.report import headline
+from fastdiff.studies.speed_quality_map import headline
 from fastdiff.unet import build_unet
 
 

@@ -20,7 +20,7 @@ from fastdiff import zoo
 from fastdiff.checkpoint import load_checkpoint
 from fastdiff.cli import main
 from fastdiff.data import load_dataset
-from fastdiff.studies import common
+from fastdiff.studies import common, zoo_recipes
 from fastdiff.train import TrainConfig
 from fastdiff.unet import build_unet
 
@@ -38,12 +38,12 @@ def tiny_recipe(steps=6):
 
 @pytest.fixture
 def recipes(monkeypatch):
-    monkeypatch.setattr(common, "recipes", lambda: {"test/tiny": tiny_recipe()})
+    monkeypatch.setattr(zoo_recipes, "recipes", lambda: {"test/tiny": tiny_recipe()})
 
 
 def test_train_exports_an_entry_that_loads_with_its_provenance(recipes, tmp_path, capsys):
-    out = common.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path / "ckpt", zoo_dir=tmp_path / "zoo",
-                              progress=False)
+    out = zoo_recipes.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path / "ckpt",
+                                   zoo_dir=tmp_path / "zoo", progress=False)
     e = out["entry"]
     assert e.steps == 6 and e.batch_size == 4 and e.sessions == 1 and e.stored_dtype == "fp16"
     assert e.sha256 == zoo.sha256_of(tmp_path / "zoo" / e.file) and e.parameters == sum(
@@ -66,9 +66,9 @@ KILLED_TRAINER = textwrap.dedent("""
     import sys
     sys.path.insert(0, {tests!r})
     from test_zoo import tiny_recipe
-    from fastdiff.studies import common
-    common.recipes = lambda: {{"test/tiny": tiny_recipe(steps=400)}}
-    common.train_recipe("test/tiny", device="cpu", checkpoint_dir={ckpt!r}, zoo_dir={zoo!r}, progress=False)
+    from fastdiff.studies import zoo_recipes
+    zoo_recipes.recipes = lambda: {{"test/tiny": tiny_recipe(steps=400)}}
+    zoo_recipes.train_recipe("test/tiny", device="cpu", checkpoint_dir={ckpt!r}, zoo_dir={zoo!r}, progress=False)
 """)
 
 
@@ -87,11 +87,11 @@ def test_fastdiff_train_resumes_exactly_after_a_kill(tmp_path, monkeypatch):
     proc.wait()
     killed_at = load_checkpoint(ckpt)["step"]
     assert 5 <= killed_at < 400, killed_at
-    monkeypatch.setattr(common, "recipes", lambda: {"test/tiny": tiny_recipe(steps=400)})
-    resumed = common.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path / "ckpt",
-                                  zoo_dir=tmp_path / "zoo", progress=False)
-    straight = common.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path / "straight",
-                                   zoo_dir=tmp_path / "zoo2", progress=False)
+    monkeypatch.setattr(zoo_recipes, "recipes", lambda: {"test/tiny": tiny_recipe(steps=400)})
+    resumed = zoo_recipes.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path / "ckpt",
+                                       zoo_dir=tmp_path / "zoo", progress=False)
+    straight = zoo_recipes.train_recipe("test/tiny", device="cpu", checkpoint_dir=tmp_path / "straight",
+                                        zoo_dir=tmp_path / "zoo2", progress=False)
     assert resumed["result"]["resumed_from"] == killed_at and resumed["entry"].sessions == 2
     for a, b in zip(resumed["result"]["model"].state_dict().values(), straight["result"]["model"].state_dict().values()):
         assert torch.equal(a, b)

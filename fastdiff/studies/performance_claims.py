@@ -4,6 +4,10 @@ did on this machine and why, and the notebook's results file. The measurements a
 """
 from __future__ import annotations
 
+from ..results import Results
+from ..verdicts import Claim, grade, need
+
+
 def _twin(rows: list[dict], row: dict) -> dict | None:
     """The fp32 rung configured like ``row`` in everything but precision (layout, attention, compile, im2col)."""
     keys = ("layout", "attention", "compiled", "im2col")
@@ -27,8 +31,6 @@ PROPOSAL = "Batra and Xhelollari, project proposal (Sec. 3)"
 
 
 def _claims():
-    from ..verdicts import Claim, grade, need
-
     def half(m):
         speed, fd, fd32 = need(m, "half speed-up", "half FD", "fp32 FD")
         cost = fd / fd32 - 1
@@ -144,7 +146,6 @@ def collect_results(run, *, dataset: str, weights: str, ladders: dict[str, list[
                     metric: str = "FD (LeNet-MNIST)"):
     """The notebook's numbers as `fastdiff.results` rows (``sources`` and ``devices`` say, per table, where and on
     what rows not measured in this run were measured)."""
-    from ..results import Results
     sources = sources or {}
     on = {k: {"device": v} for k, v in (devices or {}).items() if v}
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,

@@ -1,15 +1,23 @@
 """The cross-study report (notebook 07, `fastdiff report`): what is gathered from the committed results files, not
 measured again. Every study notebook writes its verdicts into its results file (`fastdiff.results`); here they are
-read back into one table (claim, the paper's number, ours, verdict, device, data, where it came from), and a
-speed/quality map's points reduce to their Pareto front and the headline: the fastest setting whose quality stays
-within a tolerance of the reference (1000-step fp32 DDPM).
+read back into one table (claim, the paper's number, ours, verdict, device, data, where it came from); the maps
+measured by `fastdiff.studies.speed_quality_map` (its Pareto front and headline: the fastest setting whose quality
+stays within a tolerance of the reference, 1000-step fp32 DDPM) and `fastdiff.studies.sr_map` are read back, checked
+and drawn. The top of notebook 07's modules: no study module imports it.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+
+from .. import plotting
 from ..files import atomic_write, atomic_write_text
+from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS
+from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
+from .speed_quality_map import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
+from .sr_map import SR_METRICS
 
 
 def gather_verdicts(root: str | Path = "results", *, on_error: str = "raise") -> list[dict]:
@@ -17,7 +25,6 @@ def gather_verdicts(root: str | Path = "results", *, on_error: str = "raise") ->
     are passed over): study, key, claim, paper, ours, verdict, why, device, dtype, data, profile, file. Every file is
     checked (`fastdiff.results.iter_results`): a damaged one, or a second copy of a study, is an error unless
     ``on_error="warn"``."""
-    from ..results import iter_results
     root = Path(root)
     rows = []
     for path, data in iter_results(root, on_error=on_error):
@@ -40,27 +47,6 @@ def verdict_counts(rows: list[dict]) -> dict[str, dict[str, int]]:
     return out
 
 
-def pareto_front(points: list[dict], *, x: str, y: str) -> list[dict]:
-    """The points no other point beats in both ``x`` and ``y`` (lower is better in both: time, FD), by ``x``."""
-    usable = [p for p in points if p.get(x) is not None and p.get(y) is not None]
-    front = [p for p in usable
-             if not any(q[x] <= p[x] and q[y] <= p[y] and (q[x] < p[x] or q[y] < p[y]) for q in usable)]
-    return sorted(front, key=lambda p: p[x])
-
-
-def headline(points: list[dict], reference: dict, *, x: str, y: str, tolerance: float = 0.10) -> dict | None:
-    """The fastest point faster than the reference whose ``y`` is within ``tolerance`` of the reference's
-    (y <= (1 + tolerance) y_ref), with its speed-up over the reference; None when no point qualifies."""
-    if not 0 <= tolerance:
-        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
-    limit = (1 + tolerance) * reference[y]
-    ok = [p for p in points if p.get(x) is not None and p.get(y) is not None and p[y] <= limit and p[x] < reference[x]]
-    if not ok:
-        return None
-    best = min(ok, key=lambda p: p[x])
-    return {**best, "speed-up": reference[x] / best[x], "limit": limit}
-
-
 def write_claims(rows: list[dict], out: str | Path) -> list[Path]:
     """The gathered verdicts as ``claims.csv`` and ``claims.md`` in ``out``; returns the paths."""
     import pandas as pd
@@ -77,9 +63,6 @@ def write_claims(rows: list[dict], out: str | Path) -> list[Path]:
     return [csv, md]
 
 
-SR_METRICS = ("PSNR", "SSIM", "LR-PSNR")          # the SR map's panels (LPIPS needs weights absent offline)
-
-
 def map_title(part: dict, what: str) -> str:
     """A map's label: what it shows, where and on what it was measured."""
     return (f"{what}\n{part.get('data', '')} · {part.get('device', '')} · batch {part.get('batch')} · n = "
@@ -88,8 +71,6 @@ def map_title(part: dict, what: str) -> str:
 
 def draw_digits_map(part: dict, *, ax=None):
     """The digits map of a `benchmarks/report_map.py` result (``part = result["digits"]``)."""
-    from .. import plotting
-    from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME
     best = part.get("headline")
     return plotting.plot_speed_quality_map(
         part["rows"], x=MAP_TIME, y=MAP_METRIC, front=part["front"], reference=part["reference"],
@@ -102,9 +83,6 @@ def draw_sr_maps(sr: dict, metrics=SR_METRICS):
     """One row of panels per SR map (``sr = result["sr"]``: {panel: `fastdiff.studies.sr_map.measure_panel`}), one
     column per metric, time per image against it (higher is better); bicubic upsampling, which takes no time to
     speak of, as a dashed line."""
-    import matplotlib.pyplot as plt
-    from .. import plotting
-    from .speed_quality_map import TIME as MAP_TIME
     fig, axes = plt.subplots(len(sr), len(metrics), figsize=(5 * len(metrics), 4.2 * len(sr)), squeeze=False)
     for row, (name, panel) in zip(axes, sr.items()):
         points = [{**r, "label": f"{r['steps']} steps", "family": r["model"]} for r in panel["rows"]
@@ -138,7 +116,6 @@ def write_maps(result: dict, out: str | Path) -> list[Path]:
 
 def _save_figure(fig, path: Path, *, dpi: int) -> Path:
     """``fig`` as the PNG ``path`` (atomically: never half a file), then closed."""
-    import matplotlib.pyplot as plt
     try:
         return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
     finally:
@@ -148,7 +125,6 @@ def _save_figure(fig, path: Path, *, dpi: int) -> Path:
 def read_map(device_type: str = "cpu", *, root: str | Path = "results") -> dict:
     """The maps of ``<root>/<device_type>/report_map.json`` (`benchmarks/report_map.py`), checked for what the
     report draws from them; a damaged file is a `fastdiff.results.ResultsFileError` naming it and the field."""
-    from ..results import ResultsFileError, read_benchmark
     result = read_benchmark("report_map", device_type, root=root)
     problems = _digits_problems(result["digits"]) if "digits" in result else []
     problems += _sr_problems(result["sr"]) if "sr" in result else []
@@ -170,7 +146,6 @@ def _digits_problems(part) -> list[str]:
     problems = _rows_problems(part.get("rows"), "digits", ("label", "family"))
     if problems:
         return problems
-    from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME
     numbers = (MAP_TIME, MAP_METRIC)
     ref = next((r for r in part["rows"] if r["label"] == part.get("reference")), None)
     if ref is None:
@@ -193,7 +168,6 @@ def _sr_problems(sr) -> list[str]:
 
 def headline_line(part: dict) -> str:
     """The headline of a digits map in one line, from its numbers."""
-    from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
     within = f"{100 * part.get('tolerance', TOLERANCE):.0f}%"
     ref = next(r for r in part["rows"] if r["label"] == part["reference"])
     best = part.get("headline")

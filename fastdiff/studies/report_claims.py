@@ -3,8 +3,10 @@ studies, each judged on the digits map (`fastdiff.studies.speed_quality_map`), a
 point's own baseline (the same model and sampler without the method) for the results file."""
 from __future__ import annotations
 
+from ..results import Results
 from ..verdicts import Claim, need
 from .speed_quality_map import METRIC, TIME
+from .sr_map import SR_METRICS
 
 STUDY = "07_report"
 PAPER_SOURCE = "DeepCache (Ma et al. 2024), DPM-Solver++ (Lu et al. 2022), EDM (Karras et al. 2022)"
@@ -104,8 +106,6 @@ def beside_base(rows: list[dict]) -> list[dict]:
 def collect_results(run, *, part: dict, sr: dict | None, verdicts: list[dict], source: str):
     """The maps as `fastdiff.results` rows (each with the device and date it was measured on, and where it came
     from) and the verdicts of `CLAIMS`."""
-    from ..results import Results
-    from .report import SR_METRICS
     res = Results(STUDY, device=part["device"], dtype="fp32 unless the rung says", dataset=part["data"],
                   weights="; ".join(f"{k}: {v}" for k, v in part["weights"].items()), profile=run.profile,
                   seed=run.seed, environment=run.env)

@@ -4,7 +4,7 @@ practitioner reaches for first, on the digits zoo models (the built-in MNIST dig
 side by side in one interleaved run (`fastdiff.measure.bench.interleaved`); its quality is FD (LeNet-MNIST) of
 ``n`` samples, every point from the same x_T. The reference is 1000-step ancestral DDPM in fp32 on study 2's
 plainly trained U-Net; the headline is the fastest point whose FD stays within 10% of it
-(`fastdiff.studies.report.headline`).
+(`headline`).
 
 A point is data (`Point`): which zoo model, which sampler and step count, and which methods wrap it: layer
 skipping at c (study 2, on the model trained for it), deep-feature caching every N calls (DeepCache), a rung of
@@ -14,17 +14,24 @@ may combine several.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import torch
 
+from .. import zoo
+from ..data import load_dataset
+from ..diffusion import make_schedule
 from ..measure.bench import interleaved
 from ..measure.lenet import FD_LABEL
+from ..measure.metrics import sample_scorer
 from ..methods.deep_cache import DeepCache
 from ..methods.layer_skipping import ScheduledSkipping
+from ..results import read_benchmark
 from ..sampling import SAMPLERS, sampler_call
-from ..utils import DTYPES, progress_bar
-from .performance import LADDER, prepare
+from ..utils import DTYPES, device_name, profile_by_name, progress_bar
+from .inference_ladder import LADDER, prepare
+from .sr_map import PANELS, TIME, measure_panel
 
 # label -> zoo entry; "U-Net" is study 2's plainly trained model taken out of its skipping wrapper (as study 5's
 # baseline), "U-Net, skip-trained" the one trained for skipping at c = 2 (the wrapper kept).
@@ -35,8 +42,28 @@ UNWRAP = ("U-Net",)
 RUNGS = {r.name: r for r in LADDER}
 FAST_RUNG = "compile, frozen weights"
 METRIC = FD_LABEL
-TIME = "ms per image"                   # the one name of a map's speed axis (the SR panels use it too)
 TOLERANCE = 0.10                        # the headline: FD within 10% of the reference's
+
+
+def pareto_front(points: list[dict], *, x: str, y: str) -> list[dict]:
+    """The points no other point beats in both ``x`` and ``y`` (lower is better in both: time, FD), by ``x``."""
+    usable = [p for p in points if p.get(x) is not None and p.get(y) is not None]
+    front = [p for p in usable
+             if not any(q[x] <= p[x] and q[y] <= p[y] and (q[x] < p[x] or q[y] < p[y]) for q in usable)]
+    return sorted(front, key=lambda p: p[x])
+
+
+def headline(points: list[dict], reference: dict, *, x: str, y: str, tolerance: float = 0.10) -> dict | None:
+    """The fastest point faster than the reference whose ``y`` is within ``tolerance`` of the reference's
+    (y <= (1 + tolerance) y_ref), with its speed-up over the reference; None when no point qualifies."""
+    if not 0 <= tolerance:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    limit = (1 + tolerance) * reference[y]
+    ok = [p for p in points if p.get(x) is not None and p.get(y) is not None and p[y] <= limit and p[x] < reference[x]]
+    if not ok:
+        return None
+    best = min(ok, key=lambda p: p[x])
+    return {**best, "speed-up": reference[x] / best[x], "limit": limit}
 
 
 @dataclass(frozen=True)
@@ -49,7 +76,7 @@ class Point:
     eta: float | None = 0.0              # DDIM's eta (None for the other samplers)
     skip_c: float | None = None          # layer skipping's k(t) at c (study 2)
     cache_interval: int | None = None    # deep-feature caching: a full call every N calls
-    rung: str = "fp32"                   # a rung of study 5's ladder (`performance.LADDER`)
+    rung: str = "fp32"                   # a rung of study 5's ladder (`inference_ladder.LADDER`)
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -125,7 +152,6 @@ POINTS = {"quick": tuple(_solvers() + _methods() + _combinations()),
 
 def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
     """({label: model}, {label: provenance}) of the zoo models the points use (default: all of `MODELS`)."""
-    from .. import zoo
     models, provenance = {}, {}
     for label in labels or MODELS:
         model, entry = zoo.load(MODELS[label], device=device, verbose=False)
@@ -196,13 +222,7 @@ def digits_map(points="quick", *, n: int = 500, batch_size: int = 50, rounds: in
     """The whole digits map: the zoo models (``models`` overrides them: the tests' tiny ones), FD against the
     training digits, the FD floor (``n`` held-out real digits), `measure_map` of the named point set (or a list of
     points), its Pareto front and headline. A dict for the results file."""
-    import time
 
-    from ..data import load_dataset
-    from ..diffusion import make_schedule
-    from ..measure.metrics import sample_scorer
-    from ..utils import device_name
-    from .report import headline, pareto_front
     points = POINTS[points] if isinstance(points, str) else tuple(points)
     device = torch.device(device)
     began = time.perf_counter()
@@ -256,14 +276,12 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> ReportProfile:
-    from ..utils import profile_by_name
     return profile_by_name(PROFILES, name, **overrides)
 
 
 def get_maps(profile: ReportProfile, *, device, results_dir, seed: int = 0, progress: bool = True):
     """(digits map, SR maps or None, where they came from) under ``profile``: read from
     ``<results_dir>/<device type>/report_map.json`` (`benchmarks/report_map.py`) or measured here."""
-    from ..results import read_benchmark
     device = torch.device(device)
     bench = None
     if "results" in (profile.maps, profile.sr):
@@ -277,7 +295,6 @@ def get_maps(profile: ReportProfile, *, device, results_dir, seed: int = 0, prog
         part = bench["digits"]
         sources.append(f"digits map: benchmarks/report_map.py on {part['device']}, {part.get('utc', '?')}")
     if profile.sr == "measure":
-        from .sr_map import PANELS, measure_panel
         sr = {p: measure_panel(p, device=device, n=profile.sr_n, steps=profile.sr_steps, batch_size=profile.sr_batch,
                                rounds=profile.rounds, seed=seed, progress=progress) for p in PANELS}
         sources.append("SR map: measured in this run")

@@ -20,16 +20,19 @@ import time
 
 import torch
 
+from .. import zoo
+from ..data import downsample, mnist_split
+from ..diffusion import make_schedule
 from ..measure.bench import interleaved
-from ..measure.sr_eval import bicubic, sr_metrics
-from ..measure.sr_eval import super_resolve as sr3_super_resolve
+from ..measure.sr_eval import bicubic, sr_metrics, super_resolve as sr3_super_resolve
 from ..utils import check_int, device_name, progress_bar
 from . import swindiffuser, vgg_conditioned_sr
-from .speed_quality_map import TIME
 from .vgg_sr_evaluation import STUDY as VGG_STUDY
 
 BICUBIC = "bicubic (no model)"
 METRICS = ("PSNR", "SSIM", "LR-PSNR", "LPIPS")
+SR_METRICS = METRICS[:3]                # the report's panels (LPIPS needs AlexNet weights, absent offline)
+TIME = "ms per image"                   # the one name of a map's speed axis (the digits map uses it too)
 _DIGITS = vgg_conditioned_sr.PROFILES["quick"]
 _PHOTOS = swindiffuser.PROFILES["quick"]
 
@@ -37,7 +40,6 @@ _PHOTOS = swindiffuser.PROFILES["quick"]
 def held_out_digits() -> torch.Tensor:
     """The digits' validation split of seed 0 (the complement of the zoo models' 4,500 training digits, 32x32), in
     the seeded order of notebook 01's validation set (`vgg_conditioned_sr.validation_set` at seed 0)."""
-    from ..data import mnist_split
     images = mnist_split(_DIGITS.hr_size, "val", seed=0)[0]
     return vgg_conditioned_sr.take(images, len(images), seed=0)
 
@@ -74,7 +76,6 @@ PANELS = {
 
 def load_models(panel: str, *, device="cpu") -> tuple[dict, dict]:
     """({label: model}, {label: provenance}) of a panel's zoo entries, loaded without printing."""
-    from .. import zoo
     models, provenance = {}, {}
     for label, name in _panel(panel)["models"].items():
         models[label], entry = zoo.load(name, device=device, verbose=False)
@@ -124,8 +125,6 @@ def measure_panel(panel: str, *, models: dict | None = None, device="cpu", n: in
                          f"got {models!r}")
     if models is not None and BICUBIC in models:
         raise ValueError(f"{BICUBIC!r} is the bicubic row's label; name the models otherwise")
-    from ..data import downsample
-    from ..diffusion import make_schedule
     began = time.perf_counter()
     device = torch.device(device)
     images = spec["loader"]()

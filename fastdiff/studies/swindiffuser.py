@@ -18,9 +18,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..data import SRPairs, downsample, load_dataset
+from ..diffusion import make_schedule, space_timesteps
+from ..measure.bench import interleaved
+from ..measure.sr_eval import bicubic, sr_metrics
+from ..methods.patch_parallel import seam_score
 from ..methods.swin_diffuser import SwinConfig, build_swin, shift_plan, shift_sampler
-from ..train import TrainConfig
-from ..utils import check_bool, progress_bar, slug
+from ..results import Results
+from ..sampling import sampler_call
+from ..train import TrainConfig, train
+from ..utils import check_bool, profile_by_name, progress_bar, slug
+from ..verdicts import Claim, grade, need
+from .common import Recipe, zoo_or_train_each
 
 # ------------------------------------------------------------------------------------------ the thesis's numbers
 THESIS = "Jiang, SwinDiffuser thesis (Ch. 3)"
@@ -101,7 +110,6 @@ class ResidualPairs(torch.utils.data.Dataset):
 
 
 def training_data(config: SwinConfig, hr: torch.Tensor):
-    from ..data import SRPairs
     pairs = SRPairs(hr, config.scale)
     return ResidualPairs(pairs, config.scale) if config.residual else pairs
 
@@ -109,13 +117,11 @@ def training_data(config: SwinConfig, hr: torch.Tensor):
 def photos(split: str, *, folder: str = "", image_size: int = 64):
     """HR images of a split: the built-in photos' 64x64 patches, or a folder of images (FFHQ, CelebA: each image
     resized to ``image_size``), split 90/10 by a seeded permutation."""
-    from ..data import load_dataset
     return load_dataset(f"folder:{folder}" if folder else "photos", image_size=image_size, split=split)
 
 
 def recipes():
     """The zoo entries of notebook 04 (`fastdiff train swin/...`)."""
-    from .common import Recipe
     out = []
     for name, entry in ZOO_MODELS.items():
         cfg = variant_config(name)
@@ -161,16 +167,12 @@ PROFILES = {
 
 
 def get_profile(name: str, **overrides) -> SwinProfile:
-    from ..utils import profile_by_name
     return profile_by_name(PROFILES, name, **overrides)
 
 
 def get_models(profile: SwinProfile, *, weights: str, run, resume: bool = False, data=None):
     """({variant: EMA model}, {variant: provenance}, {variant: training info}): the zoo, or trained here on
     ``data`` (HR images; default the built-in photos' training split)."""
-    from ..diffusion import make_schedule
-    from ..train import train
-    from .common import zoo_or_train_each
     resume = check_bool("resume", resume)                       # before the photos load
     schedule = make_schedule(SCHEDULE)
     hr = photos("train") if data is None else data
@@ -193,8 +195,6 @@ def super_resolve(model, lr: torch.Tensor, schedule, steps: int, *, device, shif
     """SR outputs of a SwinDiffuser for ``lr``: ``steps`` respaced DDIM(eta) steps (eta = 1: ancestral, as the
     thesis) with the shift plan of ``shift_mode`` / ``step_size`` (default: the model's own), the residual
     baseline's bicubic image added back. The same x_T and noise for every model. Float32 on the CPU."""
-    from ..diffusion import space_timesteps
-    from ..sampling import sampler_call
     c = model.config
     mode = c.shift_mode if shift_mode is None else shift_mode
     s = c.step_size if step_size is None else step_size
@@ -224,9 +224,6 @@ def sr_rows(models: dict, hr: torch.Tensor, schedule, *, steps: int, device, set
     seam score on the d = ``grid`` patch grid, on the LR images of ``hr``; bicubic first, the HR images' own seam
     score as the reference. ``settings``: {row label: (model name, shift_mode, step_size)}; default, each model
     with its own. Returns (rows, {label: SR images})."""
-    from ..data import downsample
-    from ..measure.sr_eval import bicubic, sr_metrics
-    from ..methods.patch_parallel import seam_score
     lr = downsample(hr, 2)
     settings = settings or {name: (name, None, None) for name in models}
     outputs = {"bicubic (no model)": bicubic(lr, 2)}
@@ -255,7 +252,6 @@ def beside_paper(rows: list[dict], paper: dict, key) -> list[dict]:
 def time_rows(models: dict, lr: torch.Tensor, schedule, *, steps: int, rounds: int, device) -> list[dict]:
     """Seconds per image of each model's sampling (``steps`` steps, one image, this process), side by side
     (interleaved rounds), with the share of pre/post-processing (roll, patchify, condition, unpatchify, unroll)."""
-    from ..measure.bench import interleaved
     calls, phases = {}, {}
     for name, m in models.items():
         calls[name] = lambda m=m: super_resolve(m, lr[:1], schedule, steps, device=device)
@@ -274,8 +270,6 @@ def time_rows(models: dict, lr: torch.Tensor, schedule, *, steps: int, rounds: i
 # ------------------------------------------------------------------------------------------ claims
 
 def _claims():
-    from ..verdicts import Claim, grade, need
-
     def shifting(m):
         ps, ss = need(m, "fixed s8 PSNR", "fixed s8 SSIM")
         p0, s0 = need(m, "no shift PSNR", "no shift SSIM")
@@ -364,7 +358,6 @@ def measured_for_claims(rows: list[dict], *, steps: int, bench: dict | None, dev
 
 def collect_results(run, *, dataset: str, weights: str, rows: list[dict], time_table: list[dict],
                     bench: dict | None, verdicts: list[dict], steps: int):
-    from ..results import Results
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     for r in rows:

@@ -12,7 +12,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..diffusion import Schedule
+from .. import zoo
+from ..data import SRPairs, downsample, load_dataset, mnist_split
+from ..diffusion import Schedule, q_sample
+from ..measure.lenet import digit_accuracy
+from ..measure.metrics import psnr
 from ..measure.sr_eval import super_resolve
 from ..methods.vgg_features import VGGFeatureFusion
 from ..nn import count_parameters
@@ -20,6 +24,7 @@ from ..sampling import prepare_condition
 from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
 from ..utils import autocast, check_bool, profile_by_name, slug
+from .common import Recipe
 
 # The paper's figures (text of Secs. 3.1, 4.5, 4.6; Figs. 3 and 10 have no numbers we could read off).
 PAPER_PARAMETERS = {"original": 66e6, "half": 33e6, "small": 9e6}
@@ -199,7 +204,6 @@ def get_profile(name: str, **overrides) -> SRProfile:
 
 def load_sr_data(profile: SRProfile, *, face_dir: str = "", split: str = "train", seed: int = 0):
     """The HR images of a split: ``face_dir`` (a folder of face photos) when given, else the profile's dataset."""
-    from ..data import load_dataset
     name = f"folder:{face_dir}" if face_dir else profile.dataset
     return name, load_dataset(name, image_size=profile.hr_size, split=split, seed=seed)
 
@@ -224,8 +228,6 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
     - ``digit accuracy`` (with ``labels``, digits only): the share of the sampled SR outputs that the shipped
       LeNet-MNIST reads as their digit.
     """
-    from ..diffusion import q_sample
-    from ..measure.metrics import psnr
     T = schedule.num_train_timesteps
     ts = [min(T - 1, round(f * T)) for f in denoise_fractions]
     noise = torch.randn(hr.shape, generator=torch.Generator().manual_seed(seed + 7))
@@ -246,7 +248,6 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
             den.append(psnr(((xt - (1 - a) ** 0.5 * pred) / a ** 0.5).clamp(-1, 1).cpu(), hr).mean().item())
         out = {"val PSNR": psnr(sr, hr).mean().item(), "denoise PSNR": sum(den) / len(den)}
         if labels is not None:
-            from ..measure.lenet import digit_accuracy
             out["digit accuracy"] = digit_accuracy(sr, labels)
         return out
     return evaluate
@@ -258,7 +259,6 @@ def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0, dra
     two sets drawn differently are both held out."""
     draw = seed if draw is None else draw
     if profile.dataset == "mnist-builtin" and not face_dir:
-        from ..data import mnist_split
         images, labels = mnist_split(profile.hr_size, "val", seed=seed)
         idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(draw))[:profile.val_n]
         return images[idx], labels[idx]
@@ -268,8 +268,6 @@ def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0, dra
 def recipes():
     """A zoo recipe for every variant of notebook 01 (`fastdiff train vggsr/...`): the quick profile's recipe. The
     quick profile reads `CLAIM_VARIANTS`; the other three train with the same recipe on request."""
-    from ..data import SRPairs, downsample, load_dataset
-    from .common import Recipe
     profile = PROFILES["quick"]
 
     def evaluator(device, schedule):
@@ -297,7 +295,6 @@ def train_variants(profile: SRProfile, train_hr, val_hr: torch.Tensor, schedule:
     ``val_labels``, digit accuracy) every ``profile.val_every`` steps; checkpoints go to ``out_dir/01_<variant>.pt``
     and ``resume`` continues them. ``vgg_weights`` comes from `resolve_vgg_weights` or the profile. Returns
     {variant: train() result}."""
-    from ..data import SRPairs, downsample
     pairs = SRPairs(train_hr, profile.scale)
     val_lr = downsample(val_hr, profile.scale)
     evaluate = val_psnr(val_hr, val_lr, schedule, profile.val_steps, device=device, dtype=dtype, seed=seed,
@@ -319,7 +316,6 @@ def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train
     profile's variants (``profile.variants``) shipped in the zoo, with their curves; ``"train"`` trains them here
     under ``profile`` (``resume`` continues checkpoints in the output folder; otherwise they are trained afresh,
     never silently reused)."""
-    from .. import zoo
     resume = check_bool("resume", resume)
     if weights == "zoo":
         models, curves, provenance = {}, {}, {}

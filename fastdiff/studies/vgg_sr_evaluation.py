@@ -8,10 +8,14 @@ import torch
 
 from ..diffusion import Schedule
 from ..measure.bench import count_flops, interleaved, measure
-from ..measure.sr_eval import super_resolve
+from ..measure.lenet import digit_accuracy
+from ..measure.metrics import LeNetFD
+from ..measure.sr_eval import metrics_table, super_resolve
 from ..methods.vgg_features import VGGFeatureFusion
+from ..results import Results
 from ..sampling import prepare_condition
 from ..utils import autocast
+from ..verdicts import Claim, grade, need
 from .vgg_conditioned_sr import (PAPER_PARAMETERS, PAPER_SPEEDUP_SMALL_VS_ORIGINAL, PAPER_WIDTHS, SRProfile, Widths,
                                  build_variant, trainable_parameters)
 
@@ -78,7 +82,6 @@ PAPER_SOURCE = "VGG-SR paper (Klement et al.), Secs. 3.1 and 4.6"
 def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict], forward: list[dict],
                     trained: dict, metrics: list[dict], eval_n: int, eval_steps: int, timing_batch: int):
     """The notebook's numbers as `fastdiff.results` rows."""
-    from ..results import Results
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     for r in params_paper:
@@ -112,9 +115,6 @@ def sr_table(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProf
     """PSNR, SSIM, LPIPS and LR-PSNR of every model's SR outputs (`fastdiff.measure.sr_eval.metrics_table`, bicubic
     first), and on digits (``labels``, ``reference``: the training digits) FD (LeNet-MNIST) of the outputs and the
     share LeNet-MNIST reads as their digit, with the real HR images as the floor row. Returns (rows, outputs)."""
-    from ..measure.lenet import digit_accuracy
-    from ..measure.metrics import LeNetFD
-    from ..measure.sr_eval import metrics_table
     rows, outputs = metrics_table(models, hr, schedule, scale=profile.scale, steps=profile.eval_steps, device=device,
                                   dtype=dtype, seed=seed)
     if labels is not None and reference is not None:
@@ -128,8 +128,6 @@ def sr_table(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProf
 
 
 def _claims():
-    from ..verdicts import Claim, grade, need
-
     def params(m):
         ratio = need(m, "params ratio, paper widths")
         paper = PAPER_PARAMETERS["original"] / PAPER_PARAMETERS["small"]

@@ -1,0 +1,81 @@
+"""Study 5's inference ladder: one configuration per rung (precision, memory layout, attention kernel, torch.compile
+with and without frozen weights, im2col convolution) and `prepare`, which configures a copy of a model for a rung.
+Shared by study 5 (`performance`: the ladder timed with its quality cost) and the speed/quality map of notebook 07
+(`speed_quality_map`: a rung as one of a point's methods). A leaf: it imports no study module."""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..measure.bench import model_step
+from ..methods.im2col import convert_to_im2col
+from ..nn import set_attention
+from ..utils import DTYPES
+
+
+@dataclass(frozen=True)
+class Rung:
+    name: str
+    dtype: str = "fp32"
+    channels_last: bool = False
+    attention: str = "sdpa"
+    compile: bool = False
+    freeze: bool = False                 # torch.compile with inductor's freezing: weights folded as constants and
+    #                                      prepacked for the convolution library (inference only)
+    im2col: bool = False
+
+
+LADDER = (
+    Rung("fp32"),
+    Rung("channels_last", channels_last=True),
+    Rung("bf16 autocast", dtype="bf16", channels_last=True),
+    Rung("fp16 autocast", dtype="fp16", channels_last=True),
+    Rung("manual attention (not SDPA)", attention="manual"),
+    Rung("torch.compile", compile=True),
+    Rung("compile, frozen weights", channels_last=True, compile=True, freeze=True),
+    Rung("bf16 + compile, frozen weights", dtype="bf16", channels_last=True, compile=True, freeze=True),
+    Rung("im2col convolution", im2col=True),
+)
+
+
+def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: bool = True) -> tuple[nn.Module, float]:
+    """A copy of ``model`` configured for ``rung``, and the seconds torch.compile took (0 without it; measured by
+    the first call at ``batch_size``, the compiled graph's build, with inductor's graph cache and AOTAutograd's cache
+    off; kernels this machine compiled before still come from inductor's kernel cache). ``warm=False`` skips that
+    first call (for a model whose calls need more than one U-Net step's inputs, such as a wrapper that follows the
+    sampler's timesteps): the graph is then built by the model's first real call, and the time returned is 0."""
+    m = copy.deepcopy(model).to(device).eval()
+    if hasattr(m, "set_attention"):          # a peer library's model (fastdiff.measure.peers) sets its own
+        m.set_attention(rung.attention)
+    else:
+        set_attention(m, rung.attention)
+    if rung.im2col:
+        convert_to_im2col(m)
+    if rung.channels_last:
+        m = m.to(memory_format=torch.channels_last)
+    if not rung.compile:
+        return m, 0.0
+    # a CUDA build of torch on a machine without CUDA warns about it when inductor first builds C++: noise here
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    # Every compiled copy of a model is one more entry for the same forward code: past dynamo's recompile limit
+    # (8) it would silently run eager under a "compiled" label. Raise the limit, and fail rather than fall back.
+    dynamo = torch._dynamo.config
+    dynamo.recompile_limit = max(dynamo.recompile_limit, 256)
+    dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 1024)
+    dynamo.fail_on_recompile_limit_hit = True
+    compiled = torch.compile(m, options={"freezing": True} if rung.freeze else None)
+    if not warm:
+        return compiled, 0.0
+    step = model_step(compiled, batch_size=batch_size, device=device, dtype=DTYPES[rung.dtype],
+                      channels_last=rung.channels_last)
+    # the graph build itself, not a cache hit: inductor's graph cache and AOTAutograd's cache left out
+    with torch._inductor.config.patch(fx_graph_cache=False), \
+            torch._functorch.config.patch(enable_autograd_cache=False):
+        began = time.perf_counter()
+        step()
+        return compiled, time.perf_counter() - began
