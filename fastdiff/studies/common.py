@@ -98,24 +98,6 @@ def seeded(build, seed: int = 0):
     return make
 
 
-def zoo_or_train(names: dict[str, str], *, weights: str, train_fn=None):
-    """The models a notebook evaluates: ``weights="zoo"`` loads each zoo entry (label -> entry name) and prints
-    its provenance; ``weights="train"`` calls ``train_fn()`` (the notebook's profile) instead. Returns
-    ({label: model}, {label: provenance})."""
-    if weights == "zoo":
-        models, provenance = {}, {}
-        for label, entry_name in names.items():
-            models[label], e = zoo.load(entry_name)
-            provenance[label] = e.provenance
-        return models, provenance
-    if weights == "train":
-        if train_fn is None:
-            raise ValueError("weights='train' needs the notebook's training function")
-        return train_fn()
-    raise ValueError(f"weights must be 'zoo' (load the shipped trained models) or 'train' (train them under the "
-                     f"profile), got {weights!r}")
-
-
 def zoo_or_train_each(entries: dict[str, str], *, weights: str, run: NotebookRun, prefix: str, train_one,
                       resume: bool = False):
     """The models a notebook evaluates, one at a time: ``weights="zoo"`` loads each zoo entry (label -> entry);

@@ -88,10 +88,6 @@ def recipes():
             for name, entry in ZOO_MODELS.items()]
 
 
-def with_solver(cfg: UNetConfig, **solver) -> UNetConfig:
-    return dataclasses.replace(cfg, block_options={**cfg.block_options, **solver})
-
-
 # ------------------------------------------------------------------------------------------ profiles
 
 @dataclass
