@@ -20,7 +20,8 @@ from fastdiff.unet import SuperResUNet, UNet, build_unet
 PACKAGE = Path(__file__).resolve().parents[1] / "fastdiff"
 DATA = Path(__file__).parent / "data"
 CORE = {"diffusion", "sampling", "nn", "unet", "registry", "train", "checkpoint", "data", "utils", "weights",
-        "results", "verdicts", "zoo", "info", "runner", "distributed", "files"}
+        "results", "verdicts", "zoo", "info", "runner", "distributed", "files",
+        "train_config"}
 ENTRY_POINTS = {"__init__", "__main__", "cli", "swin"}      # may import anything (swin: the torchrun entry point)
 
 
