@@ -20,12 +20,13 @@ from pathlib import Path
 
 import torch
 
+from fastdiff.devices import cpu_features, environment, resolve_device
 from fastdiff.diffusion import make_schedule, noise_loss
 from fastdiff.measure.bench import count_flops, interleaved, peak_memory
 from fastdiff.methods.ode_unet import ODEBlock, fixed_step, nfe, reset_nfe, set_solver
-from fastdiff.sampling import sampler_call
+from fastdiff.portable_json import save_results
+from fastdiff.sampling import DDPM, sampler_call
 from fastdiff.studies import continuous_unet as study
-from fastdiff.utils import cpu_features, environment, resolve_device, save_results
 
 
 def torchode_solve(block: ODEBlock, x0: torch.Tensor, emb: torch.Tensor, steps: int) -> torch.Tensor:
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
         info[name] = {"parameters": sum(q.numel() for q in model.parameters()), "GFLOPs per call (1 image)": flops / 1e9,
                       "NFE per call": nfe(model)}
         call[name] = lambda model=model, x=x, t=t: model(x, t)
-        sample[name] = sampler_call(model, schedule, "DDPM", args.steps, None, x, seed=0)
+        sample[name] = sampler_call(model, schedule, DDPM, args.steps, x, seed=0)
     with torch.no_grad():
         call_t = interleaved(call, device=device, rounds=args.rounds, warmup=1)
         sample_t = interleaved(sample, device=device, rounds=max(1, args.rounds // 2), warmup=1)

@@ -29,7 +29,7 @@ def worker(args) -> int:
     from fastdiff.diffusion import make_schedule
     from fastdiff.train import TrainConfig, train
     from fastdiff.unet import build_unet
-    from fastdiff.utils import device_name
+    from fastdiff.devices import device_name
     proc = distributed.init(args.device, timeout_s=120)
     try:
         torch.manual_seed(0)
@@ -71,7 +71,8 @@ def main(argv=None) -> int:
     if args.worker:
         return worker(args)
     import subprocess
-    from fastdiff.utils import cpu_features, environment, resolve_device, save_results
+    from fastdiff.devices import cpu_features, environment, resolve_device
+    from fastdiff.portable_json import save_results
     device = resolve_device(args.device)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     runs = {}

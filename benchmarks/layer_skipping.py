@@ -19,14 +19,15 @@ from pathlib import Path
 
 import torch
 
+from fastdiff.devices import cpu_features, environment, resolve_device, resolve_dtype
 from fastdiff.diffusion import make_schedule, respace, space_timesteps
 from fastdiff.measure.bench import interleaved
 from fastdiff.methods.layer_skipping import (SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, k_table,
                                              predicted_time_fraction)
+from fastdiff.portable_json import save_results
 from fastdiff.sampling import sample_ddim
 from fastdiff.studies.adaptive_layer_skipping import PAPER_TABLE2_SPEEDUP, flops_by_k
 from fastdiff.unet import build_unet
-from fastdiff.utils import cpu_features, environment, resolve_device, resolve_dtype, save_results
 
 
 def sampling_loop(model, schedule, sched, x_T, c, dtype):

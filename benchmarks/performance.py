@@ -21,12 +21,13 @@ from pathlib import Path
 
 import torch
 
+from fastdiff.devices import cpu_features, environment, resolve_device
 from fastdiff.diffusion import make_schedule
 from fastdiff.measure.bench import count_flops, model_step
 from fastdiff.measure.roofline import layer_roofline, peaks
+from fastdiff.portable_json import save_results
 from fastdiff.studies import performance
 from fastdiff.unet import build_unet
-from fastdiff.utils import cpu_features, environment, resolve_device, save_results
 
 
 def load_model(name: str):

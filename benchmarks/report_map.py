@@ -17,8 +17,9 @@ import json
 import sys
 from pathlib import Path
 
+from fastdiff.devices import cpu_features, environment, resolve_device
+from fastdiff.portable_json import save_results
 from fastdiff.studies import speed_quality_map
-from fastdiff.utils import cpu_features, environment, resolve_device, save_results
 
 
 def main(argv=None) -> int:

@@ -15,8 +15,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from fastdiff.devices import cpu_features, environment, resolve_device
+from fastdiff.portable_json import save_results
 from fastdiff.swin import benchmark
-from fastdiff.utils import cpu_features, environment, resolve_device, save_results
 
 
 def main(argv=None) -> int:

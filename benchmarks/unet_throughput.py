@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
-from fastdiff.measure.bench import benchmark_model
-from fastdiff.unet import build_unet
+from fastdiff.devices import DTYPES, cpu_features, environment, resolve_device
 from fastdiff.files import atomic_write
-from fastdiff.utils import DTYPES, cpu_features, environment, resolve_device, save_results
+from fastdiff.measure.bench import benchmark_model
+from fastdiff.portable_json import save_results
+from fastdiff.unet import build_unet
 
 MODES = {  # name: (dtype, channels_last)
     "fp32": ("fp32", False), "fp32-cl": ("fp32", True), "bf16": ("bf16", False), "bf16-cl": ("bf16", True),

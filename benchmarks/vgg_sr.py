@@ -18,10 +18,11 @@ from pathlib import Path
 
 import torch
 
+from fastdiff.devices import cpu_features, environment, resolve_device, resolve_dtype
+from fastdiff.diffusion import make_schedule
+from fastdiff.portable_json import save_results
 from fastdiff.studies import vgg_conditioned_sr as vggsr
 from fastdiff.studies import vgg_sr_evaluation as sreval
-from fastdiff.diffusion import make_schedule
-from fastdiff.utils import cpu_features, environment, resolve_device, resolve_dtype, save_results
 
 
 def main(argv=None) -> int:

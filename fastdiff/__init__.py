@@ -4,8 +4,9 @@ The package is laid out by idea (see ``fastdiff/README.md``):
 
 - the core, at the top level: `diffusion` (schedules, forward process, loss), `sampling` (DDPM, DDIM,
   DPM-Solver++(2M), Heun on Karras sigmas), `nn` and `unet` (the U-Net, its level walk and block factory),
-  `registry` (architectures by name), `train` (resumable training), `checkpoint`, `zoo`, `data`, `weights`,
-  `results` (the one results schema), `verdicts`, `files` (atomic writes, file locks), `utils`;
+  `registry` (model classes by name), `train` (resumable training), `checkpoint`, `zoo`, `data`, `weights`,
+  `results` (the one results schema), `portable_json`, `verdicts`, `files` (atomic writes, file locks),
+  `devices`, `checks`, `profiles`, `progress`;
 - `fastdiff.methods`: one module per acceleration method, wrappers over the U-Net's level walk;
 - `fastdiff.measure`: timing, metrics, the LeNet-MNIST feature net, SR evaluation, the fool-rate game;
 - `fastdiff.studies`: one module per notebook: profiles, variants, the papers' numbers, drivers.

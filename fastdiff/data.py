@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .utils import check_int
+from .checks import check_int
 
 # Natural colour photos that ship inside scikit-image's package (no download needed).
 BUILTIN_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
@@ -34,6 +34,14 @@ def to_model_range(images: np.ndarray | torch.Tensor, max_value: float = 255.0) 
     if isinstance(images, torch.Tensor):
         return images.float() / max_value * 2 - 1
     return torch.from_numpy(np.array(images, dtype=np.float32)) / max_value * 2 - 1
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] -> uint8 in [0, 255] (rounded), on the CPU, same shape. NaN or inf is an error (it
+    would silently become black)."""
+    if not torch.isfinite(images).all():
+        raise ValueError("cannot convert images holding NaN or inf to 8 bits (a diverged model or sampler?)")
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
 def mnist_digits(image_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -334,7 +342,7 @@ def check_training_data(data, weights: torch.dtype, *, sample: int = 64) -> None
     (reading more here would meet a bad file before the training loop, which saves its state first, could).
     Integer pixels, another dtype, or [0, 255] floats (which would train without an error) stop with what to do;
     NaN and inf are left to the loss check, which names the step."""
-    from .utils import check_image_dtype
+    from .checks import check_image_dtype
     n = min(len(data), sample) if isinstance(data, torch.Tensor) else 1
     batch = get_batch(data, torch.linspace(0, len(data) - 1, n).round().long())
     parts = {f"data[{k!r}]": v for k, v in batch.items() if k in ("x0", "lr")} if isinstance(batch, dict) else \

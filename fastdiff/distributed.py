@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .utils import resolve_device
+from .devices import resolve_device
 
 DEFAULT_TIMEOUT_S = 120
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from . import weights
-from .utils import cpu_features, device_name, dtype_name, resolve_dtype
+from .devices import cpu_features, device_name, dtype_name, resolve_dtype
 
 PACKAGES = ("fastdiff", "torch", "torchvision", "numpy", "lpips", "torch-fidelity", "scikit-image", "mlxtend",
             "papermill", "nbval", "ipywidgets", "jupyterlab")

@@ -3,7 +3,7 @@
 A model class registers itself with `register_architecture("name")`; its ``config`` is a dataclass, and
 ``cls.from_config(dataclasses.asdict(config))`` rebuilds it. A checkpoint stores `model_spec(model)`,
 ``{"arch": name, "config": {...}}``; wrappers store the spec of the model they wrap inside their own config,
-so a stack of methods is one nested spec. `build_model(spec)` looks the name up in `ARCHITECTURES` and
+so a stack of methods is one nested spec. `build_model(spec)` looks the name up in `MODEL_CLASSES` and
 nothing else: no name read from a file is ever imported.
 
 The methods' architectures register when ``fastdiff.methods`` is imported, which ``import fastdiff`` does.
@@ -17,7 +17,7 @@ import dataclasses
 
 from torch import nn
 
-ARCHITECTURES: dict[str, type[nn.Module]] = {}
+MODEL_CLASSES: dict[str, type[nn.Module]] = {}   # registered name -> model class
 LEGACY_NAMES: dict[str, str] = {}     # class name in a pre-registry checkpoint -> registered name
 
 
@@ -29,9 +29,9 @@ def register_architecture(name: str, *, legacy_class: str | None = None):
     """Class decorator: make ``cls`` buildable as ``name``. ``legacy_class`` is the class name that
     checkpoints from before the registry stored for it (defaults to the class's own name)."""
     def add(cls):
-        if name in ARCHITECTURES and ARCHITECTURES[name].__qualname__ != cls.__qualname__:
-            raise ValueError(f"architecture {name!r} is already registered by {ARCHITECTURES[name].__qualname__}")
-        ARCHITECTURES[name] = cls
+        if name in MODEL_CLASSES and MODEL_CLASSES[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"architecture {name!r} is already registered by {MODEL_CLASSES[name].__qualname__}")
+        MODEL_CLASSES[name] = cls
         LEGACY_NAMES[legacy_class or cls.__name__] = name
         cls.arch_name = name
         return cls
@@ -40,7 +40,7 @@ def register_architecture(name: str, *, legacy_class: str | None = None):
 
 def arch_name(model: nn.Module) -> str:
     name = getattr(type(model), "arch_name", None)
-    if name is None or ARCHITECTURES.get(name) is not type(model):
+    if name is None or MODEL_CLASSES.get(name) is not type(model):
         raise UnknownArchitectureError(f"{type(model).__name__} is not a registered architecture; decorate it with "
                                        f"@register_architecture(name) so checkpoints can rebuild it")
     return name
@@ -52,9 +52,9 @@ def model_spec(model: nn.Module) -> dict:
 
 
 def _lookup(name) -> type[nn.Module]:
-    if not isinstance(name, str) or name not in ARCHITECTURES:
-        raise UnknownArchitectureError(f"unknown architecture {name!r}; registered: {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[name]
+    if not isinstance(name, str) or name not in MODEL_CLASSES:
+        raise UnknownArchitectureError(f"unknown architecture {name!r}; registered: {sorted(MODEL_CLASSES)}")
+    return MODEL_CLASSES[name]
 
 
 def build_model(spec: dict) -> nn.Module:

@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .utils import finite_or_null, save_results
+from .portable_json import finite_or_null, save_results
 
 SCHEMA = "fastdiff.results/1"
 
@@ -157,7 +157,7 @@ class Results:
                     self.add(pick(method, r), pick(variant, r), metric, r[column], **extra)
 
     def save(self, output_dir: str | Path, *, details: dict | None = None) -> Path:
-        """Write ``<output_dir>/<study>.json`` (`fastdiff.utils.save_results`), checked first as a reader will check
+        """Write ``<output_dir>/<study>.json`` (`fastdiff.portable_json.save_results`), checked first as a reader will check
         it: an invalid verdict row, or one judged from a NaN, is a ValueError and nothing is written."""
         data = {"schema": SCHEMA, "study": self.study, "context": self.context,
                 "rows": [dataclasses.asdict(r) for r in self.rows], "verdicts": self.verdicts, "details": details or {}}

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from .files import file_lock
-from .utils import progress_bar, save_results
+from .portable_json import save_results
+from .progress import progress_bar
 
 PROFILES = ("quick", "full")
 DEVICES = ("auto", "cpu", "cuda")

@@ -1,19 +1,46 @@
 """Samplers: plain functions over any ``model(x, t, **cond) -> eps`` and any (respaced) `Schedule`.
 
-Shared signature: ``sample_x(model, x, schedule, *, cond=None, generator=None, callback=None, progress=True)``.
-``x`` is the starting noise x_T; device and dtype follow it. Conditioning that is fixed for the call is
-prepared once (`prepare_condition`). ``callback`` receives a dict per step
-(``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the predicted x_0) for plots and per-step timing.
+Shared signature: ``sample_x(model, x, schedule, *, steps=None, cond=None, generator=None, callback=None,
+progress=True)``. ``x`` is the starting noise x_T; device and dtype follow it. ``steps`` places the sampler's own
+timesteps on ``schedule`` (the training schedule): DDPM, DDIM and DPM-Solver++ keep ``steps`` evenly spaced ones
+(`space_timesteps`), Heun ``steps`` Karras noise levels at fractional timesteps; None samples on ``schedule`` as
+it is (e.g. one respaced beforehand). Conditioning that is fixed for the call is prepared once
+(`prepare_condition`). ``callback`` receives a dict per step (``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the
+predicted x_0) for plots and per-step timing.
+
+A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`) is such a function with its options (``DDIM.with_options(eta=1)``),
+its label for result rows and ``nfe(steps)``, its number of network evaluations; it is called like the function.
+`SAMPLERS` names them for parameters given as text (`get_sampler`).
 """
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
-from .diffusion import Schedule, respace, space_timesteps
-from .utils import autocast, check_image_dtype, progress_bar
+from .checks import check_image_dtype
+from .devices import autocast
+from .diffusion import Schedule, space_timesteps
+from .progress import progress_bar
+
+
+def _check_steps(steps) -> None:
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+
+
+def _respaced(schedule: Schedule, steps: int | None) -> Schedule:
+    """``steps`` evenly spaced steps of ``schedule``, its first and last kept (`space_timesteps`; on the training
+    schedule, the respacing of Nichol & Dhariwal 2021, Sec. 4); None: ``schedule`` as it is. Done at every call:
+    it indexes the schedule's tensors once (tens of microseconds), so a timed call barely notices it."""
+    if steps is None:
+        return schedule
+    _check_steps(steps)
+    kept = space_timesteps(len(schedule), steps)            # positions in the schedule, ascending, distinct
+    return Schedule(schedule.timesteps[kept], schedule.alpha_bar[kept], schedule.num_train_timesteps)
 
 
 def _steps(schedule: Schedule, progress: bool, desc: str):
@@ -81,13 +108,14 @@ class _Finite:
 
 
 @torch.no_grad()
-def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None = None, clip_x0: bool = True,
-                generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
-                progress: bool = True) -> torch.Tensor:
+def sample_ddpm(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None, cond: dict | None = None,
+                clip_x0: bool = True, generator: torch.Generator | None = None,
+                callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
     """Ancestral sampling (Ho et al. 2020, Alg. 2), written with the posterior q(x_{t-1} | x_t, x_0) (eq. 7):
     x_{t-1} = c_0 x_0 + c_t x_t + sqrt(tilde beta_t) z, with z = 0 at the last step.
     On a respaced schedule the betas are the respaced ones (Nichol & Dhariwal 2021, Sec. 4)."""
     _check_inputs(model, x, schedule)
+    schedule = _respaced(schedule, steps)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     c0, ct = (c.tolist() for c in schedule.posterior_mean_coef)
     std = schedule.posterior_variance.sqrt().tolist()
@@ -112,13 +140,14 @@ def ddim_sigma(schedule: Schedule, eta: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, eta: float = 0.0, cond: dict | None = None,
-                clip_x0: bool = True, generator: torch.Generator | None = None,
+def sample_ddim(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None, eta: float = 0.0,
+                cond: dict | None = None, clip_x0: bool = True, generator: torch.Generator | None = None,
                 callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12). eta = 0: deterministic; eta = 1: DDPM's variance."""
     if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
         raise ValueError(f"eta must be a number in [0, 1] (0: deterministic DDIM, 1: DDPM's variance), got {eta!r}")
     _check_inputs(model, x, schedule)
+    schedule = _respaced(schedule, steps)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     sigma, alpha_bar_prev = ddim_sigma(schedule, eta).tolist(), schedule.alpha_bar_prev.tolist()
     cond = prepare_condition(model, x, cond)
@@ -159,14 +188,15 @@ def dpmpp_2m_update(x: torch.Tensor, x0: torch.Tensor, abar: float, abar_next: f
 
 
 @torch.no_grad()
-def sample_dpmpp_2m(model, x: torch.Tensor, schedule: Schedule, *, cond: dict | None = None, clip_x0: bool = True,
-                    generator: torch.Generator | None = None, callback: Callable[[dict], None] | None = None,
-                    progress: bool = True) -> torch.Tensor:
+def sample_dpmpp_2m(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None,
+                    cond: dict | None = None, clip_x0: bool = True, generator: torch.Generator | None = None,
+                    callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2), deterministic, on the (respaced) discrete schedule: first order
     at the first step, second order (multistep, `dpmpp_2m_update`) after it, the last step to sigma = 0; as
     diffusers' ``DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)`` (its step outputs are
     tested against ours)."""
     _check_inputs(model, x, schedule)
+    schedule = _respaced(schedule, steps)
     ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
     alpha_bar_next = schedule.alpha_bar_prev.tolist()
     cond = prepare_condition(model, x, cond)
@@ -189,8 +219,7 @@ def karras_sigmas(schedule: Schedule, steps: int, *, rho: float = 7.0) -> tuple[
     own extremes (sigma = sqrt((1 - abar) / abar) at its first and last step), each mapped back to a fractional
     timestep by interpolating log sigma over the schedule's steps. Returns (sigmas with a final 0, shape (N+1,);
     timesteps, shape (N,)), float64, from the noisiest."""
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"steps must be a positive integer, got {steps!r}")
+    _check_steps(steps)
     abar = schedule.alpha_bar.double().cpu()
     train_t = schedule.timesteps.double().cpu()
     sig = ((1 - abar) / abar).sqrt()
@@ -254,31 +283,82 @@ def sample_heun_karras(model, x: torch.Tensor, schedule: Schedule, *, steps: int
     return x
 
 
-sample_heun_karras.full_schedule = True        # sampler_call passes the training schedule and the step count
+def _one_per_step(steps: int) -> int:
+    return steps
 
 
-SAMPLERS = {"ddpm": sample_ddpm, "ddim": sample_ddim, "dpmpp2m": sample_dpmpp_2m, "heun": sample_heun_karras}
+def _heun_evaluations(steps: int) -> int:
+    return 2 * steps - 1                    # two per step but the last, an Euler step to sigma = 0
 
 
-def get_sampler(name: str):
+_SHARED = ("steps", "cond", "generator", "callback", "progress")      # the shared signature, not options
+_SYMBOLS = {"eta": "η"}
+
+
+@dataclass(frozen=True)
+class Sampler:
+    """A sampler chosen by function, k-diffusion style: calling it runs ``fn`` in the shared signature (see the
+    module docstring) with this sampler's ``options`` (`with_options`: DDIM's eta). ``nfe(steps)`` is the number
+    of network evaluations of one call with ``steps``; ``label`` names it in result rows, ``name`` in text
+    parameters (`get_sampler`)."""
+    name: str
+    label: str
+    fn: Callable[..., torch.Tensor] = field(repr=False)
+    nfe: Callable[[int], int] = field(default=_one_per_step, repr=False)
+    options: tuple[tuple[str, object], ...] = ()
+
+    def __call__(self, model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None,
+                 cond: dict | None = None, generator: torch.Generator | None = None,
+                 callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
+        return self.fn(model, x, schedule, steps=steps, cond=cond, generator=generator, callback=callback,
+                       progress=progress, **dict(self.options))
+
+    def with_options(self, **options) -> Sampler:
+        """A copy with ``options`` set, e.g. ``DDIM.with_options(eta=1.0)``; a name ``fn`` does not take is refused."""
+        known = [p.name for p in inspect.signature(self.fn).parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.name not in _SHARED]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ValueError(f"{self.label} has no option {', '.join(map(repr, unknown))}; its options: {known}")
+        return replace(self, options=tuple(sorted({**dict(self.options), **options}.items())))
+
+    def option(self, name: str, default=None):
+        return dict(self.options).get(name, default)
+
+    def describe(self, steps: int) -> str:
+        """The label, the step count and the options, as a run is named in grids and rows: "DDIM 20, η=0"."""
+        opts = [f"{_SYMBOLS.get(k, k)}={v:g}" if type(v) in (int, float) else f"{k}={v}" for k, v in self.options]
+        return ", ".join([f"{self.label} {steps}", *opts])
+
+
+DDPM = Sampler("ddpm", "DDPM", sample_ddpm)
+DDIM = Sampler("ddim", "DDIM", sample_ddim, options=(("eta", 0.0),))
+DPMPP_2M = Sampler("dpmpp2m", "DPM-Solver++(2M)", sample_dpmpp_2m)
+HEUN = Sampler("heun", "Heun (Karras)", sample_heun_karras, nfe=_heun_evaluations)
+SAMPLERS = {s.name: s for s in (DDPM, DDIM, DPMPP_2M, HEUN)}        # by name: for parameters given as text only
+
+
+def get_sampler(name: str | Sampler) -> Sampler:
+    """The sampler a text parameter names (a `Sampler` is returned as it is)."""
+    if isinstance(name, Sampler):
+        return name
     if name not in SAMPLERS:
         raise ValueError(f"unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
     return SAMPLERS[name]
 
 
-def sampler_call(model, schedule: Schedule, name: str, steps: int, eta: float | None, x_T: torch.Tensor, *,
+def sampler_call(model, schedule: Schedule, sampler: Sampler, steps: int, x_T: torch.Tensor, *,
                  dtype: torch.dtype = torch.float32, seed: int = 0, cond: dict | None = None):
-    """A zero-argument function that draws one batch from ``x_T`` with the named sampler on ``steps`` respaced
-    steps of ``schedule`` (conditioned on ``cond``, under autocast when ``dtype`` is not fp32). Every call
-    reseeds, so repeated (timed) calls return the same images."""
-    sampler, kw = get_sampler(name.lower()), ({} if eta is None else {"eta": eta})
-    if getattr(sampler, "full_schedule", False):           # continuous-time samplers place their own steps
-        sched, kw = schedule, {**kw, "steps": steps}
-    else:
-        sched = respace(schedule, space_timesteps(schedule.num_train_timesteps, steps))
+    """A zero-argument function that draws one batch from ``x_T`` with ``sampler`` in ``steps`` steps placed on
+    ``schedule``, the training schedule (conditioned on ``cond``, under autocast when ``dtype`` is not fp32).
+    Every call reseeds, so repeated (timed) calls return the same images."""
+    if not isinstance(sampler, Sampler):
+        raise TypeError(f"sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, DPMPP_2M, HEUN, "
+                        f"DDIM.with_options(eta=...), or get_sampler(name) for a name), got {sampler!r}")
+    _check_steps(steps)
 
     def run() -> torch.Tensor:
         gen = torch.Generator(x_T.device).manual_seed(seed)
         with autocast(x_T.device, dtype):
-            return sampler(model, x_T.clone(), sched, cond=cond, generator=gen, progress=False, **kw)
+            return sampler(model, x_T.clone(), schedule, steps=steps, cond=cond, generator=gen, progress=False)
     return run

@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 from . import distributed
+from .checks import check_int
 from .files import atomic_write, atomic_write_text
 from .runner import DEVICES
-from .utils import check_int
 
 _T = 1000           # the steps of make_schedule("linear"), which sample and bench respace
 
@@ -65,7 +65,7 @@ def _lr_image(photo: str, lr_path: str, model) -> torch.Tensor:
 def sample(args) -> int:
     from .diffusion import make_schedule
     from .studies.swindiffuser import super_resolve
-    from .utils import to_uint8
+    from .data import to_uint8
     proc = distributed.init(args.device, timeout_s=args.timeout)
     try:
         model = _load_model(args.model, proc.device)
@@ -93,7 +93,7 @@ def bench(args) -> int:
     from .diffusion import make_schedule
     from .methods.swin_diffuser import build_swin
     from .studies.swindiffuser import CPU_SWIN, CPU_UNET, super_resolve
-    from .utils import device_name
+    from .devices import device_name
     import dataclasses
     proc = distributed.init(args.device, timeout_s=args.timeout)
     try:
@@ -158,7 +158,7 @@ def benchmark(*, sizes=(64, 128), processes=(1, 2), steps: int = 20, repeats: in
     the cores are divided among the processes (OMP_NUM_THREADS = cores / processes), so 1 and 2 processes use the
     same machine."""
     import tempfile
-    from .utils import resolve_device
+    from .devices import resolve_device
     check_int("steps", steps, 1, _T)
     check_int("repeats", repeats, 1)
     if not sizes or not processes:
@@ -235,7 +235,8 @@ def _parser() -> argparse.ArgumentParser:
 def check_args(args) -> None:
     """Every argument, before any process group starts (a ValueError that says what is wrong): a bad one would
     otherwise fail on every rank, or only after sampling."""
-    from .utils import check_number, resolve_device
+    from .checks import check_number
+    from .devices import resolve_device
     check_int("--steps", args.steps, 1, _T)
     check_int("--seed", args.seed, 0)
     check_number("--timeout", args.timeout, positive=True)

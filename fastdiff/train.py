@@ -27,12 +27,14 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: F401  (load_model: public API)
+from .checks import check_bool
 from .data import check_training_data, get_batch
+from .devices import DTYPES
 from .diffusion import Schedule, noise_loss
 from .files import DiskFullError, file_lock
+from .progress import progress_bar
 from .registry import model_spec
 from .train_config import TrainConfig, lr_at, resume_differences
-from .utils import DTYPES, check_bool, progress_bar
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import DTYPES
+from .devices import DTYPES
 
 
 @dataclass

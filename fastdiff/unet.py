@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checks import check_image_dtype
 from .nn import Downsample, Upsample, count_parameters, group_norm, make_block, timestep_embedding
 from .registry import UnknownArchitectureError, model_spec, register_architecture
-from .utils import check_image_dtype
 
 
 @dataclass
@@ -420,14 +420,16 @@ def build_unet(config: UNetConfig | str, **overrides) -> UNet:
     return SuperResUNet(config) if config.cond_channels else UNet(config)
 
 
-# Variants whose counts are worth showing beside a paper's figure.
-VARIANTS = {"sr3, 1 ResBlock per level": ("sr3", {"num_res_blocks": 1}, "sr3")}
+# Presets with overrides whose counts are worth showing beside a paper's figure: label -> (preset, overrides, the
+# PAPER_PARAMETERS key)
+PARAMETER_TABLE_EXTRAS = {"sr3, 1 ResBlock per level": ("sr3", {"num_res_blocks": 1}, "sr3")}
 
 
 def parameter_table() -> list[dict]:
-    """Parameter count of every preset (and of VARIANTS), beside the published count where there is one."""
+    """Parameter count of every preset (and of PARAMETER_TABLE_EXTRAS), beside the published count where there is
+    one."""
     entries = [(name, name, {}, name) for name in PRESETS]
-    entries += [(label, preset, kw, paper_key) for label, (preset, kw, paper_key) in VARIANTS.items()]
+    entries += [(label, preset, kw, paper_key) for label, (preset, kw, paper_key) in PARAMETER_TABLE_EXTRAS.items()]
     rows = []
     for label, preset, kw, paper_key in entries:
         n = count_parameters(build_unet(preset, **kw))

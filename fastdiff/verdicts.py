@@ -171,3 +171,8 @@ def grade_interval(reproduced: bool | None, partly: bool | None = False) -> str:
     if reproduced:
         return "reproduced"
     return "partly" if partly else "inconclusive" if partly is None else "contradicted"
+
+
+def verdict_lines(rows: list[dict]) -> list[str]:
+    """One line per claim, as every study notebook closes: the verdict in capitals, the claim, our number."""
+    return [f"{r['verdict'].upper():>17}  {r['claim']} — ours: {r['ours']}" for r in rows]

@@ -237,13 +237,13 @@ def test_zoo_names_that_do_not_exist_say_how_to_get_them(tmp_path):
 @pytest.mark.parametrize("value,parsed", [(True, True), (False, False), ("true", True), ("True", True),
                                           ("false", False), ("False", False)])
 def test_flags_given_as_text_are_parsed_strictly(value, parsed):
-    from fastdiff.utils import check_bool
+    from fastdiff.checks import check_bool
     assert check_bool("resume", value) is parsed
 
 
 @pytest.mark.parametrize("value", ["no", "0", "", " false", 0, 1, None, [False]])
 def test_other_flag_values_are_refused_with_the_parameter_named(value):
-    from fastdiff.utils import check_bool
+    from fastdiff.checks import check_bool
     with pytest.raises(ValueError, match=rf"^resume must be True or False, got {re.escape(repr(value))}"):
         check_bool("resume", value)
     if isinstance(value, str):
@@ -365,7 +365,7 @@ def test_images_of_another_dtype_or_range_stop_at_the_entry_point_with_what_to_d
 
 def test_the_uint8_advice_works_and_autocast_and_bf16_models_still_run(tmp_path):
     from fastdiff.data import to_model_range
-    from fastdiff.utils import autocast
+    from fastdiff.devices import autocast
     pixels = torch.full((4, 1, 8, 8), 255, dtype=torch.uint8)
     assert torch.equal(to_model_range(pixels), torch.ones(4, 1, 8, 8))
     r = train(build_unet("tiny"), to_model_range(pixels), make_schedule("linear", 10),

@@ -7,7 +7,7 @@ import torch
 
 from fastdiff import weights
 from fastdiff.cli import main
-from fastdiff.utils import cpu_features, resolve_dtype
+from fastdiff.devices import cpu_features, resolve_dtype
 
 
 @pytest.fixture

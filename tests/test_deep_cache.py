@@ -8,7 +8,7 @@ import torch
 from fastdiff.diffusion import make_schedule
 from fastdiff.measure.bench import count_flops
 from fastdiff.methods.deep_cache import DeepCache
-from fastdiff.sampling import prepare_condition, sampler_call
+from fastdiff.sampling import DDIM, prepare_condition, sampler_call
 from fastdiff.unet import build_unet
 
 
@@ -21,9 +21,9 @@ def unet():
 def test_interval_one_is_the_plain_unet(unet):
     x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
     schedule = make_schedule("linear")
-    plain = sampler_call(unet, schedule, "ddim", 10, 0.0, x_T)()
+    plain = sampler_call(unet, schedule, DDIM, 10, x_T)()
     cached = DeepCache(unet, interval=1)
-    assert torch.equal(sampler_call(cached, schedule, "ddim", 10, 0.0, x_T)(), plain)
+    assert torch.equal(sampler_call(cached, schedule, DDIM, 10, x_T)(), plain)
     assert cached.calls == {"full": 10, "partial": 0}
 
 
@@ -50,7 +50,7 @@ def test_a_run_at_interval_five_and_a_new_run_start_afresh(unet):
     model = DeepCache(unet, interval=5)
     schedule = make_schedule("linear")
     x_T = torch.randn(2, 1, 8, 8)
-    run = sampler_call(model, schedule, "ddim", 10, 0.0, x_T)
+    run = sampler_call(model, schedule, DDIM, 10, x_T)
     first = run()
     assert model.calls == {"full": 2, "partial": 8}
     assert torch.equal(run(), first)          # prepare_condition started a new run: nothing of the first's cache

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from fastdiff.diffusion import Schedule, make_schedule, space_timesteps
-from fastdiff.sampling import (dpmpp_2m_update, heun_update, karras_sigmas, sample_dpmpp_2m, sample_heun_karras,
-                               sampler_call)
+from fastdiff.sampling import (HEUN, dpmpp_2m_update, heun_update, karras_sigmas, sample_dpmpp_2m,
+                               sample_heun_karras, sampler_call)
 
 
 @pytest.mark.parametrize("steps", [10, 25])
@@ -110,7 +110,7 @@ def test_heun_through_sampler_call_uses_the_training_schedule():
     def model(x, t):
         calls.append(t[0].item())
         return torch.zeros_like(x)
-    run = sampler_call(model, make_schedule("linear"), "heun", 4, None, torch.randn(2, 1, 4, 4))
+    run = sampler_call(model, make_schedule("linear"), HEUN, 4, torch.randn(2, 1, 4, 4))
     out = run()
     assert len(calls) == 7 and calls[0] == pytest.approx(999, abs=1e-6) and calls[-1] < 5   # 2N - 1 evaluations
     assert out.shape == (2, 1, 4, 4)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from fastdiff.portable_json import portable, save_results
 from fastdiff.results import (METRICS, ROW_FIELDS, SCHEMA, Results, ResultsFileError, ResultsWarning, Row,
                               iter_results, read_all, read_benchmark, read_results)
-from fastdiff.utils import portable, save_results
 
 
 def test_a_metric_has_one_name_and_one_unit():

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from fastdiff.diffusion import make_schedule, respace, space_timesteps
-from fastdiff.sampling import ddim_sigma, get_sampler, sample_ddim, sample_ddpm
+from fastdiff.sampling import (DDIM, DDPM, DPMPP_2M, HEUN, SAMPLERS, ddim_sigma, get_sampler, sample_ddim,
+                               sample_ddpm, sample_dpmpp_2m, sample_heun_karras, sampler_call)
 
 
 def noise(seed=0, shape=(2, 1, 8, 8)):
@@ -81,3 +82,76 @@ def test_perfect_denoiser_recovers_x0():
                 sample_ddpm(oracle, noise(shape=(1, 1, 4, 4)), r, generator=torch.Generator().manual_seed(0),
                             progress=False)):
         torch.testing.assert_close(out, x0, atol=1e-3, rtol=0)
+
+
+# ------------------------------------------------------------------------- samplers chosen by function
+
+def counting_model(calls: list):
+    def model(x, t, **cond):
+        calls.append(t[0].item())
+        return torch.zeros_like(x) + 0.1 * x
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+@pytest.mark.parametrize("steps", [1, 2, 7, 50])
+def test_every_sampler_makes_nfe_network_evaluations(name, steps):
+    sampler, calls = SAMPLERS[name], []
+    sampler_call(counting_model(calls), make_schedule("linear", 50), sampler, steps, noise(shape=(1, 1, 4, 4)))()
+    assert len(calls) == sampler.nfe(steps)
+
+
+def test_every_sampler_takes_the_same_arguments():
+    """One signature for all: the training schedule and a step count, conditioning, a generator, a callback."""
+    lr = torch.zeros(2, 3, 4, 4)
+    for name, sampler in SAMPLERS.items():
+        seen, steps = [], []
+
+        def model(x, t, *, lr):
+            seen.append(lr.shape)
+            return torch.zeros_like(x)
+        out = sampler(model, noise(shape=(2, 3, 8, 8)), make_schedule("linear"), steps=5, cond={"lr": lr},
+                      generator=torch.Generator().manual_seed(0), callback=lambda d: steps.append(d["t"]),
+                      progress=False)
+        assert out.shape == (2, 3, 8, 8) and len(steps) == 5, name
+        assert len(seen) == sampler.nfe(5) and set(seen) == {lr.shape}, name
+        assert sampler_call(model, make_schedule("linear"), sampler, 5, noise(shape=(2, 3, 8, 8)),
+                            cond={"lr": lr})().shape == (2, 3, 8, 8)
+
+
+@pytest.mark.parametrize("sampler, reference", [
+    (DDPM, lambda model, x, s, steps, gen: sample_ddpm(model, x, respace(s, space_timesteps(len(s), steps)),
+                                                       generator=gen, progress=False)),
+    (DDIM.with_options(eta=0.5), lambda model, x, s, steps, gen: sample_ddim(
+        model, x, respace(s, space_timesteps(len(s), steps)), eta=0.5, generator=gen, progress=False)),
+    (DDIM, lambda model, x, s, steps, gen: sample_ddim(model, x, respace(s, space_timesteps(len(s), steps)),
+                                                       progress=False)),
+    (DPMPP_2M, lambda model, x, s, steps, gen: sample_dpmpp_2m(model, x, respace(s, space_timesteps(len(s), steps)),
+                                                               progress=False)),
+    (HEUN, lambda model, x, s, steps, gen: sample_heun_karras(model, x, s, steps=steps, progress=False)),
+], ids=["ddpm", "ddim-eta0.5", "ddim", "dpmpp2m", "heun"])
+def test_a_sampler_object_gives_the_samples_of_its_function(tiny_model, sampler, reference):
+    """The Sampler path (steps placed by the sampler) is bit for bit the function on a schedule respaced beforehand,
+    as sampler_call did it before samplers were objects."""
+    s = make_schedule("linear", 100)
+    for steps in (3, 10):
+        ours = sampler_call(tiny_model, s, sampler, steps, noise(), seed=4)()
+        assert torch.equal(ours, reference(tiny_model, noise(), s, steps, torch.Generator().manual_seed(4)))
+
+
+def test_options_labels_and_bad_names():
+    assert DDIM.option("eta") == 0.0 and DDPM.option("eta") is None
+    half = DDIM.with_options(eta=0.5)
+    assert half.option("eta") == 0.5 and DDIM.option("eta") == 0.0 and half.nfe(10) == 10
+    assert half.describe(20) == "DDIM 20, η=0.5" and DDPM.describe(1000) == "DDPM 1000"
+    assert [s.label for s in SAMPLERS.values()] == ["DDPM", "DDIM", "DPM-Solver++(2M)", "Heun (Karras)"]
+    assert get_sampler("heun") is HEUN and get_sampler(half) is half
+    with pytest.raises(ValueError, match=r"unknown sampler 'euler'; choose one of \['ddim', 'ddpm', 'dpmpp2m', "
+                                         r"'heun'\]"):
+        get_sampler("euler")
+    with pytest.raises(ValueError, match=r"DDIM has no option 'etta'; its options: \['eta', 'clip_x0'\]"):
+        DDIM.with_options(etta=1)
+    with pytest.raises(TypeError, match="must be a fastdiff.sampling.Sampler .*get_sampler"):
+        sampler_call(lambda x, t: x, make_schedule("linear"), "ddim", 10, noise())
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
+        sampler_call(lambda x, t: x, make_schedule("linear"), DDIM, 0, noise())

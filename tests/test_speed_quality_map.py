@@ -5,7 +5,7 @@ import torch
 from fastdiff import zoo
 from fastdiff.diffusion import make_schedule
 from fastdiff.methods.layer_skipping import LayerSkippingUNet
-from fastdiff.sampling import sampler_call
+from fastdiff.sampling import DDIM, DDPM, HEUN, Sampler, sample_ddim, sampler_call
 from fastdiff.studies import speed_quality_map as M
 from fastdiff.studies.speed_quality_map import headline
 from fastdiff.unet import build_unet
@@ -25,7 +25,7 @@ def fake_score(images):
 
 def test_quick_points_are_valid_and_start_at_the_reference():
     points = M.POINTS["quick"]
-    assert points[0] == M.REFERENCE and M.REFERENCE.nfe == 1000 and M.REFERENCE.sampler == "ddpm"
+    assert points[0] == M.REFERENCE and M.REFERENCE.nfe == 1000 and M.REFERENCE.sampler is DDPM
     assert len({p.label for p in points}) == len(points)
     families = {p.family for p in points}
     assert {"DDIM", "DPM-Solver++(2M)", "Heun (Karras)", "layer skipping (study 2)", "DeepCache",
@@ -35,10 +35,14 @@ def test_quick_points_are_valid_and_start_at_the_reference():
 
 
 def test_point_accounting():
-    heun = M.Point("h", "Heun (Karras)", sampler="heun", steps=10, eta=None)
-    assert heun.nfe == 19 and heun.full_calls == 19
+    heun = M.Point("h", "Heun (Karras)", sampler=HEUN, steps=10)
+    assert heun.nfe == HEUN.nfe(10) == 19 and heun.full_calls == 19
     cache = M.Point("c", "DeepCache", steps=100, cache_interval=5)
     assert cache.nfe == 100 and cache.full_calls == 20
+    # the count is the sampler's own, not derived from its name: a new sampler brings its own
+    thrice = Sampler("thrice", "three per step", sample_ddim, nfe=lambda steps: 3 * steps)
+    assert M.Point("t", "new", sampler=thrice, steps=4, cache_interval=2).full_calls == 6
+    assert all(p.nfe == p.sampler.nfe(p.steps) for p in M.POINTS["quick"])
 
 
 @pytest.mark.parametrize("kw, match", [({"model": "VGG"}, "model"), ({"sampler": "euler"}, "sampler"),
@@ -60,7 +64,7 @@ def test_measure_map_on_tiny_models():
     # a plain point's quality is that of a direct sampler run from the same x_T, batch by batch
     ddim = next(p for p in points if p.label == "DDIM 3")
     x_T = torch.randn((4, 1, 16, 16), generator=torch.Generator().manual_seed(0))
-    direct = torch.cat([sampler_call(models["U-Net"], schedule, "ddim", 3, 0.0, x_T[i:i + 2], seed=1 + i)()
+    direct = torch.cat([sampler_call(models["U-Net"], schedule, DDIM, 3, x_T[i:i + 2], seed=1 + i)()
                         for i in (0, 2)])
     assert next(r for r in rows if r["label"] == ddim.label)[M.METRIC] == pytest.approx(float(direct.mean()),
                                                                                         abs=1e-6)

@@ -155,7 +155,7 @@ def test_two_gloo_processes_agree_exactly_and_give_the_one_process_image_within_
     at most 1/255 in at most a few values (this tiny model usually matches exactly)."""
     from fastdiff.diffusion import make_schedule
     from fastdiff.studies.swindiffuser import super_resolve
-    from fastdiff.utils import to_uint8
+    from fastdiff.data import to_uint8
     out = _spawn(tmp_path)
     r0, r1 = torch.load(f"{out}.0"), torch.load(f"{out}.1")
     assert r0["backend"] == "gloo" and torch.equal(r0["sr"], r1["sr"])

@@ -3,10 +3,11 @@ import json
 import pytest
 import torch
 
-from fastdiff.studies.diffusion_basics import border_deviation, default_runs, get_profile, sampling_sweep
+from fastdiff.devices import device_name, environment, instruction_class, resolve_device, resolve_dtype
 from fastdiff.diffusion import make_schedule
 from fastdiff.files import atomic_write
-from fastdiff.utils import environment, resolve_device, resolve_dtype, save_results
+from fastdiff.portable_json import save_results
+from fastdiff.studies.diffusion_basics import border_deviation, default_runs, eta_runs, get_profile, sampling_sweep
 
 
 def test_device_and_dtype_resolution():
@@ -76,7 +77,7 @@ def test_sweep_images_equal_a_single_sampler_call(tiny_model):
     from fastdiff.diffusion import respace, space_timesteps
     from fastdiff.sampling import sample_ddim
     s = make_schedule("linear", 20)
-    samples, rows = sampling_sweep(tiny_model, s, shape=(2, 1, 8, 8), runs=[("DDIM", 5, 0.5)],
+    samples, rows = sampling_sweep(tiny_model, s, shape=(2, 1, 8, 8), runs=eta_runs(5, [0.5]),
                                    device=torch.device("cpu"), progress=False, repeats=3, max_seconds=60)
     x_T = torch.randn((2, 1, 8, 8), generator=torch.Generator().manual_seed(0))
     ref = sample_ddim(tiny_model, x_T, respace(s, space_timesteps(20, 5)), eta=0.5,
@@ -98,3 +99,17 @@ def test_fd_vs_steps_rows(capsys):
     with pytest.raises(ValueError, match="held-out"):
         fd_vs_steps(model, make_schedule("linear", 20), real, real[:4], steps=(2,), n=16, batch_size=8,
                     device=torch.device("cpu"))
+
+
+@pytest.mark.parametrize("flags, name", [(["avx2"], "AVX2"), (["avx2", "avx512f"], "AVX-512"),
+                                         (["avx2", "avx512f", "avx512_bf16"], "AVX-512 BF16"),
+                                         (["avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16"], "AMX"),
+                                         ([], "no AVX2")])
+def test_the_device_label_names_the_instruction_class(flags, name, monkeypatch):
+    """Two CPUs with one model name ("AMD EPYC") can be an AVX2-only and an AVX-512 BF16 machine: every label
+    says which, and the threads."""
+    assert instruction_class({"flags": flags}) == name
+    monkeypatch.setattr("fastdiff.devices.cpu_features", lambda: {"flags": flags, "amx": "amx_bf16" in flags})
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    label = device_name(torch.device("cpu"))
+    assert label.startswith("CPU: ") and label.endswith(f", {name} (1 thread)")

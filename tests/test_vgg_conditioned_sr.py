@@ -41,11 +41,11 @@ def test_every_variant_and_fusion_has_the_output_shape(name):
     model = build(name)
     x, lr, t = batch()
     assert model(x, t, lr=lr).shape == x.shape
-    arch, fusion, lr_concat = vggsr.VARIANTS[name]
-    assert isinstance(model, SuperResUNet) == (fusion == "none")
-    assert model.base.config.num_levels == len(vggsr.ARCHITECTURES[arch][0])
-    if fusion != "none":
-        assert model.config.fusion == fusion and model.uses_lr_concat == lr_concat
+    variant = vggsr.VARIANTS[name]
+    assert isinstance(model, SuperResUNet) == (variant.fusion == "none")
+    assert model.base.config.num_levels == len(vggsr.UNET_LAYOUTS[variant.layout].channel_mult)
+    if variant.fusion != "none":
+        assert model.config.fusion == variant.fusion and model.uses_lr_concat == variant.lr_concat
         feats = model.vgg_features(lr, x.shape[-2:])
         assert [f.shape[1] for f in feats] == [64, 128, 256, 512, 512][:model.base.config.num_levels]
         assert [f.shape[-1] for f in feats] == [16 >> l for l in range(model.base.config.num_levels)]

@@ -124,7 +124,8 @@ def test_every_shipped_entry_matches_its_index_and_loads():
         model, _ = zoo.load(name, verbose=False)
         assert sum(p.numel() for p in model.parameters() if p.requires_grad) == e.parameters
         assert e.git_commit and e.device and e.steps > 0 and e.wall_seconds > 0
-    assert total < 45 * 2**20, f"the zoo holds {total / 2**20:.1f} MB"
+    # 35 MB of study models + ~12 MB of seed replicas (the spread of retraining, `common.REPLICA_SEEDS`)
+    assert total < 50 * 2**20, f"the zoo holds {total / 2**20:.1f} MB"
 
 
 def test_the_zoo_holds_every_model_the_quick_notebooks_load():
@@ -138,6 +139,24 @@ def test_the_zoo_holds_every_model_the_quick_notebooks_load():
               *(swindiffuser.ZOO_MODELS[m] for m in swindiffuser.get_profile("quick").models)}
     missing = sorted(needed - set(zoo.entries()))
     assert not missing, f"not in the zoo: {missing} (train them with `fastdiff train NAME`)"
+
+
+def test_seed_replicas_change_the_seed_and_nothing_else():
+    """The spread of retraining: `<entry>-seed<k>` is its entry's recipe with seed k (other initial weights, another
+    TrainConfig.seed), the same data, schedule, budget and description but for the seed."""
+    every = zoo_recipes.recipes()
+    replicas = [n for n in every if re.search(r"-seed\d+$", n)]
+    assert {"skipping/baseline-plain-seed1", "skipping/zero-consistent-c2-seed2", "cunet/unet-seed1",
+            "cunet/cunet-seed2"} <= set(replicas)
+    for name in replicas:
+        base, seed = re.fullmatch(r"(.*)-seed(\d+)", name).groups()
+        a, b = every[base], every[name]
+        assert b.train == dataclasses.replace(a.train, seed=int(seed)) and a.train.seed == 0
+        assert (a.schedule, a.data_label) == (b.schedule, b.data_label)
+        assert b.description == f"{a.description}, seed {seed}"
+    a, b = every["cunet/unet"].build(), every["cunet/unet-seed1"].build()
+    assert not torch.equal(next(a.parameters()), next(b.parameters()))
+    assert torch.equal(next(a.parameters()), next(every["cunet/unet"].build().parameters()))
 
 
 # ----------------------------------------------------------------------------------------- the index is checked

@@ -7,6 +7,7 @@
 - `lenet`: the bundled LeNet-MNIST digit feature net;
 - `intervals`: intervals on quality numbers (bootstrap FD and means, KID, paired differences, Wilson), `Estimate`;
 - `sr_eval`: SR outputs from the same noise and their scores, bicubic beside them;
+- `sr_sanity`: the bars an SR model must pass before a study judges it (LR-PSNR, the sample mean's PSNR, colour);
 - `foolrate`: the human fool-rate game: the trial plan, the game as a state machine, fool rates with Wilson intervals;
 - `answers`: the game's answers file (append-only JSONL, one writer per session, every record checked);
 - `game_images`: the game's image folders (real, generated per model, low-res) and the offline demo images;

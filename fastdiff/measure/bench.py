@@ -11,8 +11,8 @@ import threading
 import time
 import torch
 
+from ..devices import device_name, dtype_name, synchronize
 from ..nn import count_parameters
-from ..utils import device_name, dtype_name, synchronize
 
 
 def measure(fn, *, device: torch.device, warmup: int = 2, repeats: int = 10,
@@ -119,7 +119,7 @@ def interleaved(calls: dict[str, callable], *, device: torch.device, rounds: int
     spell of a shared machine lands on all of them rather than on one, and a call of a few milliseconds is not
     timed alone. Returns {name: `measure`-style summary (median, min, max, IQR in seconds per call, repeats =
     rounds, last result)}."""
-    from ..utils import progress_bar
+    from ..progress import progress_bar
     if rounds < 1 or warmup < 0 or number < 1:
         raise ValueError(f"need rounds >= 1, warmup >= 0 and number >= 1, got rounds={rounds}, warmup={warmup}, "
                          f"number={number}")
@@ -149,7 +149,7 @@ def model_step(model: torch.nn.Module, *, batch_size: int, device: torch.device,
     on the model's own example inputs (`example_inputs`: the LR image for SR models, ...). Non-fp32 dtypes run
     under autocast, as training and sampling do; ``channels_last`` converts the weights and inputs to NHWC (in
     place: the model stays converted). ``call_kwargs`` are passed to every call (layer skipping's ``k``)."""
-    from ..utils import autocast
+    from ..devices import autocast
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(device, memory_format=memory_format).eval()
     x, t, cond = model.example_inputs(batch_size, generator=torch.Generator().manual_seed(seed), sr_scale=sr_scale)

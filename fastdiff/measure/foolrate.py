@@ -32,7 +32,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..utils import check_int, check_number
+from ..checks import check_int, check_number
 from .answers import SCHEMA_VERSION, SIDES, AnswerLog, SessionLock, is_fooled, this_host, unique_answers
 from .game_images import GameDataError, GameSources
 

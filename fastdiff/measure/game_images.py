@@ -8,9 +8,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import IMAGE_SUFFIXES, pil_to_array
+from ..data import IMAGE_SUFFIXES, pil_to_array, to_uint8
 from ..files import atomic_write
-from ..utils import to_uint8
 
 
 class GameDataError(ValueError):

@@ -68,7 +68,7 @@ def train_classifier(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epoc
                      lr: float, seed: int, desc: str, progress: bool = True) -> nn.Module:
     """Adam with cosine decay and random 2-pixel shifts (the only augmentation), for the small digit networks
     whose features fastdiff uses offline. Deterministic on a given machine for a given seed."""
-    from ..utils import progress_bar
+    from ..progress import progress_bar
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
     steps_per_epoch = -(-len(x) // batch_size)

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from ..data import downsample
-from ..utils import to_uint8
+from ..data import downsample, to_uint8
 from ..weights import require
 
 

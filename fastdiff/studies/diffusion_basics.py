@@ -7,16 +7,20 @@ from dataclasses import dataclass, field
 import torch
 
 from .. import zoo
+from ..checks import check_bool
 from ..data import load_dataset
+from ..devices import autocast, dtype_name
 from ..diffusion import Schedule
 from ..measure.bench import measure
 from ..measure.metrics import LeNetFD, fidelity
+from ..nn import count_parameters
+from ..profiles import profile_by_name
+from ..progress import progress_bar
 from ..results import Results
-from ..sampling import sampler_call
+from ..sampling import DDIM, DDPM, Sampler, sampler_call
 from ..train import TrainConfig, train
-from ..unet import build_unet
-from ..utils import autocast, check_bool, dtype_name, profile_by_name, progress_bar
-from ..verdicts import Claim, grade, need
+from ..unet import build_unet, parameter_table
+from ..verdicts import Claim, grade, need, verdict_lines
 from ..weights import is_available, missing_message
 from .common import Recipe, seeded
 
@@ -93,9 +97,15 @@ def get_profile(name: str, **overrides) -> BasicsProfile:
     return profile_by_name(PROFILES, name, **overrides)
 
 
-def default_runs(num_train_timesteps: int, ddim_steps=(100, 50, 20, 10), eta: float = 0.0) -> list[tuple]:
-    """DDPM over every training step, then DDIM at each of ``ddim_steps``: (sampler, steps, eta) triples."""
-    return [("DDPM", num_train_timesteps, None)] + [("DDIM", n, eta) for n in ddim_steps]
+def default_runs(num_train_timesteps: int, ddim_steps=(100, 50, 20, 10),
+                 eta: float = 0.0) -> list[tuple[Sampler, int]]:
+    """DDPM over every training step, then DDIM(eta) at each of ``ddim_steps``: (`Sampler`, steps) pairs."""
+    return [(DDPM, num_train_timesteps)] + [(DDIM.with_options(eta=eta), n) for n in ddim_steps]
+
+
+def eta_runs(steps: int, etas) -> list[tuple[Sampler, int]]:
+    """DDIM at ``steps`` steps with each of ``etas``: (`Sampler`, steps) pairs for `sampling_sweep`."""
+    return [(DDIM.with_options(eta=e), steps) for e in etas]
 
 
 def border_deviation(images: torch.Tensor, border: int = 2) -> float:
@@ -111,12 +121,12 @@ def _warm_up(model, x_T: torch.Tensor, dtype: torch.dtype) -> None:
         model(x_T, torch.zeros(len(x_T), dtype=torch.long, device=x_T.device))
 
 
-def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: list[tuple], device: torch.device,
-                   dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True, repeats: int = 3,
-                   max_seconds: float = 10.0) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    """Sample one batch per (sampler, steps, eta) in ``runs`` (see `default_runs`), all from the same x_T.
+def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: list[tuple[Sampler, int]],
+                   device: torch.device, dtype: torch.dtype = torch.float32, seed: int = 0, progress: bool = True,
+                   repeats: int = 3, max_seconds: float = 10.0) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    """Sample one batch per (`Sampler`, steps) in ``runs`` (see `default_runs`, `eta_runs`), all from the same x_T.
 
-    DDPM runs on the schedule respaced to ``steps``; DDIM likewise with its eta. Times come from the harness
+    Each sampler places its ``steps`` on ``schedule`` (DDPM and DDIM: respaced evenly). Times come from the harness
     (`fastdiff.measure.bench.measure`): after one warm-up network call, each sampler is timed up to ``repeats`` times
     or until ``max_seconds`` were spent (a 1000-step DDPM gets one run, a 10-step DDIM all of them), with
     the device synchronised. Returns ({label: samples}, rows); each row holds sampler, steps, eta, batch,
@@ -128,14 +138,15 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
     _warm_up(model, x_T, dtype)
     samples, rows = {}, []
     bar = progress_bar(runs, desc="sampling sweep", disable=not progress)
-    for name, steps, eta in bar:
-        label = f"{name} {steps}" + ("" if eta is None else f", η={eta:g}")
+    for sampler, steps in bar:
+        label = sampler.describe(steps)
         bar.set_postfix_str(label)
-        run = sampler_call(model, schedule, name, steps, eta, x_T, dtype=dtype, seed=seed + 1)
+        run = sampler_call(model, schedule, sampler, steps, x_T, dtype=dtype, seed=seed + 1)
         t = measure(run, device=device, warmup=0, repeats=repeats, max_seconds=max_seconds)
         samples[label] = t["result"].float().cpu()      # every repeat returns the same images
-        rows.append({"sampler": name, "steps": steps, "eta": eta, "batch": shape[0], "median_ms": 1e3 * t["median_s"],
-                     "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"], "ms_per_image": 1e3 * t["median_s"] / shape[0],
+        rows.append({"sampler": sampler.label, "steps": steps, "eta": sampler.option("eta"), "batch": shape[0],
+                     "median_ms": 1e3 * t["median_s"], "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"],
+                     "ms_per_image": 1e3 * t["median_s"] / shape[0],
                      "dtype": dtype_name(dtype), "border_deviation": round(border_deviation(samples[label]), 4)})
     for r in rows:
         r["speedup"] = round(rows[0]["median_ms"] / r["median_ms"], 1)
@@ -174,8 +185,9 @@ def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: to
     _warm_up(model, x_T[:batch_size], dtype)
     for k in steps:
         for e in (eta if isinstance(eta, tuple) else (eta,)):
-            chunks = [sampler_call(model, schedule, "DDIM", k, e, x_T[i:i + batch_size], dtype=dtype,
-                                   seed=seed + 1 + i) for i in range(0, n, batch_size)]
+            ddim = DDIM.with_options(eta=e)
+            chunks = [sampler_call(model, schedule, ddim, k, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
+                      for i in range(0, n, batch_size)]
             bar = progress_bar(chunks, desc=f"DDIM {k} steps, eta {e:g} x {n} images", disable=not progress)
             t = measure(lambda: torch.cat([run().float().cpu() for run in bar]), device=device, warmup=0, repeats=1)
             samples[(k, e)] = images = t["result"]
@@ -205,7 +217,7 @@ def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_r
         res.add(r["sampler"], variant, "time per image", r["ms_per_image"], n=r["repeats"], **common)
         res.add(r["sampler"], variant, "border deviation", r["border_deviation"], n=r["batch"], **common)
     for r in fd_rows:
-        method, variant = ("real data", r["source"]) if r["steps"] is None else ("DDIM", r["source"])
+        method, variant = ("real data", r["source"]) if r["steps"] is None else (DDIM.label, r["source"])
         for metric in ("FD (LeNet-MNIST)", "FID (Inception)"):
             if r.get(metric) is not None:
                 res.add(method, variant, metric, r[metric], n=r["n"], steps=r["steps"], eta=r["eta"])
@@ -311,10 +323,10 @@ CLAIMS = _claims()
 def measured_for_claims(timing: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict]) -> dict:
     """The numbers the claims read, from the notebook's tables."""
     m = {}
-    ddpm = next(r for r in timing if r["sampler"] == "DDPM")
+    ddpm = next(r for r in timing if r["sampler"] == DDPM.label)
     m["ddpm_steps"] = ddpm["steps"]
     for r in timing:
-        if r["sampler"] == "DDIM" and r["steps"] == 50:
+        if r["sampler"] == DDIM.label and r["steps"] == 50:
             m["speedup_ddim50"] = ddpm["ms_per_image"] / r["ms_per_image"]
     for r in fd_rows:
         key = "fd_floor" if r["steps"] is None else f"fd_ddim{r['steps']}"
@@ -323,3 +335,41 @@ def measured_for_claims(timing: list[dict], fd_rows: list[dict], eta_fd_rows: li
         m[f"fd_eta{r['eta']:g}"] = r["FD (LeNet-MNIST)"]
         m["eta_steps"] = r["steps"]
     return m
+
+
+# ------------------------------------------------------------------------------------------ the notebook's last cells
+
+def results_with_details(run, profile: BasicsProfile, *, info: dict, model, n_reference: int, timing: list[dict],
+                         eta_rows: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict], unet_step: dict,
+                         measured: dict, verdicts: list[dict]) -> tuple[Results, dict]:
+    """The results file of notebook 00: its rows (`collect_results`) and its details (the model, the schedule, the
+    training, every table; ``n_reference``: the training digits FD is measured against)."""
+    train_info = {"steps": info["steps"], "batch_size": info["batch_size"], "amp": info["amp"],
+                  "seconds": round(info["seconds"], 1), "final_loss": info["history"][-1]["loss"]}
+    res = collect_results(run, weights=info["provenance"], train=train_info, timing=timing, eta_rows=eta_rows,
+                          fd_rows=fd_rows + eta_fd_rows, unet_step=unet_step, verdicts=verdicts)
+    details = {"model": {"preset": profile.model, "overrides": profile.model_overrides,
+                         "parameters": count_parameters(model)},
+               "schedule": profile.schedule, "train": train_info, "sampling": timing, "eta_sweep": eta_rows,
+               "unet_step": unet_step, "parameter_counts": parameter_table(), "measured_for_claims": measured,
+               "fd_vs_steps": {"metric": "FD (LeNet-MNIST): Fréchet distance of LeNet-MNIST fc2 features (not FID)",
+                               "reference": f"{n_reference} training digits", "rows": fd_rows,
+                               "eta_rows": eta_fd_rows}}
+    return res, details
+
+
+def summary(*, timing: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict], verdicts: list[dict],
+            fd_n: int) -> None:
+    """What we found, printed: each sampler's time per image and speed-up against its step ratio, FD against the
+    real-data floor, FD at each eta, the verdicts."""
+    first = timing[0]
+    lines = [f"{first['sampler']} {first['steps']} steps: {first['ms_per_image']:.0f} ms/image, "
+             f"border_deviation {first['border_deviation']:.3f}"]
+    lines += [f"DDIM {r['steps']:>4} steps (η={r['eta']:g}): {r['ms_per_image']:7.1f} ms/image, "
+              f"{r['speedup']:>5}x faster (step ratio {first['steps'] / r['steps']:.0f}x), "
+              f"border_deviation {r['border_deviation']:.3f}" for r in timing[1:]]
+    floor, *fd_pts = fd_rows
+    lines.append(f"FD (LeNet-MNIST), n={fd_n}: real held-out digits {floor['FD (LeNet-MNIST)']:.1f} (the floor); "
+                 + ", ".join(f"DDIM {r['steps']}: {r['FD (LeNet-MNIST)']:.1f}" for r in fd_pts))
+    lines.append(", ".join(f"η={r['eta']:g} at {r['steps']} steps: {r['FD (LeNet-MNIST)']:.1f}" for r in eta_fd_rows))
+    print("\n".join(lines + verdict_lines(verdicts)))

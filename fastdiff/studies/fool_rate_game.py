@@ -3,9 +3,9 @@ The game itself lives in `fastdiff.measure.foolrate` (logic), `fastdiff.measure.
 `fastdiff.measure.foolrate_widget` (the widget)."""
 from __future__ import annotations
 
+from ..checks import check_bool, check_int, check_number
 from ..measure.foolrate import with_paper_rates
 from ..results import Results
-from ..utils import check_bool, check_int, check_number
 
 # VGG-SR paper, Fig. 8 / Sec. 4.5: FFHQ 32x32 -> 128x128, 10 participants, 2000 denoising steps. The paper gives
 # neither the number of trials nor intervals.
@@ -26,7 +26,7 @@ def game_parameters(profile: str, *, trials_per_model=None, show_seconds=PAPER_S
                     answer_while_showing=False, reveal=False) -> dict:
     """Notebook 06's raw parameters, checked: the profile's settings with ``trials_per_model`` (None: the
     profile's; else an integer >= 1), ``show_seconds`` (None: the paper's 5 s; else a number > 0) and the two
-    flags (`fastdiff.utils.check_bool`). No value is replaced by a default because it is falsy (0 trials is an error, not 10)."""
+    flags (`fastdiff.checks.check_bool`). No value is replaced by a default because it is falsy (0 trials is an error, not 10)."""
     P = get_profile(profile)
     if trials_per_model is not None:
         P["trials_per_model"] = check_int("trials_per_model", trials_per_model)
@@ -54,3 +54,14 @@ def collect_results(table, *, images_from: str, show_seconds: float):
     for model, rate in PAPER_FOOL_RATES.items():
         res.add("fool-rate game", f"paper: {model}", "fool rate", None, paper_value=rate, paper_source=PAPER_SOURCE)
     return res
+
+
+def summary(table) -> None:
+    """What we found, printed: every model's fool rate with its interval and median response time (``table``:
+    `fastdiff.measure.foolrate.fool_rate_table`), then the paper's rates."""
+    lines = ["no answers yet: this run only drew the game (papermill/nbval do not play it)"] if table.empty else []
+    lines += [f"{r.model} ({r.show_s:g} s, images {r.image_set}): fooled {r.fooled} of {r.n} times, "
+              f"fool rate {r.fool_rate:.0%} (95% CI {r.ci_low:.0%}-{r.ci_high:.0%}), "
+              f"median response {r.median_response_s:.1f} s" for r in table.itertuples()]
+    lines += [f"paper, {m}: {rate:.0%}" for m, rate in PAPER_FOOL_RATES.items()]
+    print("\n".join(lines))

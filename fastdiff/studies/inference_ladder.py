@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..devices import DTYPES
 from ..measure.bench import model_step
 from ..methods.im2col import convert_to_im2col
 from ..nn import set_attention
-from ..utils import DTYPES
 
 
 @dataclass(frozen=True)

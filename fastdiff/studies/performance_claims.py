@@ -5,7 +5,8 @@ did on this machine and why, and the notebook's results file. The measurements a
 from __future__ import annotations
 
 from ..results import Results
-from ..verdicts import Claim, grade, need
+from ..verdicts import Claim, grade, need, verdict_lines
+from .common import weights_label
 
 
 def _twin(rows: list[dict], row: dict) -> dict | None:
@@ -180,7 +181,7 @@ def collect_results(run, *, dataset: str, weights: str, ladders: dict[str, list[
 
 def precision_report(roofs: dict, ladders: dict[str, list[dict]], cpu: dict | None = None) -> list[str]:
     """What each precision did on this machine and why, in lines computed from the measured roofs, the ladders
-    ({model: rows}; each half rung against its fp32 twin) and the CPU's features (`fastdiff.utils.cpu_features`;
+    ({model: rows}; each half rung against its fp32 twin) and the CPU's features (`fastdiff.devices.cpu_features`;
     None on a GPU)."""
     fp32_roof = roofs.get("matmul GFLOP/s (fp32)")
     lines = []
@@ -208,3 +209,40 @@ def precision_report(roofs: dict, ladders: dict[str, list[dict]], cpu: dict | No
                     verdict = "faster" if speed > 1.05 else "slower" if speed < 0.95 else "no faster"
                     lines.append(f"    {model}: {pair['rung']} ran {speed:.2f}x {pair['twin']} ({verdict})")
     return lines
+
+
+# ------------------------------------------------------------------------------------------ notebook 05's last cells
+
+def results_with_details(run, *, provenance: dict, train_info: dict, roofs: dict, digits_ladder: list[dict],
+                         cifar: dict, compare: dict | None, digits_roof: dict, arch_rows: list[dict], ddp: dict | None,
+                         measured: dict, verdicts: list[dict], ddim_steps: int):
+    """The results file of notebook 05: its rows (`collect_results`) and its details. ``cifar``: what
+    `fastdiff.studies.performance.cifar10_ladder` returned (the CIFAR-10 ladder, the library comparison, where and
+    how they were measured)."""
+    ladders = {"digits U-Net": digits_ladder, "DDPM CIFAR-10 U-Net": cifar["rows"]}
+    res = collect_results(run, dataset="built-in MNIST digits, 16x16 (CIFAR-10 U-Net: random weights, timing only)",
+                          weights=weights_label(provenance), ladders=ladders, arch_rows=arch_rows,
+                          library_rows=cifar["libraries"], ddp=ddp, verdicts=verdicts, ddim_steps=ddim_steps,
+                          devices={"DDPM CIFAR-10 U-Net": cifar["device"], "libraries": cifar["device"]},
+                          sources={"DDPM CIFAR-10 U-Net": cifar["source"], "libraries": cifar["source"]})
+    details = {"roofs": roofs, "digits_ladder": digits_ladder, "cifar10_ladder": cifar["rows"],
+               "libraries": cifar["libraries"], "versus": compare, "roofline_digits": digits_roof,
+               "architecture": arch_rows, "ddp": ddp, "weights": provenance, "train": train_info,
+               "measured_for_claims": measured, "cifar10_source": cifar["source"]}
+    return res, details
+
+
+def summary(*, digits_ladder: list[dict], arch_rows: list[dict], compare: dict | None, floor: float,
+            verdicts: list[dict]) -> None:
+    """What we found, printed: the digits U-Net's fastest rung and its FD, each architecture change's FLOPs,
+    sampling and training time and FD against the baseline, fastdiff against diffusers (``compare``: `best_versus`
+    with the "device" it ran on), the verdicts."""
+    fastest = max(digits_ladder, key=lambda r: r["speed-up vs fp32"])
+    lines = [f"digits U-Net: fastest rung {fastest['rung']!r}, {fastest['speed-up vs fp32']:.2f}x fp32, FD "
+             f"{fastest['FD (LeNet-MNIST)']:.2f} vs {digits_ladder[0]['FD (LeNet-MNIST)']:.2f} (floor {floor:.2f})"]
+    lines += [f"{r['model']}: {100 * r['FLOPs vs baseline']:.0f}% FLOPs, {100 * r['sampling time vs baseline']:.0f}% "
+              f"sampling time, {100 * r['training time vs baseline']:.0f}% training time, FD "
+              f"{r['FD (LeNet-MNIST)']:.2f} vs {arch_rows[0]['FD (LeNet-MNIST)']:.2f}" for r in arch_rows[1:]]
+    if compare:
+        lines.append(f"fastdiff vs diffusers, best vs best: {compare['best vs best']:.2f}x ({compare['device']})")
+    print("\n".join(lines + verdict_lines(verdicts)))

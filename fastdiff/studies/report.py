@@ -14,7 +14,8 @@ import matplotlib.pyplot as plt
 from .. import plotting
 from ..files import atomic_write, atomic_write_text
 from ..results import ResultsFileError, iter_results, read_benchmark
-from ..verdicts import VERDICTS
+from ..verdicts import VERDICTS, verdict_lines
+from .report_claims import beside_base
 from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
 from .speed_quality_map import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
 from .sr_map import SR_METRICS
@@ -179,3 +180,42 @@ def headline_line(part: dict) -> str:
             f"{best['label']}, FD {best[MAP_METRIC]:.2f}, {best[MAP_TIME]:.3f} ms per image against "
             f"{ref[MAP_TIME]:.2f}: {best['speed-up']:.3g}x faster ({part.get('device', '')}, batch "
             f"{part.get('batch')}, n = {part.get('n')})")
+
+
+# ------------------------------------------------------------------------------------------ notebook 07's cells
+
+def map_lines(part: dict) -> list[str]:
+    """How a digits map was measured, in lines: device, batch, rounds, FD's sample count and the real-data floor,
+    then where every model's weights came from."""
+    return [f"{part['device']} · batch {part['batch']} · {part['rounds']} interleaved rounds · FD of {part['n']} "
+            f"samples against the training digits · held-out real digits {part['floor']:.2f}"] + \
+        [f"  {label}: {provenance}" for label, provenance in part["weights"].items()]
+
+
+MAP_COLUMNS = ["family", "model", "sampler", "steps", "NFE", "full U-Net calls", "rung", MAP_TIME, "IQR (ms)",
+               "speed-up", MAP_METRIC]
+
+
+def map_table(rows: list[dict]):
+    """A digits map's points as a DataFrame by label, with the `MAP_COLUMNS`."""
+    import pandas as pd
+    return pd.DataFrame(rows).set_index("label")[MAP_COLUMNS]
+
+
+def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_rows: list[dict],
+            verdicts: list[dict]) -> None:
+    """What we found, printed: the map's headline, the best a solver alone does (``solver_rows``: the map's points
+    that only change the sampler), the Pareto front, each method beside its own baseline, the verdicts of every
+    study (``claim_rows``: `gather_verdicts`' rows) and this notebook's."""
+    rows = part["rows"]
+    lines = [headline_line(part)]
+    solver_best = headline([r for r in solver_rows if r is not rows[0]], rows[0], x=MAP_TIME, y=MAP_METRIC)
+    if solver_best:
+        lines.append(f"with a solver alone (no method, fp32): {solver_best['label']}, FD "
+                     f"{solver_best[MAP_METRIC]:.2f}, {solver_best['speed-up']:.3g}x faster than {rows[0]['label']}")
+    lines.append("Pareto front: " + " < ".join(r["label"] for r in front))
+    lines += [f"  {r['point']}: {r['speed-up']:.2f}x {r['against']}, FD {r['FD']:.2f} vs {r['FD of the baseline']:.2f}"
+              for r in beside_base(rows)]
+    total = {v: sum(c[v] for c in verdict_counts(claim_rows).values()) for v in VERDICTS}
+    lines.append("the studies' claims: " + ", ".join(f"{n} {v}" for v, n in total.items()))
+    print("\n".join(lines + verdict_lines(verdicts)))

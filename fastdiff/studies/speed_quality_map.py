@@ -21,15 +21,17 @@ import torch
 
 from .. import zoo
 from ..data import load_dataset
+from ..devices import DTYPES, device_name
 from ..diffusion import make_schedule
 from ..measure.bench import interleaved
 from ..measure.lenet import FD_LABEL
 from ..measure.metrics import sample_scorer
 from ..methods.deep_cache import DeepCache
 from ..methods.layer_skipping import ScheduledSkipping
+from ..profiles import profile_by_name
+from ..progress import progress_bar
 from ..results import read_benchmark
-from ..sampling import SAMPLERS, sampler_call
-from ..utils import DTYPES, device_name, profile_by_name, progress_bar
+from ..sampling import DDIM, DDPM, DPMPP_2M, HEUN, Sampler, sampler_call
 from .inference_ladder import LADDER, prepare
 from .sr_map import PANELS, TIME, measure_panel
 
@@ -71,9 +73,8 @@ class Point:
     label: str
     family: str                          # the map's colour: what kind of speed-up this is
     model: str = "U-Net"                 # a `MODELS` label
-    sampler: str = "ddim"                # a `fastdiff.sampling.SAMPLERS` name
+    sampler: Sampler = DDIM              # a `fastdiff.sampling.Sampler`, with its options (DDIM: eta 0)
     steps: int = 50
-    eta: float | None = 0.0              # DDIM's eta (None for the other samplers)
     skip_c: float | None = None          # layer skipping's k(t) at c (study 2)
     cache_interval: int | None = None    # deep-feature caching: a full call every N calls
     rung: str = "fp32"                   # a rung of study 5's ladder (`inference_ladder.LADDER`)
@@ -81,8 +82,9 @@ class Point:
     def __post_init__(self):
         if self.model not in MODELS:
             raise ValueError(f"point {self.label!r}: model {self.model!r} is not one of {list(MODELS)}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"point {self.label!r}: sampler {self.sampler!r} is not one of {sorted(SAMPLERS)}")
+        if not isinstance(self.sampler, Sampler):
+            raise ValueError(f"point {self.label!r}: sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, "
+                             f"DPMPP_2M, HEUN), got {self.sampler!r}")
         if self.rung not in RUNGS:
             raise ValueError(f"point {self.label!r}: rung {self.rung!r} is not one of {list(RUNGS)}")
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -90,8 +92,8 @@ class Point:
 
     @property
     def nfe(self) -> int:
-        """U-Net evaluations per image (Heun: two per step but the last)."""
-        return 2 * self.steps - 1 if self.sampler == "heun" else self.steps
+        """U-Net evaluations per image: the sampler's own count (Heun: two per step but the last)."""
+        return self.sampler.nfe(self.steps)
 
     @property
     def full_calls(self) -> int:
@@ -99,15 +101,14 @@ class Point:
         return math.ceil(self.nfe / self.cache_interval) if self.cache_interval else self.nfe
 
 
-REFERENCE = Point("DDPM 1000", "DDPM (ancestral)", sampler="ddpm", steps=1000, eta=None)
+REFERENCE = Point("DDPM 1000", "DDPM (ancestral)", sampler=DDPM, steps=1000)
 
 
 def _solvers() -> list[Point]:
-    pts = [REFERENCE] + [Point(f"DDPM {n}", "DDPM (ancestral)", sampler="ddpm", steps=n, eta=None) for n in (250, 100)]
+    pts = [REFERENCE] + [Point(f"DDPM {n}", "DDPM (ancestral)", sampler=DDPM, steps=n) for n in (250, 100)]
     pts += [Point(f"DDIM {n}", "DDIM", steps=n) for n in (100, 50, 20, 10)]
-    pts += [Point(f"DPM-Solver++(2M) {n}", "DPM-Solver++(2M)", sampler="dpmpp2m", steps=n, eta=None)
-            for n in (50, 20, 10, 5)]
-    pts += [Point(f"Heun (Karras) {n}", "Heun (Karras)", sampler="heun", steps=n, eta=None) for n in (20, 10, 5)]
+    pts += [Point(f"DPM-Solver++(2M) {n}", "DPM-Solver++(2M)", sampler=DPMPP_2M, steps=n) for n in (50, 20, 10, 5)]
+    pts += [Point(f"Heun (Karras) {n}", "Heun (Karras)", sampler=HEUN, steps=n) for n in (20, 10, 5)]
     return pts
 
 
@@ -127,7 +128,7 @@ def _combinations() -> list[Point]:
     # Not offered: layer skipping under torch.compile. Its k(t) is read from the tensor t at every step, so dynamo
     # specialises the rest of the call on that step and recompiles for each of a run's timesteps (measured here:
     # 5 s per network call instead of 50 ms), which no user would run.
-    dpm = dict(sampler="dpmpp2m", eta=None, steps=10)
+    dpm = dict(sampler=DPMPP_2M, steps=10)
     return [
         Point(f"DPM-Solver++ 10 + {FAST_RUNG}", "combination", rung=FAST_RUNG, **dpm),
         Point("skipping c=2 + DPM-Solver++ 10", "combination", model="U-Net, skip-trained", skip_c=2, **dpm),
@@ -140,10 +141,10 @@ def _combinations() -> list[Point]:
 
 POINTS = {"quick": tuple(_solvers() + _methods() + _combinations()),
           # seconds, for the tests: one point of each kind of wrapper, a few steps
-          "smoke": (Point("DDPM 4", "DDPM (ancestral)", sampler="ddpm", steps=4, eta=None),
-                    Point("DDIM 3", "DDIM", steps=3), Point("DPM-Solver++(2M) 3", "DPM-Solver++(2M)",
-                                                            sampler="dpmpp2m", steps=3, eta=None),
-                    Point("Heun (Karras) 2", "Heun (Karras)", sampler="heun", steps=2, eta=None),
+          "smoke": (Point("DDPM 4", "DDPM (ancestral)", sampler=DDPM, steps=4),
+                    Point("DDIM 3", "DDIM", steps=3),
+                    Point("DPM-Solver++(2M) 3", "DPM-Solver++(2M)", sampler=DPMPP_2M, steps=3),
+                    Point("Heun (Karras) 2", "Heun (Karras)", sampler=HEUN, steps=2),
                     Point("skipping c=2, DDIM 3", "layer skipping (study 2)", model="U-Net, skip-trained", skip_c=2,
                           steps=3),
                     Point("DeepCache N=2, DDIM 3", "DeepCache", steps=3, cache_interval=2),
@@ -194,13 +195,13 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
     built = {p.label: build_point(p, models, schedule, device=device, batch_size=batch_size) for p in points}
 
     def call(p: Point, i: int):
-        return sampler_call(built[p.label], schedule, p.sampler, p.steps, p.eta, x_T[i:i + batch_size],
+        return sampler_call(built[p.label], schedule, p.sampler, p.steps, x_T[i:i + batch_size],
                             dtype=DTYPES[RUNGS[p.rung].dtype], seed=seed + 1 + i)
 
     rows = []
     for p in progress_bar(points, desc="map: quality", disable=not progress):
         images = torch.cat([call(p, i)().float().cpu() for i in range(0, n, batch_size)])
-        rows.append({"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler,
+        rows.append({"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler.name,
                      "steps": p.steps, "NFE": p.nfe, "full U-Net calls": p.full_calls, "c": p.skip_c,
                      "cache interval": p.cache_interval, "rung": p.rung, "n": n, "batch": batch_size,
                      "weights": (provenance or {}).get(p.model, ""), **score(images)})

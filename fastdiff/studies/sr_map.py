@@ -21,11 +21,13 @@ import time
 import torch
 
 from .. import zoo
+from ..checks import check_int
 from ..data import downsample, mnist_split
+from ..devices import device_name
 from ..diffusion import make_schedule
 from ..measure.bench import interleaved
 from ..measure.sr_eval import bicubic, sr_metrics, super_resolve as sr3_super_resolve
-from ..utils import check_int, device_name, progress_bar
+from ..progress import progress_bar
 from . import swindiffuser, vgg_conditioned_sr
 from .vgg_sr_evaluation import STUDY as VGG_STUDY
 

@@ -8,7 +8,9 @@ The thesis's setting: CelebA 64x64 from 32x32 (2x), 32x32 patches, 100 denoising
 EMA; 7 epochs of 202k faces on two RTX A4000. Ours (offline): the scikit-image photos cut into 64x64 patches
 (499 for training, 56 held out), the same 2x and patch sizes, 100 ancestral steps, and a patch U-Net of 0.27M
 parameters trained for 3,000 steps of 4 images (16 patches) on one CPU core, diffusing the residual over bicubic
-upsampling and seeing its own LR crop (`CPU_SWIN`: both for the CPU budget).
+upsampling and seeing its own LR crop (`CPU_SWIN`: both for the CPU budget). The residual's mean over each patch
+is known (zero), so sampling sets it (`KnownResidualMean`, issue 27), and the verdicts judge only models that pass
+the SR sanity checks (`fastdiff.measure.sr_sanity`; `sanity_records`, `sanity_not_testable`).
 """
 from __future__ import annotations
 
@@ -18,18 +20,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..checks import check_bool
 from ..data import SRPairs, downsample, load_dataset
 from ..diffusion import make_schedule, space_timesteps
 from ..measure.bench import interleaved
+from ..measure import sr_sanity
 from ..measure.sr_eval import bicubic, sr_metrics
 from ..methods.patch_parallel import seam_score
-from ..methods.swin_diffuser import SwinConfig, build_swin, shift_plan, shift_sampler
+from ..methods.swin_diffuser import KnownResidualMean, SwinConfig, build_swin, shift_plan, shift_sampler
+from ..profiles import profile_by_name
+from ..progress import progress_bar
 from ..results import Results
-from ..sampling import sampler_call
+from ..sampling import DDIM, sampler_call
 from ..train import TrainConfig, train
-from ..utils import check_bool, profile_by_name, progress_bar, slug
 from ..verdicts import Claim, grade, need
-from .common import Recipe, zoo_or_train_each
+from .common import Recipe, slug, zoo_or_train_each
 
 # ------------------------------------------------------------------------------------------ the thesis's numbers
 THESIS = "Jiang, SwinDiffuser thesis (Ch. 3)"
@@ -57,17 +62,35 @@ CPU_UNET = dict(in_channels=3, base_channels=16, channel_mult=(1, 2, 2), num_res
 # zoo), too far from a useful output for the settings to be compared.
 CPU_SWIN = SwinConfig(inner={}, image_size=64, scale=2, patches=2, shift_mode="fixed", step_size=8,
                       extractor="conv", feature_channels=16, extractor_blocks=1, local_lr=True, residual=True)
+
+
+@dataclass(frozen=True)
+class SwinVariant:
+    """What a variant changes in the study's SwinDiffuser (`CPU_SWIN`); None keeps the base's value."""
+    shift_mode: str | None = None        # none | fixed | random
+    step_size: int | None = None         # s, the shift per step in HR pixels
+    patches: int | None = None           # d: d x d patches
+    local_lr: bool | None = None         # each patch also sees its own LR crop
+    position_mask: bool | None = None    # the Gaussian position mask in the condition
+
+    def config(self, base: SwinConfig) -> SwinConfig:
+        return dataclasses.replace(base, **{k: v for k, v in dataclasses.asdict(self).items() if v is not None})
+
+
 VARIANTS = {
-    "no shift": dict(shift_mode="none", step_size=0),
-    "fixed s4": dict(step_size=4),
-    "fixed s8": dict(step_size=8),
-    "fixed s12": dict(step_size=12),
-    "fixed s16": dict(step_size=16),
-    "random s8": dict(shift_mode="random", step_size=8),
-    "16x16 patches, fixed s4": dict(patches=4, step_size=4),     # the thesis's 25% ratio at 16x16 patches
-    "fixed s8, thesis condition": dict(local_lr=False),          # global features of [LR, mask] only
-    "full-image baseline": dict(patches=1, shift_mode="none", step_size=0, position_mask=False),
+    "no shift": SwinVariant(shift_mode="none", step_size=0),
+    "fixed s4": SwinVariant(step_size=4),
+    "fixed s8": SwinVariant(step_size=8),
+    "fixed s12": SwinVariant(step_size=12),
+    "fixed s16": SwinVariant(step_size=16),
+    "random s8": SwinVariant(shift_mode="random", step_size=8),
+    "16x16 patches, fixed s4": SwinVariant(patches=4, step_size=4),     # the thesis's 25% ratio at 16x16 patches
+    "fixed s8, thesis condition": SwinVariant(local_lr=False),          # global features of [LR, mask] only
+    "full-image baseline": SwinVariant(patches=1, shift_mode="none", step_size=0, position_mask=False),
+    "fixed s8, no mask": SwinVariant(position_mask=False),        # without the thesis's Gaussian position mask
 }
+# recipes only, not in the zoo yet (`fastdiff train swin/...`): the quick profile does not load them
+NOT_IN_ZOO = ("fixed s8, no mask",)
 TABLE_3_1 = ("no shift", "fixed s4", "fixed s8", "fixed s12", "fixed s16")
 TABLE_3_2 = ("no shift", "random s8", "fixed s8")
 TABLE_3_3 = ("16x16 patches, fixed s4", "fixed s8")
@@ -86,7 +109,7 @@ DATA_LABEL = "scikit-image photos, 64x64 patches (499 train / 56 held out), 2x: 
 def variant_config(name: str, base: SwinConfig = CPU_SWIN) -> SwinConfig:
     if name not in VARIANTS:
         raise ValueError(f"unknown SwinDiffuser variant {name!r}; choose one of {list(VARIANTS)}")
-    return dataclasses.replace(base, **VARIANTS[name])
+    return VARIANTS[name].config(base)
 
 
 def build(name: str, *, base: SwinConfig = CPU_SWIN, unet: dict = CPU_UNET, seed: int = 0):
@@ -142,10 +165,11 @@ class SwinProfile:
     steps: int = 100                 # the thesis's 100 denoising steps (ancestral, respaced from 1000)
     eval_n: int = 16                 # held-out images per table row (56 are held out)
     eval_batch: int = 16
+    sanity_n: int = 8                # held-out images of the SR sanity checks (8 samples of each per model)
     timing_steps: int = 20           # steps per timed sampling call (time per image scales with it)
     timing_rounds: int = 3
     bench_sizes: tuple[int, ...] = (64, 128)   # HR sizes of the 1- vs 2-process benchmark (torchrun launches)
-    models: tuple[str, ...] = tuple(VARIANTS)
+    models: tuple[str, ...] = tuple(v for v in VARIANTS if v not in NOT_IN_ZOO)
 
     def __post_init__(self):
         unknown = [m for m in self.models if m not in VARIANTS]
@@ -158,10 +182,11 @@ PROFILES = {
     "quick": SwinProfile(),
     # one GPU: longer training, every held-out image, the thesis's 100 steps in the timing too
     "full": SwinProfile(train=dataclasses.replace(QUICK_TRAIN, steps=20_000, batch_size=32, checkpoint_every=2000),
-                        eval_n=56, eval_batch=56, timing_steps=100, timing_rounds=5),
+                        eval_n=56, eval_batch=56, sanity_n=56, timing_steps=100, timing_rounds=5),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": SwinProfile(train=TrainConfig(steps=2, batch_size=2, lr=1e-3, loss="l1", log_every=1, checkpoint_every=0),
-                         steps=3, eval_n=2, eval_batch=2, timing_steps=2, timing_rounds=1, bench_sizes=(64,),
+                         steps=3, eval_n=2, eval_batch=2, sanity_n=2, timing_steps=2, timing_rounds=1,
+                         bench_sizes=(64,),
                          models=("no shift", "fixed s8", "random s8", "16x16 patches, fixed s4", BASELINE)),
 }
 
@@ -191,15 +216,18 @@ def get_models(profile: SwinProfile, *, weights: str, run, resume: bool = False,
 @torch.no_grad()
 def super_resolve(model, lr: torch.Tensor, schedule, steps: int, *, device, shift_mode: str | None = None,
                   step_size: int | None = None, seed: int = 0, batch_size: int = 64, eta: float = 1.0,
-                  parallel=None, timings: dict | None = None) -> torch.Tensor:
+                  parallel=None, timings: dict | None = None, known_mean: bool = True) -> torch.Tensor:
     """SR outputs of a SwinDiffuser for ``lr``: ``steps`` respaced DDIM(eta) steps (eta = 1: ancestral, as the
     thesis) with the shift plan of ``shift_mode`` / ``step_size`` (default: the model's own), the residual
-    baseline's bicubic image added back. The same x_T and noise for every model. Float32 on the CPU."""
+    baseline's bicubic image added back. The same x_T and noise for every model. Float32 on the CPU.
+    ``known_mean``: a residual model's noise prediction gets the per-patch mean that the residual's zero mean
+    implies (`KnownResidualMean`; False: the network's own, issue 27's colour casts)."""
     c = model.config
     mode = c.shift_mode if shift_mode is None else shift_mode
     s = c.step_size if step_size is None else step_size
     device = torch.device(device)
     model = model.to(device).eval()
+    net = KnownResidualMean(model, schedule) if c.residual and known_mean else model
     size = c.image_size
     x_T = torch.randn((len(lr), c.lr_channels, size, size), generator=torch.Generator().manual_seed(seed))
     plan = shift_plan(space_timesteps(schedule.num_train_timesteps, steps), mode, s, seed=seed)
@@ -207,8 +235,8 @@ def super_resolve(model, lr: torch.Tensor, schedule, steps: int, *, device, shif
     for i in range(0, len(lr), batch_size):
         part = lr[i:i + batch_size].to(device)
         cond = {"lr": part, "shift_plan": plan, "parallel": parallel, "timings": timings}
-        run = sampler_call(model, schedule, "DDIM", steps, eta, x_T[i:i + batch_size].to(device), seed=seed + 1 + i,
-                           cond={k: v for k, v in cond.items() if v is not None})
+        run = sampler_call(net, schedule, DDIM.with_options(eta=eta), steps, x_T[i:i + batch_size].to(device),
+                           seed=seed + 1 + i, cond={k: v for k, v in cond.items() if v is not None})
         x = run().float()
         if c.residual:
             x = x + F.interpolate(part.float(), scale_factor=c.scale, mode="bicubic", align_corners=False)
@@ -219,17 +247,18 @@ def super_resolve(model, lr: torch.Tensor, schedule, steps: int, *, device, shif
 # ------------------------------------------------------------------------------------------ the tables
 
 def sr_rows(models: dict, hr: torch.Tensor, schedule, *, steps: int, device, settings: dict | None = None,
-            seed: int = 0, batch_size: int = 64, grid: int = 2, progress: bool = True):
+            seed: int = 0, batch_size: int = 64, grid: int = 2, progress: bool = True, known_mean: bool = True):
     """One row per (model, sampling setting): PSNR, SSIM, LPIPS (None without AlexNet's weights), LR-PSNR and the
     seam score on the d = ``grid`` patch grid, on the LR images of ``hr``; bicubic first, the HR images' own seam
     score as the reference. ``settings``: {row label: (model name, shift_mode, step_size)}; default, each model
-    with its own. Returns (rows, {label: SR images})."""
+    with its own. ``known_mean``: see `super_resolve` (False: as before issue 27). Returns (rows, {label: SR
+    images})."""
     lr = downsample(hr, 2)
     settings = settings or {name: (name, None, None) for name in models}
     outputs = {"bicubic (no model)": bicubic(lr, 2)}
     for label, (name, mode, s) in progress_bar(settings.items(), desc="SR tables", disable=not progress):
         outputs[label] = super_resolve(models[name], lr, schedule, steps, device=device, shift_mode=mode,
-                                       step_size=s, seed=seed, batch_size=batch_size)
+                                       step_size=s, seed=seed, batch_size=batch_size, known_mean=known_mean)
     rows = [{"model": "HR (real)", "seam score": seam_score(hr, grid)}]
     for label, sr in outputs.items():
         rows.append({"model": label, **sr_metrics(sr, hr, lr, device=device), "seam score": seam_score(sr, grid)})
@@ -336,6 +365,24 @@ def _claims():
 
 CLAIMS = _claims()
 STUDY = "04_swindiffuser"
+# the models each claim's rule reads (a claim that reads a model failing the SR sanity checks is not testable)
+CLAIM_MODELS = {"shifting": (MAIN, "no shift"), "best-step": TABLE_3_1, "fixed-vs-random": ("fixed s8", "random s8"),
+                "patch-size": TABLE_3_3, "two-devices": (), "below-baseline": (MAIN, BASELINE)}
+
+
+def sanity_records(models: dict, hr: torch.Tensor, schedule, *, steps: int, device, seed: int = 0,
+                   batch_size: int = 64, bars: sr_sanity.SanityBars = sr_sanity.BARS) -> list[dict]:
+    """Every model's SR sanity record (`fastdiff.measure.sr_sanity`) on the LR images of ``hr``: ``bars.samples``
+    samples each, with its own shift plan (sample k from seed + 1000 k: no two samples share noise)."""
+    lr = downsample(hr, 2)
+    return sr_sanity.check_models({name: lambda k, m=m: super_resolve(m, lr, schedule, steps, device=device,
+                                                                      seed=seed + 1000 * k, batch_size=batch_size)
+                                   for name, m in models.items()}, hr, lr, bars=bars)
+
+
+def sanity_not_testable(records: list[dict]) -> dict[str, str]:
+    """`fastdiff.verdicts.judge`'s ``not_testable`` for the claims that read a model failing the sanity checks."""
+    return sr_sanity.not_testable(CLAIM_MODELS, records)
 
 
 def measured_for_claims(rows: list[dict], *, steps: int, bench: dict | None, device: str) -> dict:

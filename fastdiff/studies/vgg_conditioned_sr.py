@@ -13,18 +13,20 @@ import torch
 from torch import nn
 
 from .. import zoo
+from ..checks import check_bool
 from ..data import SRPairs, downsample, load_dataset, mnist_split
+from ..devices import autocast
 from ..diffusion import Schedule, q_sample
 from ..measure.lenet import digit_accuracy
 from ..measure.metrics import psnr
 from ..measure.sr_eval import super_resolve
-from ..methods.vgg_features import VGGFeatureFusion
+from ..methods.vgg_features import VGGFeatureFusion, VGGFeatures, resolve_vgg_weights
 from ..nn import count_parameters
+from ..profiles import profile_by_name
 from ..sampling import prepare_condition
 from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
-from ..utils import autocast, check_bool, profile_by_name, slug
-from .common import Recipe
+from .common import Recipe, slug
 
 # The paper's figures (text of Secs. 3.1, 4.5, 4.6; Figs. 3 and 10 have no numbers we could read off).
 PAPER_PARAMETERS = {"original": 66e6, "half": 33e6, "small": 9e6}
@@ -33,23 +35,39 @@ PAPER_STEPS = (50, 100, 200, 500, 1000, 2000)  # Fig. 10 columns
 PAPER_SETUP = "FFHQ 32->128, 55k training images, 500k iterations at batch 128 on one A100, L1 noise loss"
 
 
-# The paper's U-Nets (Sec. 3.1), by what is kept of SR3's: channel multipliers, attention on the 1/8-size level,
-# attention in the middle (bottleneck) block.
-ARCHITECTURES = {
-    "original": ((1, 2, 4, 8, 8), True, True),
-    "half": ((1, 2, 4, 8), False, False),        # last level and the attention dropped
-    "small": ((1, 2, 4), False, False),          # last two levels dropped
-    "small+attn": ((1, 2, 4), False, True),      # ... with attention on the bottleneck
+@dataclass(frozen=True)
+class UNetLayout:
+    """What one of the paper's U-Nets keeps of SR3's (Sec. 3.1)."""
+    channel_mult: tuple[int, ...]
+    level_attention: bool        # attention on the 1/8-size level
+    middle_attention: bool       # attention in the middle (bottleneck) block
+
+
+UNET_LAYOUTS = {
+    "original": UNetLayout((1, 2, 4, 8, 8), level_attention=True, middle_attention=True),
+    "half": UNetLayout((1, 2, 4, 8), level_attention=False, middle_attention=False),   # last level, attention dropped
+    "small": UNetLayout((1, 2, 4), level_attention=False, middle_attention=False),     # last two levels dropped
+    "small+attn": UNetLayout((1, 2, 4), level_attention=False, middle_attention=True),  # ... bottleneck attention
 }
-# The models the study compares: name -> (architecture, fusion, LR image concatenated)
+
+
+@dataclass(frozen=True)
+class SRVariant:
+    """A model the study compares: a U-Net of `UNET_LAYOUTS`, how VGG features join it, whether the LR image is
+    concatenated to the input."""
+    layout: str
+    fusion: str = "none"         # "none" (SR3 alone), "add" or "concat" (`VGGFeatureFusion`)
+    lr_concat: bool = True
+
+
 VARIANTS = {
-    "original": ("original", "none", True),
-    "half": ("half", "none", True),
-    "small": ("small", "none", True),
-    "small + attention": ("small+attn", "none", True),
-    "small + VGG (add)": ("small", "add", True),
-    "small + VGG (concat)": ("small", "concat", True),
-    "small, VGG only": ("small", "add", False),
+    "original": SRVariant("original"),
+    "half": SRVariant("half"),
+    "small": SRVariant("small"),
+    "small + attention": SRVariant("small+attn"),
+    "small + VGG (add)": SRVariant("small", fusion="add"),
+    "small + VGG (concat)": SRVariant("small", fusion="concat"),
+    "small, VGG only": SRVariant("small", fusion="add", lr_concat=False),
 }
 PAPER_VARIANT = {"original": "original", "half": "half", "small": "small"}
 # the variants the claims, the sample grid and the game read: every profile trains at least these, and they are
@@ -78,14 +96,13 @@ def variant_unet_config(name: str, widths: Widths = PAPER_WIDTHS) -> UNetConfig:
     the variant is "VGG only"."""
     if name not in VARIANTS:
         raise ValueError(f"unknown variant {name!r}; choose one of {list(VARIANTS)}")
-    arch, _, lr_concat = VARIANTS[name]
-    mult, level_attn, middle_attn = ARCHITECTURES[arch]
-    w = widths
+    variant = VARIANTS[name]
+    layout, w = UNET_LAYOUTS[variant.layout], widths
     return UNetConfig(image_size=w.image_size, in_channels=w.channels, base_channels=w.base_channels,
-                      channel_mult=mult, num_res_blocks=w.num_res_blocks,
-                      attention_resolutions=(w.image_size // 8,) if level_attn else (),
-                      middle_attention=middle_attn, dropout=w.dropout, cond_channels=w.channels if lr_concat else 0,
-                      norm_groups=w.norm_groups)
+                      channel_mult=layout.channel_mult, num_res_blocks=w.num_res_blocks,
+                      attention_resolutions=(w.image_size // 8,) if layout.level_attention else (),
+                      middle_attention=layout.middle_attention, dropout=w.dropout,
+                      cond_channels=w.channels if variant.lr_concat else 0, norm_groups=w.norm_groups)
 
 
 def build_variant(name: str, widths: Widths = PAPER_WIDTHS, *, vgg_weights: str = "imagenet", vgg_seed: int = 0,
@@ -94,7 +111,7 @@ def build_variant(name: str, widths: Widths = PAPER_WIDTHS, *, vgg_weights: str 
     ``load_vgg=False`` builds without reading VGG weights (for parameter counts and timing, where the weights do
     not matter)."""
     inner = build_unet(variant_unet_config(name, widths))   # built first: same seed, same U-Net with or without VGG
-    fusion = VARIANTS[name][1]
+    fusion = VARIANTS[name].fusion
     if fusion == "none":
         return inner
     return VGGFeatureFusion(inner, fusion=fusion, vgg_weights=vgg_weights, vgg_seed=vgg_seed,
@@ -338,3 +355,24 @@ def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train
     provenance = {name: ("resumed" if r["resumed_from"] is not None else "trained") + f" in this run ({r['step']} "
                   f"steps, profile {run.profile})" for name, r in trained.items()}
     return models, curves, provenance
+
+
+def resolve_features(profile: SRProfile, vgg_weights: str = "auto", if_missing: str = "random") -> tuple[str, str]:
+    """(the frozen features' weights to build with, a sentence saying what they are): ``vgg_weights`` ``auto`` takes
+    the profile's; ImageNet or random VGG-11 go through `resolve_vgg_weights` (``if_missing``: random falls back to
+    a random frozen VGG-11, labelled as such; error stops), the digit stand-in labels itself."""
+    used = profile.vgg_weights if vgg_weights == "auto" else vgg_weights
+    if used in ("imagenet", "random"):
+        return resolve_vgg_weights(used, if_missing)
+    return used, VGGFeatures(1, weights=used, load=False).label
+
+
+def sr_splits(profile: SRProfile, *, face_dir: str = "", seed: int = 0):
+    """(data name, training HR images, (validation HR, labels), (evaluation HR, labels)): the validation images
+    draw the convergence curve, ``eval_n`` other held-out images (drawn with ``seed + 1``) the quality table and the
+    fool-rate game; labels are None off the digits."""
+    name, train_hr = load_sr_data(profile, face_dir=face_dir, split="train", seed=seed)
+    val = validation_set(profile, face_dir=face_dir, seed=seed)
+    evaluation = validation_set(dataclasses.replace(profile, val_n=profile.eval_n), face_dir=face_dir, seed=seed,
+                                draw=seed + 1)
+    return name, train_hr, val, evaluation

@@ -4,20 +4,24 @@ their thresholds and the results rows. The variants, profiles and training live 
 `fastdiff.studies.vgg_conditioned_sr`."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
+from ..data import downsample
+from ..devices import autocast
 from ..diffusion import Schedule
+from ..measure import foolrate, game_images, sr_sanity
 from ..measure.bench import count_flops, interleaved, measure
 from ..measure.lenet import digit_accuracy
-from ..measure.metrics import LeNetFD
-from ..measure.sr_eval import metrics_table, super_resolve
+from ..measure.metrics import LeNetFD, psnr
+from ..measure.sr_eval import bicubic, metrics_table, super_resolve
 from ..methods.vgg_features import VGGFeatureFusion
 from ..results import Results
 from ..sampling import prepare_condition
-from ..utils import autocast
-from ..verdicts import Claim, grade, need
-from .vgg_conditioned_sr import (PAPER_PARAMETERS, PAPER_SPEEDUP_SMALL_VS_ORIGINAL, PAPER_WIDTHS, SRProfile, Widths,
-                                 build_variant, trainable_parameters)
+from ..verdicts import Claim, grade, need, verdict_lines
+from .vgg_conditioned_sr import (PAPER_PARAMETERS, PAPER_SETUP, PAPER_SPEEDUP_SMALL_VS_ORIGINAL, PAPER_WIDTHS,
+                                 SRProfile, Widths, build_variant, trainable_parameters)
 
 
 def forward_times(variants=("original", "half", "small", "small + attention", "small + VGG (add)"), *,
@@ -199,6 +203,25 @@ CLAIM_TEXT = {
 
 
 CLAIMS = _claims()
+# the SR models each claim's rule reads (a claim that reads a model failing the SR sanity checks is not testable)
+CLAIM_MODELS = {"converges": ("small", "small + VGG (add)"), "concat": ("small + VGG (add)", "small + VGG (concat)"),
+                "bigger-better": ("original", "small")}
+
+
+def sanity_records(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProfile, *, device,
+                   dtype=torch.float32, seed: int = 0, bars: sr_sanity.SanityBars = sr_sanity.BARS) -> list[dict]:
+    """Every model's SR sanity record (`fastdiff.measure.sr_sanity`) on the LR images of ``hr``: ``bars.samples``
+    samples each, ``profile.eval_steps`` ancestral steps (sample k from seed + 1000 k)."""
+    lr = downsample(hr, profile.scale)
+    return sr_sanity.check_models({name: lambda k, m=m: super_resolve(m, lr, schedule, profile.eval_steps,
+                                                                      device=device, dtype=dtype, seed=seed + 1000 * k,
+                                                                      size=hr.shape[-1])
+                                   for name, m in models.items()}, hr, lr, bars=bars)
+
+
+def sanity_not_testable(records: list[dict]) -> dict[str, str]:
+    """`fastdiff.verdicts.judge`'s ``not_testable`` for the claims that read a model failing the sanity checks."""
+    return sr_sanity.not_testable(CLAIM_MODELS, records)
 
 
 def measured_for_claims(*, params_paper: list[dict], forward: list[dict], curves: dict[str, list[dict]],
@@ -227,3 +250,107 @@ def measured_for_claims(*, params_paper: list[dict], forward: list[dict], curves
         m.update({"vgg share %": share["vgg_share_percent"], "vgg share steps": share["steps"],
                   "vgg calls per sampling": share["vgg_calls_per_sampling"]})
     return m
+
+
+# ------------------------------------------------------------------------------------------ notebook 01's cells
+
+def speed_lines(forward: list[dict]) -> list[str]:
+    """Small and half against original, from `forward_times`' rows: fewer parameters, fewer FLOPs, faster."""
+    import pandas as pd
+    speed = pd.DataFrame(forward).set_index("variant")
+    small, half, orig = speed.loc["small"], speed.loc["half"], speed.loc["original"]
+    return [f"small vs original: {small['params ratio']:.1f}x fewer parameters, "
+            f"{orig['GFLOPs'] / small['GFLOPs']:.2f}x fewer FLOPs, {small['speedup vs original']:.2f}x "
+            f"faster here · paper: 7x fewer parameters, {PAPER_SPEEDUP_SMALL_VS_ORIGINAL}x faster",
+            f"half vs original: {100 * (1 - half['trainable (M)'] / orig['trainable (M)']):.0f}% fewer parameters, "
+            f"{100 * (1 - half['GFLOPs'] / orig['GFLOPs']):.0f}% fewer FLOPs"]
+
+
+def convergence_baseline(val_hr: torch.Tensor, val_labels: torch.Tensor | None, *, scale: int):
+    """(bicubic upsampling's validation PSNR, and digit accuracy with ``val_labels``: the dashed line of the
+    convergence plot; the metrics the plot draws)."""
+    up = bicubic(downsample(val_hr, scale), scale)
+    baseline = {"val PSNR": psnr(up, val_hr).mean().item(), "label": "bicubic"}
+    if val_labels is None:
+        return baseline, ("val PSNR", "denoise PSNR")
+    baseline["digit accuracy"] = digit_accuracy(up, val_labels)
+    return baseline, ("val PSNR", "digit accuracy", "denoise PSNR")
+
+
+def curve_table(curves: dict[str, list[dict]]):
+    """Validation PSNR of every variant (columns) at every logged training step (rows), as a DataFrame."""
+    import pandas as pd
+    table = pd.DataFrame({name: {e["step"]: e["val PSNR"] for e in c} for name, c in curves.items()})
+    table.index.name = "step"
+    return table
+
+
+GAME_MODELS = ("original", "small", "small + VGG (add)")
+
+
+def open_fool_rate_game(out_dir, hr: torch.Tensor, outputs: dict[str, torch.Tensor], *, n: int, scale: int,
+                        models=GAME_MODELS, player: str = "player-1") -> dict:
+    """Write the first ``n`` held-out images, their LR inputs and each model's SR outputs in the fool-rate game's
+    folders (the layout notebook 06 reads) under ``out_dir``, and open a session on them. Returns the folder,
+    ``n``, the models, the image sources, the answers file and the session."""
+    n = min(n, len(hr))
+    folder = game_images.write_game_folders(Path(out_dir) / "01_fool_rate_game", hr[:n],
+                                            {name: outputs[name][:n] for name in models}, downsample(hr[:n], scale))
+    sources = game_images.game_sources(game_dir=str(folder))[0]
+    answers = Path(out_dir) / "01_fool_rate_answers.jsonl"
+    session = foolrate.open_session(sources, answers, player=player, trials_per_model=n // len(models))
+    return {"dir": folder, "n": n, "models": models, "sources": sources, "answers": answers, "session": session}
+
+
+def results_with_details(run, profile: SRProfile, *, data_name: str, n_train: int, provenance: dict[str, str],
+                         vgg: dict, params_paper: list[dict], params_ours: list[dict], forward: list[dict],
+                         curves: dict[str, list[dict]], bicubic_val: dict, sr_rows: list[dict], eval_n: int,
+                         share: dict, game_dir, measured: dict, verdicts: list[dict], paper_fool_rates: dict):
+    """The results file of notebook 01: its rows (`collect_results`, with the verdicts) and its details.
+    ``vgg``: the features requested, used and their note; ``paper_fool_rates``: notebook 06's published rates."""
+    dataset = (f"{data_name}, {n_train} training images, {profile.hr_size}x{profile.hr_size} from "
+               f"{profile.hr_size // profile.scale}x{profile.hr_size // profile.scale}")
+    weights_note = "; ".join(f"{n}: {p}" for n, p in provenance.items()) + f"; frozen features: {vgg['note']}"
+    res = collect_results(run, dataset=dataset, weights=weights_note, params_paper=params_paper, forward=forward,
+                          trained={name: {"evals": c, "step": profile.train.steps} for name, c in curves.items()},
+                          metrics=sr_rows, eval_n=eval_n, eval_steps=profile.eval_steps,
+                          timing_batch=profile.timing_batch)
+    res.verdicts = verdicts
+    details = {"vgg": vgg, "widths": vars(profile.widths), "schedule": profile.schedule,
+               "parameters": {"paper_widths": params_paper, "this_profile": params_ours},
+               "forward_timing": {"batch": profile.timing_batch, "size": 128, "rows": forward}, "weights": provenance,
+               "curves": curves, "bicubic_val": bicubic_val,
+               "metrics": {"n": eval_n, "steps": profile.eval_steps, "rows": sr_rows}, "vgg_share": share,
+               "game_dir": str(game_dir), "measured_for_claims": measured,
+               "paper": {"parameters": PAPER_PARAMETERS, "speedup_small_vs_original": PAPER_SPEEDUP_SMALL_VS_ORIGINAL,
+                         "fool_rates": paper_fool_rates, "setup": PAPER_SETUP}}
+    return res, details
+
+
+def summary(profile: SRProfile, env: dict, *, forward: list[dict], curves: dict[str, list[dict]],
+            sr_rows: list[dict], eval_n: int, vgg_note: str, verdicts: list[dict]) -> None:
+    """What we found, printed: small against original per step (and what one VGG-11 pass costs), the final
+    validation PSNR of the VGG variants against small, the best diffusion model's PSNR against bicubic, FD, the
+    features used and the verdicts."""
+    import pandas as pd
+    speed = pd.DataFrame(forward).set_index("variant")
+    small = speed.loc["small"]
+    m = pd.DataFrame(sr_rows).set_index("model")
+    lines = [f"speed (128x128, batch {profile.timing_batch}, {env['device']}, {env['dtype']}): small is "
+             f"{small['speedup vs original']:.2f}x faster than original per step with {small['params ratio']:.1f}x "
+             f"fewer parameters (paper: 1.77x with 7x); one VGG-11 pass costs "
+             f"{speed.filter(like='VGG-11', axis=0)['median_ms'].iloc[0] / small['median_ms']:.2f} small-U-Net steps, "
+             f"paid once per image"]
+    a = "small"
+    for b in (v for v in ("small + VGG (add)", "small, VGG only", "small + VGG (concat)") if v in curves):
+        ea, eb = curves[a], curves[b]
+        lines.append(f"{b:>22} vs {a}: final val PSNR {eb[-1]['val PSNR']:.2f} vs {ea[-1]['val PSNR']:.2f} dB at step "
+                     f"{ea[-1]['step']}")
+    models_only = m.drop(index=[i for i in m.index if i.startswith(("bicubic", "real"))])
+    best = models_only["PSNR"].idxmax()
+    lines.append(f"best PSNR of the diffusion models: {best} {m.loc[best, 'PSNR']:.2f} dB; bicubic "
+                 f"{m.loc['bicubic (no model)', 'PSNR']:.2f} dB ({eval_n} images, {profile.eval_steps} steps)")
+    if "FD (LeNet-MNIST)" in m:
+        lines.append("FD (LeNet-MNIST): " + ", ".join(f"{i} {v:.1f}" for i, v in m["FD (LeNet-MNIST)"].items()))
+    lines.append(f"features: {vgg_note}")
+    print("\n".join(lines + verdict_lines(verdicts)))

@@ -10,13 +10,13 @@ import torch
 
 from .. import zoo
 from ..checkpoint import load_checkpoint
+from ..devices import device_name, resolve_device
 from ..diffusion import make_schedule
 from ..files import atomic_write_text, file_lock
 from ..train import train
-from ..utils import device_name, resolve_device, slug
 from . import (adaptive_layer_skipping, continuous_unet, diffusion_basics, performance, swindiffuser,
                vgg_conditioned_sr)
-from .common import Recipe
+from .common import Recipe, slug
 
 STUDIES = (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet, swindiffuser, performance)
 
