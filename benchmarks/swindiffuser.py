@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fastdiff.devices import cpu_features, environment, resolve_device
 from fastdiff.portable_json import save_results
-from fastdiff.swin import benchmark
+from fastdiff.swin_torchrun import benchmark
 
 
 def main(argv=None) -> int:

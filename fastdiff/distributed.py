@@ -2,7 +2,7 @@
 ``nccl`` on CUDA, chosen by the device), with a timeout on every collective so that a dead or stuck rank ends the
 run with an error instead of a hang.
 
-    torchrun --standalone --nproc-per-node 2 -m fastdiff.swin sample ...    # --standalone picks a free port
+    torchrun --standalone --nproc-per-node 2 -m fastdiff.swin_torchrun sample ...    # --standalone picks a free port
 
 Tests start the same code with ``torch.multiprocessing`` (`spawn`, world size 2, a free port, a deadline).
 """

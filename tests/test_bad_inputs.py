@@ -17,7 +17,7 @@ from fastdiff.methods.layer_skipping import LayerSkippingUNet, k_of_t
 from fastdiff.methods.vgg_features import VGGFeatureFusion, resolve_vgg_weights
 from fastdiff.results import Results
 from fastdiff.sampling import get_sampler, sample_ddim, sample_ddpm
-from fastdiff.studies import (adaptive_layer_skipping, diffusion_basics, fool_rate_game, swindiffuser,
+from fastdiff.studies import (adaptive_layer_skipping, diffusion_basics, fool_rate_game, patch_parallel_sr,
                               vgg_conditioned_sr)
 from fastdiff.studies.common import setup
 from fastdiff.train import TrainConfig, train
@@ -285,7 +285,7 @@ def test_resume_false_as_text_trains_afresh_and_bad_text_stops_before_anything_i
     lambda: vgg_conditioned_sr.get_models(vgg_conditioned_sr.get_profile("smoke"), weights="train", run=None,
                                           vgg_weights="random", train_hr=None, val_hr=None, val_labels=None,
                                           schedule=None, resume="yes"),
-    lambda: swindiffuser.get_models(swindiffuser.get_profile("smoke"), weights="train", run=None, resume="yes"),
+    lambda: patch_parallel_sr.get_models(patch_parallel_sr.get_profile("smoke"), weights="train", run=None, resume="yes"),
     lambda: train(build_unet("tiny"), torch.zeros(4, 1, 8, 8), make_schedule("linear", 10), TrainConfig(steps=1),
                   resume="yes"),
 ], ids=["00", "01", "02", "04", "train"])
@@ -457,7 +457,7 @@ def test_the_pixel_limit_is_a_parameter_and_names_the_size(tmp_path):
         ImageFolder(tmp_path, 16, max_pixels=0)
 
 
-# --------------------------------------------------------------------------- python -m fastdiff.swin (torchrun)
+# --------------------------------------------------------------------------- python -m fastdiff.swin_torchrun (torchrun)
 
 @pytest.mark.parametrize("args,message", [
     (["bench", "--repeats", "0"], "--repeats must be an integer >= 1, got 0"),
@@ -475,37 +475,37 @@ def test_the_pixel_limit_is_a_parameter_and_names_the_size(tmp_path):
     (["bench", "--device", "tpu"], "invalid choice: 'tpu'"),
 ])
 def test_the_swin_cli_checks_its_arguments_before_any_process_starts(capsys, monkeypatch, args, message):
-    from fastdiff import distributed, swin
+    from fastdiff import distributed, swin_torchrun
 
     def init(*a, **kw):
         raise AssertionError("a process group was started")
     monkeypatch.setattr(distributed, "init", init)
     monkeypatch.delenv("RANK", raising=False)
     with pytest.raises(SystemExit) as stop:
-        swin.main(args)
+        swin_torchrun.main(args)
     out = capsys.readouterr()
     assert stop.value.code == 2 and message in out.err
     assert len(out.err.strip().splitlines()) == 1, out.err                # one line, not a traceback per rank
     monkeypatch.setenv("RANK", "1")                                       # under torchrun: rank 0 alone says it
     with pytest.raises(SystemExit) as stop:
-        swin.main(args)
+        swin_torchrun.main(args)
     assert stop.value.code == 2 and capsys.readouterr().err == ""
 
 
 def test_the_swin_launchers_check_their_arguments_before_torchrun(monkeypatch):
     import subprocess
-    from fastdiff import swin
+    from fastdiff import swin_torchrun
 
     def run(*a, **kw):
         raise AssertionError("torchrun was started")
     monkeypatch.setattr(subprocess, "run", run)
     with pytest.raises(ValueError, match="--repeats must be an integer >= 1, got 0"):
-        swin.launch(2, ["bench", "--repeats", "0"])
+        swin_torchrun.launch(2, ["bench", "--repeats", "0"])
     with pytest.raises(ValueError, match="nproc must be an integer >= 1, got 0"):
-        swin.launch(0, ["bench"])
+        swin_torchrun.launch(0, ["bench"])
     for kw, message in ((dict(repeats=0), "repeats must be an integer >= 1, got 0"),
                         (dict(steps=5000), "steps must be an integer in 1..1000, got 5000"),
                         (dict(sizes=(48,)), "sizes must be multiples of 32 (32x32 patches), got 48"),
                         (dict(processes=(1, 0)), "processes must be an integer >= 1, got 0")):
         with pytest.raises(ValueError, match=re.escape(message)):
-            swin.benchmark(device="cpu", **kw)
+            swin_torchrun.benchmark(device="cpu", **kw)

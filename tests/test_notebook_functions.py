@@ -14,7 +14,7 @@ from fastdiff.studies import adaptive_layer_skipping as skipping
 from fastdiff.studies import continuous_unet as cunet
 from fastdiff.studies import diffusion_basics as basics
 from fastdiff.studies import fool_rate_game, performance, performance_claims, report
-from fastdiff.studies import swindiffuser_summary
+from fastdiff.studies import patch_parallel_sr_summary
 from fastdiff.studies import vgg_conditioned_sr as vggsr
 from fastdiff.studies import vgg_sr_evaluation as sreval
 from fastdiff.studies.common import real_floor, setup, weights_label
@@ -226,13 +226,13 @@ def test_continuous_unet_summary_and_results(capsys, run):
 def test_swindiffuser_summary_and_process_table(capsys):
     rows = [{"model": "HR (real)", "seam score": 1.0},
             {"model": "fixed s8", "PSNR": 25.125, "SSIM": 0.8, "LR-PSNR": 30.0, "seam score": 1.5}]
-    swindiffuser_summary.summary(rows, VERDICTS)
+    patch_parallel_sr_summary.summary(rows, VERDICTS)
     assert printed(capsys) == [
         "                          fixed s8: PSNR 25.12 dB, SSIM 0.800, LR-PSNR 30.00 dB, seam score 1.50",
         "                         HR (real): seam score 1.00", *VERDICT_LINES]
     bench = {"sizes": {64: {"a": {"model": "fixed s8", "processes": 2, "threads per process": 1, "patches": 4,
                                   "seconds per image": 0.5, "shares": {"denoise": 0.9}}}}}
-    table = swindiffuser_summary.process_table(bench)
+    table = patch_parallel_sr_summary.process_table(bench)
     assert table.loc[("64x64", "fixed s8", 2), "denoise share"] == 0.9
 
 
@@ -242,7 +242,7 @@ def test_swindiffuser_results_keep_each_model_once(run):
     tables = {"3.1": [row("no shift"), row("fixed s8")], "3.2": [row("no shift"), row("random s8")],
               "3.3": [row("16x16 patches, fixed s4")], "3.5": [row("full-image baseline")]}
     rows = [row("HR (real)"), row("no shift"), row("bicubic (no model)")]
-    res, details = swindiffuser_summary.results_with_details(
+    res, details = patch_parallel_sr_summary.results_with_details(
         run, dataset="photos", provenance={"fixed s8": "zoo"}, train_info={}, rows=rows, tables=tables,
         time_table=[], bench=None, measured={}, verdicts=VERDICTS, steps=4)
     psnr = [r.variant for r in res.rows if r.metric == "PSNR"]

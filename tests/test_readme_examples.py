@@ -221,7 +221,7 @@ def test_bash_block_names_what_exists(block: Block, fastdiff_subcommands):
 def test_bash_checks_catch_a_wrong_name(fastdiff_subcommands):
     """The bash checks are not vacuous: a stale subcommand, file, module, option or parameter is caught."""
     for wrong in ("fastdiff reproduces", "fastdiff train --epochs 3", "fastdiff train basics/no-such-recipe",
-                  "python benchmarks/no_such.py", "python -m fastdiff.swin sample --model swin/no-such-entry",
+                  "python benchmarks/no_such.py", "python -m fastdiff.swin_torchrun sample --model swin/no-such-entry",
                   "python -m fastdiff.no_such", "python benchmarks/performance.py --no-such-option",
                   "papermill notebooks/00_diffusion_basics.ipynb out.ipynb -p no_such_parameter 1"):
         block = Block(ROOT / "README.md", 0, "bash", wrong + "\n", None)

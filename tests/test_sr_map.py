@@ -10,12 +10,12 @@ from fastdiff import zoo
 from fastdiff.data import downsample
 from fastdiff.diffusion import make_schedule
 from fastdiff.measure.sr_eval import bicubic, sr_metrics
-from fastdiff.studies import sr_map, swindiffuser
+from fastdiff.studies import sr_map, patch_parallel_sr
 from fastdiff.studies import vgg_conditioned_sr as vggsr
 
 KEYS = {"study", "model", "weights", "steps", "ms per image", "IQR (ms)", "PSNR", "SSIM", "LR-PSNR", "LPIPS"}
 # study 4's patch denoiser at a test size (the study's `build` with a narrower U-Net)
-SWIN_UNET = {**swindiffuser.CPU_UNET, "base_channels": 8, "channel_mult": (1, 2), "norm_groups": 4}
+SWIN_UNET = {**patch_parallel_sr.CPU_UNET, "base_channels": 8, "channel_mult": (1, 2), "norm_groups": 4}
 
 
 def tiny_models(panel):
@@ -24,7 +24,7 @@ def tiny_models(panel):
         torch.manual_seed(0)
         return {name: vggsr.build_variant(name, widths, vgg_weights="random").eval()
                 for name in ("small", "small + VGG (add)")}
-    return {name: swindiffuser.build(name, unet=SWIN_UNET).eval() for name in ("no shift", "fixed s8")}
+    return {name: patch_parallel_sr.build(name, unet=SWIN_UNET).eval() for name in ("no shift", "fixed s8")}
 
 
 @pytest.mark.parametrize("panel", ["digits", "photos"])

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from fastdiff.data import downsample
 from fastdiff.measure.sr_eval import bicubic
 from fastdiff.measure.sr_sanity import BARS, FAILED, check_models, colour_shift, not_testable, sanity_check
-from fastdiff.studies import swindiffuser
+from fastdiff.studies import patch_parallel_sr
 from fastdiff.verdicts import judge
 
 
@@ -73,15 +73,15 @@ def test_a_failed_model_makes_the_claims_that_read_it_not_testable():
     told = not_testable({"a": ("fixed s8",), "b": ("fixed s8", "full-image baseline"), "c": ()}, records)
     assert told == {"b": f"{FAILED}: full-image baseline"}
     # study 4: the baseline failing leaves every claim that compares with it untestable, the others judged
-    keys = swindiffuser.sanity_not_testable(records)
+    keys = patch_parallel_sr.sanity_not_testable(records)
     assert set(keys) == {"below-baseline"}
-    rows = {r["key"]: r for r in judge(swindiffuser.CLAIMS, {}, not_testable=keys)}
+    rows = {r["key"]: r for r in judge(patch_parallel_sr.CLAIMS, {}, not_testable=keys)}
     assert rows["below-baseline"]["verdict"] == "not testable here"
     assert rows["below-baseline"]["why"].startswith("model failed the SR sanity checks")
-    assert set(swindiffuser.CLAIM_MODELS) == {c.key for c in swindiffuser.CLAIMS}
-    assert {m for ms in swindiffuser.CLAIM_MODELS.values() for m in ms} <= set(swindiffuser.VARIANTS)
-    every = [{"model": m, "passed": False, "reason": "x"} for m in swindiffuser.VARIANTS]
-    assert set(swindiffuser.sanity_not_testable(every)) == {c.key for c in swindiffuser.CLAIMS} - {"two-devices"}
+    assert set(patch_parallel_sr.CLAIM_MODELS) == {c.key for c in patch_parallel_sr.CLAIMS}
+    assert {m for ms in patch_parallel_sr.CLAIM_MODELS.values() for m in ms} <= set(patch_parallel_sr.VARIANTS)
+    every = [{"model": m, "passed": False, "reason": "x"} for m in patch_parallel_sr.VARIANTS]
+    assert set(patch_parallel_sr.sanity_not_testable(every)) == {c.key for c in patch_parallel_sr.CLAIMS} - {"two-devices"}
 
 
 def test_study_1_judges_only_claims_whose_models_pass():

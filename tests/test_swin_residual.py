@@ -15,7 +15,7 @@ from fastdiff.measure.sr_eval import bicubic
 from fastdiff.measure.sr_sanity import sanity_check
 from fastdiff.methods.patch_parallel import rolling_shift, unroll
 from fastdiff.methods.swin_diffuser import SwinConfig
-from fastdiff.studies import swindiffuser as study
+from fastdiff.studies import patch_parallel_sr as study
 
 SCHEDULE = make_schedule("linear")
 CONFIG = SwinConfig(inner={}, image_size=16, scale=2, patches=2, shift_mode="fixed", step_size=4, residual=True)

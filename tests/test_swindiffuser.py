@@ -91,7 +91,7 @@ def test_the_fixed_plan_cycles_over_the_sampling_steps_and_training_draws_from_t
 
 def test_sampling_with_the_condition_cache_equals_sampling_without_it():
     from fastdiff.diffusion import make_schedule
-    from fastdiff.studies.swindiffuser import super_resolve
+    from fastdiff.studies.patch_parallel_sr import super_resolve
     m = tiny()
     _, _, lr = inputs()
     schedule = make_schedule("linear")
@@ -119,7 +119,7 @@ def test_shards_cover_the_batch():
 def _worker(rank: int, out: str, fail_rank: int):
     from fastdiff import distributed
     from fastdiff.diffusion import make_schedule
-    from fastdiff.studies.swindiffuser import super_resolve
+    from fastdiff.studies.patch_parallel_sr import super_resolve
     proc = distributed.init("cpu", timeout_s=20)
     try:
         if rank == fail_rank:
@@ -150,11 +150,11 @@ def _spawn(tmp_path, fail_rank=-1):
 
 
 def test_two_gloo_processes_agree_exactly_and_give_the_one_process_image_within_1_of_255(tmp_path):
-    """What `fastdiff.swin` promises: the ranks hold the same image bit for bit; against one process, whose
+    """What `fastdiff.swin_torchrun` promises: the ranks hold the same image bit for bit; against one process, whose
     convolutions run on a larger batch of patches and round differently in the last bits, the 8-bit image differs by
     at most 1/255 in at most a few values (this tiny model usually matches exactly)."""
     from fastdiff.diffusion import make_schedule
-    from fastdiff.studies.swindiffuser import super_resolve
+    from fastdiff.studies.patch_parallel_sr import super_resolve
     from fastdiff.data import to_uint8
     out = _spawn(tmp_path)
     r0, r1 = torch.load(f"{out}.0"), torch.load(f"{out}.1")
@@ -179,12 +179,12 @@ def test_a_rank_that_dies_ends_the_other_with_a_clear_error(tmp_path):
 
 def test_the_command_line_rejects_bad_arguments(tmp_path):
     from PIL import Image
-    from fastdiff import swin
+    from fastdiff import swin_torchrun
     with pytest.raises(SystemExit):
-        swin.main(["bench", "--size", "40"])
+        swin_torchrun.main(["bench", "--size", "40"])
     with pytest.raises(SystemExit):
-        swin.main(["sample", "--steps", "0"])
+        swin_torchrun.main(["sample", "--steps", "0"])
     Image.new("RGB", (20, 20)).save(tmp_path / "lr.png")
     with pytest.raises(ValueError, match="takes 8x8 LR images"):
-        swin._lr_image("", str(tmp_path / "lr.png"), tiny())
-    assert swin._lr_image("astronaut", "", tiny()).shape == (1, 3, 8, 8)
+        swin_torchrun._lr_image("", str(tmp_path / "lr.png"), tiny())
+    assert swin_torchrun._lr_image("astronaut", "", tiny()).shape == (1, 3, 8, 8)

@@ -4,7 +4,7 @@ import pytest
 
 from fastdiff import verdicts
 from fastdiff.studies import (adaptive_layer_skipping, continuous_unet, diffusion_basics, performance_claims,
-                              swindiffuser, vgg_sr_evaluation)
+                              patch_parallel_sr, vgg_sr_evaluation)
 from fastdiff.verdicts import Claim, judge, need
 
 
@@ -34,7 +34,7 @@ def test_verdicts_follow_the_rule_and_say_why_a_claim_is_not_testable():
 
 
 @pytest.mark.parametrize("study", [diffusion_basics, adaptive_layer_skipping, vgg_sr_evaluation, continuous_unet,
-                                   swindiffuser, performance_claims])
+                                   patch_parallel_sr, performance_claims])
 def test_every_study_states_its_claims_fully_and_an_empty_run_tests_none(study):
     keys = [c.key for c in study.CLAIMS]
     assert len(keys) == len(set(keys)) >= 4

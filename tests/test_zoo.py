@@ -131,12 +131,12 @@ def test_every_shipped_entry_matches_its_index_and_loads():
 def test_the_zoo_holds_every_model_the_quick_notebooks_load():
     """What the notebooks' quick profiles load with weights="zoo" is in the shipped index (else nbval, and every
     reader, meets a ZooError instead of a trained model)."""
-    from fastdiff.studies import adaptive_layer_skipping, continuous_unet, diffusion_basics, swindiffuser
+    from fastdiff.studies import adaptive_layer_skipping, continuous_unet, diffusion_basics, patch_parallel_sr
     from fastdiff.studies import vgg_conditioned_sr as vggsr
     needed = {diffusion_basics.ZOO_MODEL, *adaptive_layer_skipping.ZOO_MODELS.values(),
               *(vggsr.ZOO_MODELS[v] for v in vggsr.get_profile("quick").variants),
               *(continuous_unet.ZOO_MODELS[m] for m in continuous_unet.get_profile("quick").models),
-              *(swindiffuser.ZOO_MODELS[m] for m in swindiffuser.get_profile("quick").models)}
+              *(patch_parallel_sr.ZOO_MODELS[m] for m in patch_parallel_sr.get_profile("quick").models)}
     missing = sorted(needed - set(zoo.entries()))
     assert not missing, f"not in the zoo: {missing} (train them with `fastdiff train NAME`)"
 

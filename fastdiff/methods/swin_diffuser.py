@@ -10,7 +10,7 @@ bicubically upsampled, rolled and cut like x_t.
 
 Because the patch batch is a batch, it can be split over processes: ``parallel`` (a
 `fastdiff.distributed.PatchShards`) makes each rank denoise its share of the patches and all-gathers the
-predictions, so every rank holds the whole prediction after each step (see `fastdiff.swin`). The same class with
+predictions, so every rank holds the whole prediction after each step (see `fastdiff.swin_torchrun`). The same class with
 d = 1, no shift and no mask, diffusing the residual HR - bicubic(LR), is the full-image SRDiff-like baseline
 (``residual=True``; the study adds the bicubic image back). The residual's mean over a patch is known (zero), so a
 residual model is sampled through `KnownResidualMean`, which sets the mean of the noise prediction over each patch

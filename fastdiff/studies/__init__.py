@@ -10,8 +10,8 @@ these (``fastdiff/README.md`` maps every module).
 - `digit_vgg` (01): the digit-trained stand-in for ImageNet VGG-11;
 - `adaptive_layer_skipping` (02): the paper's Tables 1-3, the five variants and their analogues;
 - `continuous_unet` (03): the U-Net and cU-Net (with ablations) at two sizes, FD against steps, solvers;
-- `swindiffuser` (04): the thesis's tables, the nine variants, SR with a shift plan, 1 against 2 processes;
-- `swindiffuser_summary` (04): the notebook's closing cells (the process table, the results file, what we found);
+- `patch_parallel_sr` (04): the thesis's tables, the nine variants, SR with a shift plan, 1 against 2 processes;
+- `patch_parallel_sr_summary` (04): the notebook's closing cells (the process table, the results file, what we found);
 - `performance` (05): the inference ladder (precisions, channels_last, attention, torch.compile, im2col) with each
   rung's quality cost, the diffusers comparison, bottleneck blocks and fewer levels;
 - `performance_claims` (05): the proposal's expectations, their verdicts and the results file;

@@ -28,7 +28,7 @@ from ..diffusion import make_schedule
 from ..measure.bench import interleaved
 from ..measure.sr_eval import bicubic, sr_metrics, super_resolve as sr3_super_resolve
 from ..progress import progress_bar
-from . import swindiffuser, vgg_conditioned_sr
+from . import patch_parallel_sr, vgg_conditioned_sr
 from .vgg_sr_evaluation import STUDY as VGG_STUDY
 
 BICUBIC = "bicubic (no model)"
@@ -36,7 +36,7 @@ METRICS = ("PSNR", "SSIM", "LR-PSNR", "LPIPS")
 SR_METRICS = METRICS[:3]                # the report's panels (LPIPS needs AlexNet weights, absent offline)
 TIME = "ms per image"                   # the one name of a map's speed axis (the digits map uses it too)
 _DIGITS = vgg_conditioned_sr.PROFILES["quick"]
-_PHOTOS = swindiffuser.PROFILES["quick"]
+_PHOTOS = patch_parallel_sr.PROFILES["quick"]
 
 
 def held_out_digits() -> torch.Tensor:
@@ -48,7 +48,7 @@ def held_out_digits() -> torch.Tensor:
 
 def held_out_photos() -> torch.Tensor:
     """Notebook 04's held-out photos: the 56 64x64 patches of the photos' validation split, in order."""
-    return swindiffuser.photos("val")
+    return patch_parallel_sr.photos("val")
 
 
 PANELS = {
@@ -63,14 +63,15 @@ PANELS = {
         "eval_batch": 64,                    # the batch notebook 01's quality table samples in
     },
     "photos": {
-        "study": swindiffuser.STUDY,
-        "models": {name: swindiffuser.ZOO_MODELS[name]
-                   for name in (swindiffuser.BASELINE, swindiffuser.MAIN, "no shift", "16x16 patches, fixed s4")},
-        "data": swindiffuser.DATA_LABEL,
-        "scale": swindiffuser.CPU_SWIN.scale,
+        "study": patch_parallel_sr.STUDY,
+        "models": {name: patch_parallel_sr.ZOO_MODELS[name]
+                   for name in (patch_parallel_sr.BASELINE, patch_parallel_sr.MAIN, "no shift",
+                                "16x16 patches, fixed s4")},
+        "data": patch_parallel_sr.DATA_LABEL,
+        "scale": patch_parallel_sr.CPU_SWIN.scale,
         "loader": held_out_photos,
-        "schedule": swindiffuser.SCHEDULE,
-        "sample": swindiffuser.super_resolve,  # each model's own shift plan, the residual's bicubic added back
+        "schedule": patch_parallel_sr.SCHEDULE,
+        "sample": patch_parallel_sr.super_resolve,  # each model's own shift plan, the residual's bicubic added back
         "eval_batch": _PHOTOS.eval_batch,
     },
 }

@@ -1,16 +1,16 @@
 """Study 4, notebook 04, the tables that close it: the 1- against 2-process timing as a table, the results file
 (rows and details) and what we found. The models, the thesis's tables and the measurements live in
-`fastdiff.studies.swindiffuser`."""
+`fastdiff.studies.patch_parallel_sr`."""
 from __future__ import annotations
 
 from ..verdicts import verdict_lines
 from .common import weights_label
-from .swindiffuser import (PAPER_TABLE_3_1, PAPER_TABLE_3_2, PAPER_TABLE_3_3, PAPER_TABLE_3_4, PAPER_TABLE_3_5,
+from .patch_parallel_sr import (PAPER_TABLE_3_1, PAPER_TABLE_3_2, PAPER_TABLE_3_3, PAPER_TABLE_3_4, PAPER_TABLE_3_5,
                            PAPER_TABLE_3_6, TABLE_3_1, collect_results)
 
 
 def process_table(bench: dict):
-    """`fastdiff.swin.benchmark`'s result as a DataFrame: seconds per image and the shares of the time, by image
+    """`fastdiff.swin_torchrun.benchmark`'s result as a DataFrame: seconds per image and the shares of the time, by image
     size, model and number of processes."""
     import pandas as pd
     rows = [{"size": f"{s}x{s}", "model": b["model"], "processes": b["processes"],

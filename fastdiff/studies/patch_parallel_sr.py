@@ -1,6 +1,6 @@
 """Study 4, notebook 04: the SwinDiffuser, patch-parallel diffusion SR with rolling shifted windows (Jiang's thesis,
 Ch. 2 and Tables 3.1-3.6). The method is `fastdiff.methods.swin_diffuser` (geometry in
-`fastdiff.methods.patch_parallel`); the multi-process sampler is `fastdiff.swin`. This module holds the study: the
+`fastdiff.methods.patch_parallel`); the multi-process sampler is `fastdiff.swin_torchrun`. This module holds the study: the
 thesis's numbers, its variants at a CPU size and their zoo recipes, SR sampling with a shift plan, the tables, the
 seam score, timing on 1 and 2 processes, and the verdicts.
 
@@ -387,7 +387,7 @@ def sanity_not_testable(records: list[dict]) -> dict[str, str]:
 
 def measured_for_claims(rows: list[dict], *, steps: int, bench: dict | None, device: str) -> dict:
     """The numbers the claims read: each model's PSNR/SSIM/seam score from ``rows`` (own settings), and the
-    1- and 2-process times of the larger size from the benchmark's result (`fastdiff.swin`)."""
+    1- and 2-process times of the larger size from the benchmark's result (`fastdiff.swin_torchrun`)."""
     m = {"steps": steps, "device": device}
     for r in rows:
         m[f"{r['model']} PSNR"], m[f"{r['model']} SSIM"] = r.get("PSNR"), r.get("SSIM")

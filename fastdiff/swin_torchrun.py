@@ -1,8 +1,8 @@
 """The SwinDiffuser on several processes at once: every rank denoises its share of the patch batch and an
 all-gather hands every rank the whole prediction after each step (`fastdiff.distributed`). Launch with torchrun:
 
-    torchrun --standalone --nproc-per-node 2 -m fastdiff.swin sample --model swin/fixed-s8 --photo astronaut --out sr.png
-    torchrun --standalone --nproc-per-node 2 -m fastdiff.swin bench --size 128 --steps 20 --json bench.json
+    torchrun --standalone --nproc-per-node 2 -m fastdiff.swin_torchrun sample --model swin/fixed-s8 --photo astronaut --out sr.png
+    torchrun --standalone --nproc-per-node 2 -m fastdiff.swin_torchrun bench --size 128 --steps 20 --json bench.json
 
 ``gloo`` on the CPU, ``nccl`` on CUDA (one GPU per rank, by LOCAL_RANK); ``--timeout`` bounds the rendezvous and
 every collective, so a rank that dies ends the others with an error. Every rank draws the same x_T and the same
@@ -64,7 +64,7 @@ def _lr_image(photo: str, lr_path: str, model) -> torch.Tensor:
 
 def sample(args) -> int:
     from .diffusion import make_schedule
-    from .studies.swindiffuser import super_resolve
+    from .studies.patch_parallel_sr import super_resolve
     from .data import to_uint8
     proc = distributed.init(args.device, timeout_s=args.timeout)
     try:
@@ -92,7 +92,7 @@ def bench(args) -> int:
     32x32 patches, split into the share of the denoiser, pre/post-processing and communication (rank 0's)."""
     from .diffusion import make_schedule
     from .methods.swin_diffuser import build_swin
-    from .studies.swindiffuser import CPU_SWIN, CPU_UNET, super_resolve
+    from .studies.patch_parallel_sr import CPU_SWIN, CPU_UNET, super_resolve
     from .devices import device_name
     import dataclasses
     proc = distributed.init(args.device, timeout_s=args.timeout)
@@ -133,14 +133,14 @@ def bench(args) -> int:
 
 
 def launch(nproc: int, subcommand: list[str], *, timeout_s: float = 600, env: dict | None = None) -> str:
-    """Run ``python -m fastdiff.swin <subcommand>`` under torchrun (``--standalone``: a free port) on ``nproc``
+    """Run ``python -m fastdiff.swin_torchrun <subcommand>`` under torchrun (``--standalone``: a free port) on ``nproc``
     processes and return its output; a failed rank raises with torchrun's report. The arguments are checked here
     first (a ValueError), before torchrun starts."""
     check_int("nproc", nproc, 1)
     args = _parser().parse_args(subcommand)
     check_args(args)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "-m", "fastdiff.swin", *subcommand]
+           "-m", "fastdiff.swin_torchrun", *subcommand]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired as e:
@@ -206,12 +206,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, None if os.environ.get("RANK", "0") != "0" else
-                  f"{self.prog}: {message} (see python -m fastdiff.swin --help)\n")
+                  f"{self.prog}: {message} (see python -m fastdiff.swin_torchrun --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
     from .data import BUILTIN_PHOTOS
-    p = _Parser(prog="python -m fastdiff.swin", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m fastdiff.swin_torchrun", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     s = sub.add_parser("sample", help="super-resolve one image")
     s.add_argument("--model", default="swin/fixed-s8", help="a zoo entry or a checkpoint (.pt)")
