@@ -17,7 +17,7 @@ from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
 from .report_claims import beside_base
 from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
-from .speed_quality_map import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
+from ..measure.pareto import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
 from .sr_map import SR_METRICS
 
 
