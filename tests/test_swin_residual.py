@@ -14,6 +14,7 @@ from fastdiff.diffusion import make_schedule, respace
 from fastdiff.measure.sr_eval import bicubic
 from fastdiff.measure.sr_sanity import sanity_check
 from fastdiff.methods.patch_parallel import rolling_shift, unroll
+from fastdiff.methods import swin_diffuser
 from fastdiff.methods.swin_diffuser import SwinConfig
 from fastdiff.studies import patch_parallel_sr as study
 
@@ -52,7 +53,7 @@ class Analytic(nn.Module):
 
 
 def target(config, hr):
-    data = study.training_data(config, hr)
+    data = swin_diffuser.training_data(config, hr)
     return torch.stack([data[i]["x0"] for i in range(len(hr))])
 
 

@@ -21,24 +21,31 @@ def bicubic(lr: torch.Tensor, scale: int) -> torch.Tensor:
 @torch.no_grad()
 def super_resolve(model: nn.Module, lr: torch.Tensor, schedule: Schedule, steps: int, *, device,
                   dtype: torch.dtype = torch.float32, seed: int = 0, batch_size: int = 64, eta: float = 1.0,
-                  size: int | None = None, progress: bool = False) -> torch.Tensor:
+                  size: int | None = None, channels: int | None = None, cond: dict | None = None,
+                  residual_scale: int | None = None, progress: bool = False) -> torch.Tensor:
     """SR outputs (``size`` x ``size``, default the model's image size) for the LR images ``lr``, with
-    ``steps`` respaced steps of DDIM(eta); eta = 1 is SR3's ancestral sampling. ``model(x_t, t, lr=...)`` is
-    any SR model (a `SuperResUNet`, or a stack of wrappers over one). The starting noise of image i does not
-    depend on the batch size (so deterministic DDIM, eta = 0, gives the same image in any batch; the ancestral
-    noise of later steps is drawn per batch). Returns float32 images on the CPU."""
+    ``steps`` respaced steps of DDIM(eta); eta = 1 is SR3's ancestral sampling. ``model(x_t, t, lr=..., **cond)``
+    is any SR model (a `SuperResUNet`, a stack of wrappers over one, a SwinDiffuser); ``cond`` adds conditioning
+    shared by every batch (a SwinDiffuser's shift plan). ``residual_scale``: the model diffuses the residual over
+    bicubic upsampling by that factor (SRDiff), which is added back before clamping. The starting noise of image i
+    does not depend on the batch size (so deterministic DDIM, eta = 0, gives the same image in any batch; the
+    ancestral noise of later steps is drawn per batch). Returns float32 images on the CPU."""
     device = torch.device(device)
-    config = model.base.config
-    size = size or config.image_size
-    x_T = torch.randn((len(lr), config.in_channels, size, size), generator=torch.Generator().manual_seed(seed))
+    if size is None or channels is None:
+        config = getattr(model, "base", model).config
+        size, channels = size or config.image_size, channels or config.in_channels
+    x_T = torch.randn((len(lr), channels, size, size), generator=torch.Generator().manual_seed(seed))
     model = model.to(device).eval()
     outs = []
     chunks = range(0, len(lr), batch_size)
     for i in progress_bar(chunks, desc=f"SR {steps} steps", disable=not progress or len(chunks) == 1):
-        x = x_T[i:i + batch_size].to(device)
-        run = sampler_call(model, schedule, DDIM.with_options(eta=eta), steps, x, dtype=dtype, seed=seed + 1 + i,
-                           cond={"lr": lr[i:i + batch_size].to(device)})
-        outs.append(run().float().clamp(-1, 1).cpu())
+        part = lr[i:i + batch_size].to(device)
+        run = sampler_call(model, schedule, DDIM.with_options(eta=eta), steps, x_T[i:i + batch_size].to(device),
+                           dtype=dtype, seed=seed + 1 + i, cond={"lr": part, **(cond or {})})
+        x = run().float()
+        if residual_scale:
+            x = x + F.interpolate(part.float(), scale_factor=residual_scale, mode="bicubic", align_corners=False)
+        outs.append(x.clamp(-1, 1).cpu())
     return torch.cat(outs)
 
 

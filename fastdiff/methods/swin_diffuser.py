@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data import SRPairs
 from ..devices import synchronize
 from ..registry import build_model, model_spec, register_architecture
 from ..unet import SuperResUNet, check_lr
@@ -355,3 +356,26 @@ def shift_sampler(mode: str, step_size: int, num_timesteps: int):
             shift = tuple(int(v) for v in offsets)
         return i, {"shift": shift}
     return draw
+
+
+# ---- the training target
+
+class ResidualPairs(torch.utils.data.Dataset):
+    """SRDiff's target: {"x0": HR - bicubic(LR), "lr": LR} (what a ``residual`` model diffuses)."""
+
+    def __init__(self, pairs, scale: int):
+        self.pairs, self.scale = pairs, scale
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.pairs[i]
+        up = F.interpolate(item["lr"][None], scale_factor=self.scale, mode="bicubic", align_corners=False)[0]
+        return {"x0": item["x0"] - up, "lr": item["lr"]}
+
+
+def training_data(config: SwinConfig, hr: torch.Tensor):
+    """What a SwinDiffuser of ``config`` trains on from HR images: (HR, LR) pairs, or SRDiff's residual target."""
+    pairs = SRPairs(hr, config.scale)
+    return ResidualPairs(pairs, config.scale) if config.residual else pairs

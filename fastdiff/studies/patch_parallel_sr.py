@@ -18,20 +18,20 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..checks import check_bool
-from ..data import SRPairs, downsample, load_dataset
+from ..data import downsample, load_dataset
 from ..diffusion import make_schedule, space_timesteps
 from ..measure.bench import interleaved
 from ..measure import sr_sanity
+from ..measure import sr_eval
 from ..measure.sr_eval import bicubic, sr_metrics
 from ..methods.patch_parallel import seam_score
-from ..methods.swin_diffuser import KnownResidualMean, SwinConfig, build_swin, shift_plan, shift_sampler
+from ..methods.swin_diffuser import (KnownResidualMean, SwinConfig, build_swin, shift_plan, shift_sampler,
+                                     training_data)
 from ..profiles import profile_by_name
 from ..progress import progress_bar
 from ..results import Results
-from ..sampling import DDIM, sampler_call
 from ..train import TrainConfig, train
 from ..verdicts import Claim, grade, need
 from .common import Recipe, slug, zoo_or_train_each
@@ -117,26 +117,6 @@ def build(name: str, *, base: SwinConfig = CPU_SWIN, unet: dict = CPU_UNET, seed
     return build_swin(variant_config(name, base), unet)
 
 
-class ResidualPairs(torch.utils.data.Dataset):
-    """SRDiff's target: {"x0": HR - bicubic(LR), "lr": LR} (what a ``residual`` model diffuses)."""
-
-    def __init__(self, pairs, scale: int):
-        self.pairs, self.scale = pairs, scale
-
-    def __len__(self) -> int:
-        return len(self.pairs)
-
-    def __getitem__(self, i: int) -> dict:
-        item = self.pairs[i]
-        up = F.interpolate(item["lr"][None], scale_factor=self.scale, mode="bicubic", align_corners=False)[0]
-        return {"x0": item["x0"] - up, "lr": item["lr"]}
-
-
-def training_data(config: SwinConfig, hr: torch.Tensor):
-    pairs = SRPairs(hr, config.scale)
-    return ResidualPairs(pairs, config.scale) if config.residual else pairs
-
-
 def photos(split: str, *, folder: str = "", image_size: int = 64):
     """HR images of a split: the built-in photos' 64x64 patches, or a folder of images (FFHQ, CelebA: each image
     resized to ``image_size``), split 90/10 by a seeded permutation."""
@@ -213,35 +193,23 @@ def get_models(profile: SwinProfile, *, weights: str, run, resume: bool = False,
 
 # ------------------------------------------------------------------------------------------ sampling
 
-@torch.no_grad()
 def super_resolve(model, lr: torch.Tensor, schedule, steps: int, *, device, shift_mode: str | None = None,
                   step_size: int | None = None, seed: int = 0, batch_size: int = 64, eta: float = 1.0,
                   parallel=None, timings: dict | None = None, known_mean: bool = True) -> torch.Tensor:
-    """SR outputs of a SwinDiffuser for ``lr``: ``steps`` respaced DDIM(eta) steps (eta = 1: ancestral, as the
-    thesis) with the shift plan of ``shift_mode`` / ``step_size`` (default: the model's own), the residual
-    baseline's bicubic image added back. The same x_T and noise for every model. Float32 on the CPU.
-    ``known_mean``: a residual model's noise prediction gets the per-patch mean that the residual's zero mean
-    implies (`KnownResidualMean`; False: the network's own, issue 27's colour casts)."""
+    """SR outputs of a SwinDiffuser for ``lr`` (`fastdiff.measure.sr_eval.super_resolve`): ``steps`` respaced
+    DDIM(eta) steps (eta = 1: ancestral, as the thesis) with the shift plan of ``shift_mode`` / ``step_size``
+    (default: the model's own), the residual baseline's bicubic image added back. The same x_T and noise for every
+    model. Float32 on the CPU. ``known_mean``: a residual model's noise prediction gets the per-patch mean that the
+    residual's zero mean implies (`KnownResidualMean`; False: the network's own, issue 27's colour casts)."""
     c = model.config
     mode = c.shift_mode if shift_mode is None else shift_mode
     s = c.step_size if step_size is None else step_size
-    device = torch.device(device)
-    model = model.to(device).eval()
     net = KnownResidualMean(model, schedule) if c.residual and known_mean else model
-    size = c.image_size
-    x_T = torch.randn((len(lr), c.lr_channels, size, size), generator=torch.Generator().manual_seed(seed))
     plan = shift_plan(space_timesteps(schedule.num_train_timesteps, steps), mode, s, seed=seed)
-    outs = []
-    for i in range(0, len(lr), batch_size):
-        part = lr[i:i + batch_size].to(device)
-        cond = {"lr": part, "shift_plan": plan, "parallel": parallel, "timings": timings}
-        run = sampler_call(net, schedule, DDIM.with_options(eta=eta), steps, x_T[i:i + batch_size].to(device),
-                           seed=seed + 1 + i, cond={k: v for k, v in cond.items() if v is not None})
-        x = run().float()
-        if c.residual:
-            x = x + F.interpolate(part.float(), scale_factor=c.scale, mode="bicubic", align_corners=False)
-        outs.append(x.clamp(-1, 1).cpu())
-    return torch.cat(outs)
+    cond = {k: v for k, v in {"shift_plan": plan, "parallel": parallel, "timings": timings}.items() if v is not None}
+    return sr_eval.super_resolve(net, lr, schedule, steps, device=device, seed=seed, batch_size=batch_size, eta=eta,
+                                 size=c.image_size, channels=c.lr_channels, cond=cond,
+                                 residual_scale=c.scale if c.residual else None)
 
 
 # ------------------------------------------------------------------------------------------ the tables
