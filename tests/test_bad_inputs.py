@@ -262,7 +262,7 @@ def _fake_training(seen):
 
 def test_resume_false_as_text_trains_afresh_and_bad_text_stops_before_anything_is_deleted(tmp_path):
     """papermill -p resume false hands over the text "false", which is truthy: the old checkpoint was reused."""
-    from fastdiff.studies.common import zoo_or_train_each
+    from fastdiff.recipes import zoo_or_train_each
     run = setup("03_test", profile="quick", output_dir=tmp_path, quiet=True)
     old = tmp_path / "03_m.pt"
     for resume, kept in (("false", False), ("true", True)):

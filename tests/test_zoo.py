@@ -20,7 +20,8 @@ from fastdiff import zoo
 from fastdiff.checkpoint import load_checkpoint
 from fastdiff.cli import main
 from fastdiff.data import load_dataset
-from fastdiff.studies import common, zoo_recipes
+from fastdiff.recipes import Recipe, seeded
+from fastdiff.studies import zoo_recipes
 from fastdiff.train import TrainConfig
 from fastdiff.unet import build_unet
 
@@ -28,8 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def tiny_recipe(steps=6):
-    return common.Recipe(name="test/tiny", description="a tiny U-Net for the tests",
-                         build=common.seeded(lambda: build_unet("tiny")),
+    return Recipe(name="test/tiny", description="a tiny U-Net for the tests",
+                         build=seeded(lambda: build_unet("tiny")),
                          data=lambda: torch.nn.functional.interpolate(load_dataset("mnist-builtin", image_size=32)[:64],
                                                                       size=8, mode="area"),
                          data_label="64 digits at 8x8", schedule="linear",
@@ -124,7 +125,7 @@ def test_every_shipped_entry_matches_its_index_and_loads():
         model, _ = zoo.load(name, verbose=False)
         assert sum(p.numel() for p in model.parameters() if p.requires_grad) == e.parameters
         assert e.git_commit and e.device and e.steps > 0 and e.wall_seconds > 0
-    # 35 MB of study models + ~12 MB of seed replicas (the spread of retraining, `common.REPLICA_SEEDS`)
+    # 35 MB of study models + ~12 MB of seed replicas (the spread of retraining, `fastdiff.recipes.REPLICA_SEEDS`)
     assert total < 50 * 2**20, f"the zoo holds {total / 2**20:.1f} MB"
 
 

@@ -25,7 +25,8 @@ from ..sampling import DDIM, sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet
 from ..verdicts import Claim, grade, need, verdict_lines
-from .common import REPLICA_SEEDS, Recipe, real_floor, replica_name, slug, weights_label
+from ..recipes import Recipe, replica_name, REPLICA_SEEDS, slug
+from .common import real_floor, weights_label
 from .digits_unet import QUICK_MODEL, QUICK_TRAIN
 
 # The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels).

@@ -28,7 +28,8 @@ from ..sampling import DDPM, sampler_call
 from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
 from ..verdicts import Claim, grade, need, verdict_lines
-from .common import REPLICA_SEEDS, Recipe, replica_name, weights_label, zoo_or_train_each
+from ..recipes import REPLICA_SEEDS, Recipe, replica_name, zoo_or_train_each
+from .common import weights_label
 
 # The paper's Table 1 (MNIST column: FID, the step count of the best FID, seconds per sample on a CPU) and Table 2.
 PAPER_TABLE1_MNIST = {"U-Net": {"FID": 3.61, "steps": 30, "seconds": 3.56},

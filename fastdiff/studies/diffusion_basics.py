@@ -22,7 +22,7 @@ from ..train import TrainConfig, train
 from ..unet import build_unet, parameter_table
 from ..verdicts import Claim, grade, need, verdict_lines
 from ..weights import is_available, missing_message
-from .common import Recipe, seeded
+from ..recipes import Recipe, seeded
 
 
 @dataclass

@@ -34,7 +34,7 @@ from ..progress import progress_bar
 from ..results import Results
 from ..train import TrainConfig, train
 from ..verdicts import Claim, grade, need
-from .common import Recipe, slug, zoo_or_train_each
+from ..recipes import Recipe, slug, zoo_or_train_each
 
 # ------------------------------------------------------------------------------------------ the thesis's numbers
 THESIS = "Jiang, SwinDiffuser thesis (Ch. 3)"

@@ -26,7 +26,7 @@ from ..results import read_benchmark
 from ..sampling import DDIM, sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet
-from .common import Recipe, zoo_or_train_each
+from ..recipes import Recipe, zoo_or_train_each
 from .digits_unet import QUICK_MODEL, QUICK_TRAIN
 from .inference_ladder import LADDER, prepare
 

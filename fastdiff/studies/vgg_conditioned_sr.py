@@ -26,7 +26,7 @@ from ..profiles import profile_by_name
 from ..sampling import prepare_condition
 from ..train import TrainConfig, train
 from ..unet import UNetConfig, build_unet
-from .common import Recipe, slug
+from ..recipes import Recipe, slug
 
 # The paper's figures (text of Secs. 3.1, 4.5, 4.6; Figs. 3 and 10 have no numbers we could read off).
 PAPER_PARAMETERS = {"original": 66e6, "half": 33e6, "small": 9e6}

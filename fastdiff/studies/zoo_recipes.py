@@ -16,7 +16,7 @@ from ..files import atomic_write_text, file_lock
 from ..train import train
 from . import (adaptive_layer_skipping, continuous_unet, diffusion_basics, performance, patch_parallel_sr,
                vgg_conditioned_sr)
-from .common import Recipe, slug
+from ..recipes import Recipe, slug
 
 STUDIES = (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet, patch_parallel_sr,
            performance)
