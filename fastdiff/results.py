@@ -30,7 +30,7 @@ from pathlib import Path
 
 from .portable_json import finite_or_null, save_results
 
-SCHEMA = "fastdiff.results/1"
+SCHEMA = "fastdiff.results/2"      # 2: rows may carry an interval (low, high, interval); 1 is still read
 
 # One name per quantity, with its unit. "FD (LeNet-MNIST)" is a Fréchet distance in the features of the LeNet we
 # ship, never "FID"; "FID (Inception)" is the real one.
@@ -86,6 +86,9 @@ class Row:
     paper_value: float | None = None
     paper_source: str = ""
     setting: dict = field(default_factory=dict)
+    low: float | None = None        # the value's interval (`fastdiff.measure.intervals.Estimate`), when measured
+    high: float | None = None
+    interval: str = ""              # how the interval was made ("bootstrap 95%", "Wilson 95%", ...)
 
     def __post_init__(self):
         expected = unit_of(self.metric)
@@ -93,6 +96,10 @@ class Row:
             raise ValueError(f"{self.metric} is measured in {expected!r}, not {self.unit!r}")
         self.unit = expected
         self.value, self.paper_value = self._finite("value"), self._finite("paper_value")
+        self.low, self.high = self._finite("low"), self._finite("high")
+        if (self.low is None) != (self.high is None) or (self.low is not None and self.low > self.high):
+            raise ValueError(f"{self.metric} ({self.method}, {self.variant}): an interval needs low <= high, got "
+                             f"[{self.low}, {self.high}]")
         self.n, self.steps = self._count("n"), self._count("steps")
 
     def _count(self, name: str) -> int | None:
@@ -137,7 +144,11 @@ class Results:
         self.verdicts: list[dict] = []
 
     def add(self, method: str, variant: str, metric: str, value, **kw) -> Row:
-        """One row; keywords are `Row` fields (n, steps, paper_value, ...) or go into ``setting``."""
+        """One row; keywords are `Row` fields (n, steps, paper_value, ...) or go into ``setting``. ``value`` may be
+        an `Estimate` (value, low, high, n, method): the row then carries its interval and n."""
+        if hasattr(value, "low") and hasattr(value, "high"):
+            kw = {"low": value.low, "high": value.high, "n": value.n, "interval": value.method, **kw}
+            value = value.value
         fields = {f.name for f in dataclasses.fields(Row)}
         row_kw = {k: v for k, v in kw.items() if k in fields}
         setting = {**row_kw.pop("setting", {}), **{k: v for k, v in kw.items() if k not in fields}}
@@ -186,6 +197,7 @@ TOP_OPTIONAL = {"details": OBJECT, "non-finite": OBJECT}   # non-finite: {where:
 ROW_FIELDS = {"study": TEXT, "method": TEXT, "variant": TEXT, "metric": TEXT, "value": NUMBER, "unit": TEXT,
               "n": COUNT, "device": TEXT, "dtype": TEXT, "dataset": TEXT, "steps": COUNT, "weights": TEXT,
               "paper_value": NUMBER, "paper_source": TEXT, "setting": OBJECT}
+ROW_OPTIONAL = {"low": NUMBER, "high": NUMBER, "interval": TEXT}     # schema 2 (written always, read if present)
 VERDICT_FIELDS = {k: TEXT for k in ("key", "claim", "paper", "ours", "threshold", "verdict", "why")}
 CONTEXT_TEXT = ("device", "dtype", "dataset", "weights", "profile")     # text where present
 MAX_PROBLEMS = 5                  # a message names this many problems of a file, then counts the rest
@@ -216,9 +228,9 @@ def _fields_problems(obj, spec: dict, where: str, optional: dict | None = None) 
     return problems
 
 
-def _row_problems(row, i: int, study: str) -> list[str]:
+def _row_problems(row, i: int, study: str, schema: str = SCHEMA) -> list[str]:
     where = f"rows[{i}]"
-    problems = _fields_problems(row, ROW_FIELDS, where)
+    problems = _fields_problems(row, ROW_FIELDS, where, ROW_OPTIONAL if schema != READABLE[0] else None)
     if problems:
         return problems
     if row["metric"] not in METRICS:
@@ -255,7 +267,8 @@ def results_problems(data: dict) -> list[str]:
     context = data["context"]
     problems += [f"context.{k} {why}" for k in CONTEXT_TEXT if k in context
                  for why in [_field_problem(context[k], TEXT)] if why]
-    problems += [p for i, row in enumerate(data["rows"]) for p in _row_problems(row, i, data["study"])]
+    problems += [p for i, row in enumerate(data["rows"])
+                 for p in _row_problems(row, i, data["study"], data.get("schema", SCHEMA))]
     problems += [p for i, v in enumerate(data["verdicts"]) for p in _verdict_problems(v, i)]
     return problems
 
@@ -290,6 +303,7 @@ def load_json(path: Path, fix: str):
 
 
 SCHEMA_VERSION = re.compile(r"fastdiff\.results/(\d+)")
+READABLE = ("fastdiff.results/1", SCHEMA)          # schema 1: rows without an interval
 FIX = "restore it from git, or execute its notebook again"
 
 
@@ -302,7 +316,7 @@ def _read(path: Path) -> dict | None:
         if found and int(found.group(1)) > int(SCHEMA.rsplit("/", 1)[1]):
             raise ResultsFileError(f"{path} was written by a newer fastdiff (schema {data['schema']}; this one reads "
                                    f"{SCHEMA}): upgrade fastdiff to read it")
-        if data["schema"] != SCHEMA:
+        if data["schema"] not in READABLE:
             raise ResultsFileError(f"{path} has an unknown schema {data['schema']!r} (this fastdiff reads {SCHEMA}); "
                                    f"{FIX}")
         problems = results_problems(data)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+import fastdiff.results
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -17,7 +19,7 @@ def test_the_notebook_trains_from_scratch_and_writes_its_results(name, tmp_path)
                         parameters={"profile": "smoke", "weights": "train", "output_dir": str(tmp_path)},
                         progress_bar=False, log_output=False)
     results = json.loads((tmp_path / f"{name}.json").read_text())
-    assert results["schema"] == "fastdiff.results/1" and results["context"]["profile"] == "smoke"
+    assert results["schema"] == fastdiff.results.SCHEMA and results["context"]["profile"] == "smoke"
     assert results["rows"] and results["verdicts"]
     assert all(r["weights"] for r in results["rows"])
     assert any("trained in this run" in r["weights"] or "trained" in r["weights"] for r in results["rows"])
@@ -32,7 +34,7 @@ def test_the_report_notebook_measures_a_small_map_and_writes_its_results(tmp_pat
                         parameters={"profile": "smoke", "output_dir": str(tmp_path)}, progress_bar=False,
                         log_output=False)
     results = json.loads((tmp_path / "07_report.json").read_text())
-    assert results["schema"] == "fastdiff.results/1" and results["context"]["profile"] == "smoke"
+    assert results["schema"] == fastdiff.results.SCHEMA and results["context"]["profile"] == "smoke"
     assert len(results["verdicts"]) == 3
     assert {r["method"] for r in results["rows"]} >= {"speed/quality map", "SR map: digits", "SR map: photos"}
     assert "zoo:skipping/baseline-plain" in results["context"]["weights"]

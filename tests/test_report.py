@@ -109,8 +109,9 @@ def test_a_backup_copy_stops_the_report_or_is_counted_once_with_a_warning(tmp_pa
 
 @pytest.mark.parametrize("broken, message", [
     (lambda text: text[:len(text) // 3], "is truncated (it ends before its last bracket"),
-    (lambda text: text.replace('"fastdiff.results/1"', '"fastdiff.results/2"'),
-     "was written by a newer fastdiff (schema fastdiff.results/2"),
+    (lambda text: text.replace('"fastdiff.results/1"', '"fastdiff.results/3"').replace('"fastdiff.results/2"',
+                                                                                        '"fastdiff.results/3"'),
+     "was written by a newer fastdiff (schema fastdiff.results/3"),
     (lambda text: text.replace('"claim":', '"claim_text":', 1),
      "verdicts[0] (claim 'half'): missing field 'claim'"),
     (lambda text: text.replace('"value": ', '"value": NaN, "x": ', 1), "rows[0].value is nan"),

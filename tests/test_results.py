@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from fastdiff.portable_json import portable, save_results
-from fastdiff.results import (METRICS, ROW_FIELDS, SCHEMA, Results, ResultsFileError, ResultsWarning, Row,
+from fastdiff.results import (METRICS, ROW_FIELDS, ROW_OPTIONAL, SCHEMA, Results, ResultsFileError, ResultsWarning, Row,
                               iter_results, read_all, read_benchmark, read_results)
 
 
@@ -71,7 +71,33 @@ def results_file(folder, name="99_test", *, profile="quick", value=12.5, verdict
 
 
 def test_the_row_fields_checked_on_reading_are_the_rows_fields():
-    assert list(ROW_FIELDS) == [f.name for f in dataclasses.fields(Row)]
+    assert list(ROW_FIELDS) + list(ROW_OPTIONAL) == [f.name for f in dataclasses.fields(Row)]
+
+
+def test_a_row_carries_an_estimates_interval_and_schema_1_files_still_read(tmp_path):
+    from fastdiff.measure.intervals import mean_interval
+    res = Results("x", device="cpu", dtype="fp32", dataset="d", weights="w", profile="quick")
+    est = mean_interval([30.0, 31.0, 33.0, 29.5])
+    row = res.add("m", "v", "PSNR", est)
+    assert (row.value, row.low, row.high, row.n) == (est.value, est.low, est.high, 4) and "bootstrap" in row.interval
+    with pytest.raises(ValueError, match="low <= high"):
+        res.add("m", "v", "PSNR", 1.0, low=2.0, high=1.0)
+    with pytest.raises(ValueError, match="low <= high"):
+        res.add("m", "v", "PSNR", 1.0, low=0.5)
+    path = res.save(tmp_path / "new")
+    assert read_results(path)["rows"][0]["low"] == est.low
+    old = json.loads(path.read_text())
+    old["schema"] = "fastdiff.results/1"
+    for r in old["rows"]:
+        for k in ROW_OPTIONAL:
+            r.pop(k)
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "x.json").write_text(json.dumps(old))
+    assert read_results(tmp_path / "old" / "x.json")["rows"][0]["value"] == est.value
+    old["rows"][0]["low"] = 1.0                     # schema 1 had no interval fields
+    (tmp_path / "old" / "x.json").write_text(json.dumps(old))
+    with pytest.raises(ResultsFileError, match="unknown field 'low'"):
+        read_results(tmp_path / "old" / "x.json")
 
 
 def test_non_finite_numbers_are_written_as_null_and_the_file_says_so(tmp_path):
@@ -119,7 +145,7 @@ def damage(path: Path, how: str) -> None:
     if how == "nan token":
         data["rows"][0]["value"] = float("nan")
     elif how == "newer schema":
-        data["schema"] = "fastdiff.results/2"
+        data["schema"] = "fastdiff.results/3"
     elif how == "unknown schema":
         data["schema"] = "fastdiff.results/beta"
     elif how == "missing row field":
@@ -149,7 +175,7 @@ DAMAGE = {
     "not json": "is not valid JSON: Expecting value at line 1 column 1",
     "binary": "is not a text file, so not JSON",
     "nan token": r"rows\[0\]\.value is nan \(non-standard JSON tokens NaN/Infinity",
-    "newer schema": r"was written by a newer fastdiff \(schema fastdiff.results/2; this one reads fastdiff.results/1\)",
+    "newer schema": r"was written by a newer fastdiff \(schema fastdiff.results/3; this one reads fastdiff.results/2\)",
     "unknown schema": "has an unknown schema 'fastdiff.results/beta'",
     "missing row field": r"rows\[0\]: missing field 'value'",
     "wrong type": r"rows\[0\]\.n is str '500', not an integer or null",
@@ -158,7 +184,7 @@ DAMAGE = {
     "missing verdict field": r"verdicts\[0\] \(claim 'a'\): missing field 'claim'",
     "nan verdict": r"'reproduced' from a non-finite measurement \(ours: 'NaN ms'\)",
     "rows not a list": r": rows is dict .*, not a list",
-    "unknown json": "is not a fastdiff results file .schema fastdiff.results/1., nor a benchmark's result",
+    "unknown json": "is not a fastdiff results file .schema fastdiff.results/2., nor a benchmark's result",
     "a list": "is not a fastdiff results file",
 }
 
