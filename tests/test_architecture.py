@@ -21,7 +21,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fastdiff"
 DATA = Path(__file__).parent / "data"
 CORE = {"diffusion", "sampling", "nn", "unet", "registry", "train", "checkpoint", "data", "weights",
         "results", "verdicts", "zoo", "info", "runner", "distributed", "files", "train_config",
-        "devices", "checks", "profiles", "progress", "portable_json"}
+        "devices", "checks", "profiles", "progress", "portable_json", "recipes"}
 ENTRY_POINTS = {"__init__", "__main__", "cli", "swin_torchrun"}      # may import anything (swin_torchrun: torchrun)
 
 
@@ -174,7 +174,7 @@ STUDY_LEAVES = {"common", "digits_unet", "inference_ladder"}
 STUDY_TOP = {"zoo_recipes"}
 NOTEBOOK_OF = {"diffusion_basics": "00", "vgg_conditioned_sr": "01", "vgg_sr_evaluation": "01", "digit_vgg": "01",
                "adaptive_layer_skipping": "02", "continuous_unet": "03", "patch_parallel_sr": "04",
-               "patch_parallel_sr_summary": "04", "performance": "05",
+               "patch_parallel_sr_summary": "04", "patch_parallel_sr_quality": "04", "performance": "05",
                "performance_claims": "05", "fool_rate_game": "06", "speed_quality_map": "07", "sr_map": "07",
                "report": "07", "report_claims": "07"}
 # the cross-study report draws the SR panels of studies 1 and 4 from those studies' own models and samplers

@@ -49,6 +49,13 @@ def super_resolve(model: nn.Module, lr: torch.Tensor, schedule: Schedule, steps:
     return torch.cat(outs)
 
 
+def per_image_metrics(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor) -> dict[str, list[float]]:
+    """PSNR (dB), SSIM and LR-PSNR (dB) of every image, for intervals over the images
+    (`fastdiff.measure.intervals.mean_interval`, `paired_difference_interval`)."""
+    from .metrics import lr_psnr, psnr, ssim
+    return {"PSNR": psnr(sr, hr).tolist(), "SSIM": ssim(sr, hr).tolist(), "LR-PSNR": lr_psnr(sr, lr).tolist()}
+
+
 def sr_metrics(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor, *, device="cpu") -> dict:
     """Mean PSNR (dB), SSIM, LR-PSNR (dB) and LPIPS (AlexNet; None when its weights are missing)."""
     from ..weights import is_available

@@ -33,7 +33,7 @@ from ..profiles import profile_by_name
 from ..progress import progress_bar
 from ..results import Results
 from ..train import TrainConfig, train
-from ..verdicts import Claim, grade, need
+from ..verdicts import Claim, all_of, any_of, grade, grade_interval, holds, need
 from ..recipes import Recipe, slug, zoo_or_train_each
 
 # ------------------------------------------------------------------------------------------ the thesis's numbers
@@ -89,8 +89,8 @@ VARIANTS = {
     "full-image baseline": SwinVariant(patches=1, shift_mode="none", step_size=0, position_mask=False),
     "fixed s8, no mask": SwinVariant(position_mask=False),        # without the thesis's Gaussian position mask
 }
-# recipes only, not in the zoo yet (`fastdiff train swin/...`): the quick profile does not load them
-NOT_IN_ZOO = ("fixed s8, no mask",)
+# recipes only, not in the zoo (`fastdiff train swin/...`): the quick profile does not load them
+NOT_IN_ZOO: tuple[str, ...] = ()
 TABLE_3_1 = ("no shift", "fixed s4", "fixed s8", "fixed s12", "fixed s16")
 TABLE_3_2 = ("no shift", "random s8", "fixed s8")
 TABLE_3_3 = ("16x16 patches, fixed s4", "fixed s8")
@@ -143,9 +143,9 @@ def recipes():
 class SwinProfile:
     train: TrainConfig = dataclasses.field(default_factory=lambda: QUICK_TRAIN)
     steps: int = 100                 # the thesis's 100 denoising steps (ancestral, respaced from 1000)
-    eval_n: int = 16                 # held-out images per table row (56 are held out)
-    eval_batch: int = 16
-    sanity_n: int = 8                # held-out images of the SR sanity checks (8 samples of each per model)
+    eval_n: int = 8                  # held-out images of the live demonstration (the measurement scores all 56)
+    eval_batch: int = 56
+    sanity_n: int = 16               # held-out images of the SR sanity checks (8 samples of each per model)
     timing_steps: int = 20           # steps per timed sampling call (time per image scales with it)
     timing_rounds: int = 3
     bench_sizes: tuple[int, ...] = (64, 128)   # HR sizes of the 1- vs 2-process benchmark (torchrun launches)
@@ -266,33 +266,48 @@ def time_rows(models: dict, lr: torch.Tensor, schedule, *, steps: int, rounds: i
 
 # ------------------------------------------------------------------------------------------ claims
 
+def gap_key(metric: str, a: str, b: str) -> str:
+    """The key of the paired gap mean(metric of a - metric of b) over the same held-out images and noise."""
+    return f"{metric}: {a} - {b}"
+
+
+def _gaps(m, *triples):
+    """(the paired gaps `Estimate`s, one line of them): ``triples`` are (metric, a, b, unit)."""
+    ests = need(m, *(gap_key(metric, a, b) for metric, a, b, _ in triples))
+    ests = ests if isinstance(ests, list) else [ests]
+    text = "; ".join(f"{metric} {a} - {b}: {e.format()}{unit}" for (metric, a, b, unit), e in zip(triples, ests))
+    where = f", {m['quality device']}" if m.get("quality device") else ""
+    return ests, f"{text} (paired, n={ests[0].n}{where})"
+
+
+def _above(*ests):
+    """Three-valued: each gap's whole 95% interval above zero (True), below (False), or straddling it (None)."""
+    return [holds(e, 0.0, better="higher") for e in ests]
+
+
 def _claims():
     def shifting(m):
-        ps, ss = need(m, "fixed s8 PSNR", "fixed s8 SSIM")
-        p0, s0 = need(m, "no shift PSNR", "no shift SSIM")
-        seam, seam0 = need(m, "fixed s8 seam", "no shift seam")
-        better = ps > p0 and ss > s0
-        return grade(better and seam < seam0, better or seam < seam0), \
-            f"PSNR {ps:.2f} vs {p0:.2f} dB, SSIM {ss:.3f} vs {s0:.3f}, seam score {seam:.2f} vs {seam0:.2f}", \
-            "fixed s8 against no shift, same held-out images and noise"
+        ests, text = _gaps(m, ("PSNR", MAIN, "no shift", " dB"), ("SSIM", MAIN, "no shift", ""),
+                           ("seam score", "no shift", MAIN, ""))
+        ok = _above(*ests)
+        return grade_interval(all_of(*ok), any_of(*ok)), text, "fixed s8 against no shift, same held-out images and noise"
 
     def best_step(m):
-        ssim = {v: need(m, f"{v} SSIM") for v in TABLE_3_1}
-        ranked = sorted(ssim, key=ssim.get, reverse=True)
-        return grade(ranked[0] == MAIN, MAIN in ranked[:2]), \
-            "SSIM by step: " + ", ".join(f"{v.split()[-1]} {ssim[v]:.3f}" for v in TABLE_3_1) + f"; best: {ranked[0]}", \
+        others = [v for v in TABLE_3_1 if v != MAIN]
+        ests, text = _gaps(m, *(("SSIM", MAIN, v, "") for v in others))
+        ok = _above(*ests)
+        beaten_by = [v for v, o in zip(others, ok) if o is False]
+        verdict = ("reproduced" if all(o is True for o in ok) else "contradicted" if len(beaten_by) > 1
+                   else "partly" if beaten_by else "inconclusive")
+        return verdict, text + (f"; better than s8: {', '.join(beaten_by)}" if beaten_by else ""), \
             "32x32 patches, each step size its own model"
 
-    def fixed_random(m):
-        pf, sf, pr, sr_ = need(m, "fixed s8 PSNR", "fixed s8 SSIM", "random s8 PSNR", "random s8 SSIM")
-        return grade(pf > pr and sf > sr_, pf > pr or sf > sr_), \
-            f"PSNR {pf:.2f} vs {pr:.2f} dB, SSIM {sf:.3f} vs {sr_:.3f}", f"{m.get('steps', '?')} steps"
-
-    def bigger_patches(m):
-        p32, s32 = need(m, "fixed s8 PSNR", "fixed s8 SSIM")
-        p16, s16 = need(m, "16x16 patches, fixed s4 PSNR", "16x16 patches, fixed s4 SSIM")
-        return grade(p32 > p16 and s32 > s16, p32 > p16 or s32 > s16), \
-            f"PSNR {p32:.2f} vs {p16:.2f} dB, SSIM {s32:.3f} vs {s16:.3f}", "32x32 patches (s8) vs 16x16 (s4)"
+    def pair_rule(a, b, why):
+        def rule(m):
+            ests, text = _gaps(m, ("PSNR", a, b, " dB"), ("SSIM", a, b, ""))
+            ok = _above(*ests)
+            return grade_interval(all_of(*ok), any_of(*ok)), text, why
+        return rule
 
     def two_faster(m):
         t1, t2 = need(m, "1-process s per image (large)", "2-process s per image (large)")
@@ -302,32 +317,35 @@ def _claims():
                 "the two processes share this machine's cores, so they cannot run in parallel: needs two devices"
         return grade(t2 < 0.9 * t1, t2 < t1), f"{t1:.3f} s vs {t2:.3f} s per {size}x{size} image", m.get("device", "")
 
-    def below_baseline(m):
-        pb, pm = need(m, "full-image baseline PSNR", "fixed s8 PSNR")
-        sb, sm = need(m, "full-image baseline SSIM", "fixed s8 SSIM")
-        return grade(pm < pb and sm < sb, pm < pb or sm < sb), \
-            f"PSNR {pm:.2f} vs {pb:.2f} dB, SSIM {sm:.3f} vs {sb:.3f} (SwinDiffuser vs baseline)", \
-            "same U-Net family and budget; 64x64 (the thesis's Table 3.5 is at 128x128, 4x)"
+    fixed_random = pair_rule(MAIN, "random s8", "fixed s8 vs random s8, same images and noise")
+    bigger_patches = pair_rule(MAIN, "16x16 patches, fixed s4", "32x32 patches (s8) vs 16x16 (s4)")
+    below_baseline = pair_rule(BASELINE, MAIN, "same U-Net family and budget; 64x64 (the thesis's Table 3.5 is at "
+                                               "128x128, 4x); a positive gap: the baseline is better")
+    both = ("95% paired intervals of both gaps above zero (partly: one above and one below; contradicted: both "
+            "below; otherwise, an interval straddling zero, inconclusive)")
     return [
         Claim("shifting", "rolling shifted windows reduce patch artifacts and raise PSNR/SSIM",
               "no shift 25.77 dB / 0.854 -> step 8: 28.18 dB / 0.908 (Table 3.1)",
-              "PSNR, SSIM and the seam score of fixed s8 against no shift",
-              "all three better (partly: some)", shifting),
+              "PSNR, SSIM and the seam score of fixed s8 against no shift: paired gaps over the held-out images",
+              "95% paired intervals of all three gaps on the better side of zero (partly: some better and the rest "
+              "worse; contradicted: all worse; otherwise, an interval straddling zero, inconclusive)", shifting),
         Claim("best-step", "a shift step of 25% of the patch (8 px) is the best step size",
               "best SSIM 0.908 and LPIPS 0.014 at step 8 among 0/4/8/12/16 (Table 3.1)",
-              "SSIM of the five step sizes", "step 8 has the best SSIM (partly: the second best)", best_step),
+              "SSIM of step 8 against each other step size: paired gaps",
+              "s8's SSIM above every other step's (95% paired intervals; partly: exactly one step better; "
+              "contradicted: two or more better; inconclusive: none better but not all beaten)", best_step),
         Claim("fixed-vs-random", "the fixed (circular) pattern beats the random one at 100 steps",
-              "28.18 vs 27.28 dB, 0.908 vs 0.888 (Table 3.2)", "PSNR and SSIM, fixed s8 vs random s8",
-              "both higher (partly: one)", fixed_random),
+              "28.18 vs 27.28 dB, 0.908 vs 0.888 (Table 3.2)", "PSNR and SSIM, fixed s8 vs random s8: paired gaps",
+              both, fixed_random),
         Claim("patch-size", "32x32 patches beat 16x16", "28.18 vs 24.81 dB, 0.908 vs 0.827 (Table 3.3)",
-              "PSNR and SSIM, 32x32 vs 16x16 patches", "both higher (partly: one)", bigger_patches),
+              "PSNR and SSIM, 32x32 vs 16x16 patches: paired gaps", both, bigger_patches),
         Claim("two-devices", "two devices generate a large image faster than one",
               "128x128: 7.23 s -> 4.89 s on 2 GPUs (Table 3.6); 64x64: 0.92 -> 4.14 s, slower (Table 3.4)",
               "seconds per image on 1 and 2 processes (torchrun) at the larger benchmark size",
               "at least 10% faster (partly: faster)", two_faster),
         Claim("below-baseline", "the SwinDiffuser's quality stays below the full-image baseline (SRDiff)",
-              "26.37 vs 28.78 dB, 0.813 vs 0.879 (Table 3.5)", "PSNR and SSIM, fixed s8 vs the full-image baseline",
-              "both lower (partly: one)", below_baseline),
+              "26.37 vs 28.78 dB, 0.813 vs 0.879 (Table 3.5)",
+              "PSNR and SSIM, the full-image baseline minus fixed s8: paired gaps", both, below_baseline),
     ]
 
 
@@ -372,13 +390,17 @@ def measured_for_claims(rows: list[dict], *, steps: int, bench: dict | None, dev
 
 
 def collect_results(run, *, dataset: str, weights: str, rows: list[dict], time_table: list[dict],
-                    bench: dict | None, verdicts: list[dict], steps: int):
+                    bench: dict | None, verdicts: list[dict], steps: int, measured_on: dict | None = None):
+    """The results rows: each model's quality (a number, or an `Estimate` with its interval and n) and times.
+    ``measured_on``: the quality measurement's ``environment`` when the rows come from the committed measurement
+    (`patch_parallel_sr_quality`), whose device labels those rows (not this run's)."""
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
+    where = {"device": measured_on["device"], "measured": measured_on["utc"]} if measured_on else {}
     for r in rows:
         for metric in (*METRICS, "seam score"):
             if r.get(metric) is not None:
-                res.add("SwinDiffuser", r["model"], metric, r[metric], steps=steps,
+                res.add("SwinDiffuser", r["model"], metric, r[metric], steps=steps, **where,
                         paper_value=r.get(f"{metric} (thesis)"), paper_source=THESIS if r.get(f"{metric} (thesis)")
                         is not None else "")
     for r in time_table:

@@ -160,6 +160,7 @@ class SRProfile:
     eval_steps: int = 100
     grid_steps: tuple[int, ...] = (50, 100, 200, 500)
     eval_batch: int = 64
+    sanity_n: int = 16             # held-out images of the SR sanity checks (8 samples of each per model)
     timing_batch: int = 1          # forward timing at the paper's widths and 128x128
     timing_repeats: int = 5
     game_n: int = 24               # images written for the fool-rate game (a third of them per model per session)
@@ -198,7 +199,7 @@ PROFILES = {
         dataset="mnist-builtin", vgg_weights="digits", widths=dataclasses.replace(DIGIT_WIDTHS, base_channels=8,
                                                                                  norm_groups=4),
         train=TrainConfig(steps=2, batch_size=4, lr=1e-3, loss="l1", log_every=1, checkpoint_every=0),
-        val_n=4, val_every=1, val_steps=2, eval_n=8, eval_steps=2, grid_steps=(2, 3), timing_batch=1,
+        val_n=4, val_every=1, val_steps=2, eval_n=8, eval_steps=2, grid_steps=(2, 3), sanity_n=2, timing_batch=1,
         timing_repeats=1, game_n=6),
     # one GPU: the paper's 32->128 and widths (66M / 38M / 10M) on a face folder (or the photos at 128x128),
     # ImageNet VGG-11
@@ -206,7 +207,7 @@ PROFILES = {
         widths=PAPER_WIDTHS,
         train=TrainConfig(steps=20_000, batch_size=32, lr=1e-4, warmup_steps=500, ema_decay=0.9999, loss="l1",
                           amp="bf16", checkpoint_every=2000, log_every=50),
-        val_n=16, val_every=1000, val_steps=100, eval_n=256, eval_steps=500, grid_steps=PAPER_STEPS,
+        val_n=16, val_every=1000, val_steps=100, eval_n=256, eval_steps=500, grid_steps=PAPER_STEPS, sanity_n=64,
         timing_batch=8, timing_repeats=10, game_n=48),
 }
 # their zoo entries
