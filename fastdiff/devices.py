@@ -40,9 +40,10 @@ def cpu_features() -> dict:
 
 
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto`` is bf16 where it is fast, else fp32: a bf16-capable GPU, or a CPU with AMX tiles. On CPUs with
-    only AVX-512 BF16, bf16 convolutions measured slower than fp32 (benchmarks/unet_throughput.py), so
-    ``auto`` keeps fp32 there. Otherwise one of fp32, bf16, fp16."""
+    """``auto`` is bf16 where it is reliably fast, else fp32: a bf16-capable GPU, or a CPU with AMX tiles. Without
+    AMX, bf16 is emulated (AVX2 only: ~25x slower) or mixed (AVX-512 BF16: in results/cpu/performance.json faster
+    than fp32 for the 35.7M-parameter CIFAR-10 U-Net, slower for the 0.38M digits U-Net), so ``auto`` keeps fp32
+    there. Otherwise one of fp32, bf16, fp16."""
     if name == "auto":
         if device.type == "cuda":
             fast = torch.cuda.is_bf16_supported()

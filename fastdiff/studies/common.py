@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..devices import cpu_features, dtype_name, environment, resolve_device, resolve_dtype
+from ..devices import cpu_features, dtype_name, environment, instruction_class, resolve_device, resolve_dtype
 
 
 @dataclass
@@ -42,8 +42,8 @@ class NotebookRun:
 
 def _dtype_reason(device: torch.device, dtype: torch.dtype) -> str:
     if device.type == "cpu" and dtype == torch.float32 and not cpu_features()["amx"]:
-        return (" (no AMX on this CPU: auto keeps fp32, as bf16 convolutions measured slower than fp32 on such CPUs; "
-                "notebook 05 measures what bf16 does on this one)")
+        return (f" (auto picks bf16 on a CPU only with AMX, which this {instruction_class()} CPU lacks; whether bf16 "
+                f"would be faster here was not measured in this run: notebook 05 measures it on this machine)")
     return ""
 
 
