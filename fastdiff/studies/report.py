@@ -15,6 +15,7 @@ from .. import plotting
 from ..files import atomic_write, atomic_write_text
 from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
+from . import performance_claims
 from .report_claims import beside_base
 from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
 from ..measure.pareto import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
@@ -39,12 +40,23 @@ def gather_verdicts(root: str | Path = "results", *, on_error: str = "raise") ->
     return rows
 
 
+# (study, key) of the verdict rows that judge this project's own targets, not a paper's claims
+TARGETS = {(performance_claims.STUDY, key) for key in performance_claims.TARGETS}
+
+
+def is_target(row: dict) -> bool:
+    """Whether a gathered verdict row judges one of this project's own `TARGETS` rather than a paper's claim."""
+    return (row["study"], row.get("key")) in TARGETS
+
+
 def verdict_counts(rows: list[dict]) -> dict[str, dict[str, int]]:
-    """{study: {verdict: count}} over ``rows`` (`gather_verdicts`)."""
+    """{study: {verdict: count}} over the papers' claims in ``rows`` (`gather_verdicts`): this project's own targets
+    (`is_target`) are not counted, and "by construction" is a count of its own, never a reproduction."""
     out: dict[str, dict[str, int]] = {}
     for r in rows:
-        per = out.setdefault(r["study"], {v: 0 for v in VERDICTS})
-        per[r["verdict"]] += 1
+        if not is_target(r):
+            per = out.setdefault(r["study"], {v: 0 for v in VERDICTS})
+            per[r["verdict"]] += 1
     return out
 
 
@@ -206,7 +218,7 @@ def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_row
             verdicts: list[dict]) -> None:
     """What we found, printed: the map's headline, the best a solver alone does (``solver_rows``: the map's points
     that only change the sampler), the Pareto front, each method beside its own baseline, the verdicts of every
-    study (``claim_rows``: `gather_verdicts`' rows) and this notebook's."""
+    study (``claim_rows``: `gather_verdicts`' rows; this project's own targets named apart) and this notebook's."""
     rows = part["rows"]
     lines = [headline_line(part)]
     solver_best = headline([r for r in solver_rows if r is not rows[0]], rows[0], x=MAP_TIME, y=MAP_METRIC)
@@ -218,4 +230,7 @@ def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_row
               for r in beside_base(rows)]
     total = {v: sum(c[v] for c in verdict_counts(claim_rows).values()) for v in VERDICTS}
     lines.append("the studies' claims: " + ", ".join(f"{n} {v}" for v, n in total.items()))
+    targets = [f"{r['key']} ({r['study']}) {r['verdict']}" for r in claim_rows if is_target(r)]
+    if targets:
+        lines.append("this project's own targets, not counted among the claims: " + ", ".join(targets))
     print("\n".join(lines + verdict_lines(verdicts)))
