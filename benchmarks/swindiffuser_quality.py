@@ -3,7 +3,8 @@ and read by notebook 04: each patch's PSNR, SSIM, LR-PSNR and seam score (bicubi
 sampled without shifting as rows too; the same x_T and noise for every model, 100 ancestral steps), and the SR
 sanity checks (8 samples of each of the first --sanity-n patches per model).
 
-    python benchmarks/swindiffuser_quality.py [--steps 100] [--sanity-n 16] [--n 0] [--out results]
+    python benchmarks/swindiffuser_quality.py [--steps 100] [--sanity-n 16] [--n 0] [--models A,B [--merge]]
+                                              [--out results]
 
 Writes <out>/<cpu|cuda>/swindiffuser_quality.json with the machine, the date and each model's zoo sha256. About 35
 minutes on 2 CPU cores; quality does not depend on what else runs, but give it the cores.
@@ -18,6 +19,7 @@ from fastdiff import zoo
 from fastdiff.devices import resolve_device
 from fastdiff.diffusion import make_schedule
 from fastdiff.portable_json import save_results
+from fastdiff.results import read_benchmark
 from fastdiff.studies import patch_parallel_sr as study
 from fastdiff.studies import patch_parallel_sr_quality as quality
 
@@ -29,6 +31,8 @@ def main(argv=None) -> int:
     p.add_argument("--sanity-n", type=int, default=16)
     p.add_argument("--n", type=int, default=0, help="held-out patches to score (0: all)")
     p.add_argument("--models", default="", help="comma-separated variants (default: every zoo variant)")
+    p.add_argument("--merge", action="store_true", help="add --models to the existing file of this device (same "
+                   "machine, patches, steps and seed) instead of replacing it")
     p.add_argument("--out", type=Path, default=Path("results"))
     args = p.parse_args(argv)
     device = resolve_device(args.device)
@@ -39,6 +43,8 @@ def main(argv=None) -> int:
     hr = hr[:args.n] if args.n else hr
     result = quality.measure(models, hr, make_schedule(study.SCHEDULE), steps=args.steps, device=device,
                              sanity_n=min(args.sanity_n, len(hr)), entries=entries)
+    if args.merge:
+        result = quality.merge(read_benchmark(quality.NAME, device.type, root=args.out), result)
     print(quality.banner(result))
     for row in quality.formatted(quality.table(result)):
         print(row)

@@ -124,3 +124,20 @@ def test_the_best_step_is_s8_only_when_it_beats_every_other_step():
     assert verdict(gaps(**one_better), "best-step") == "partly"
     two_better = one_better | {f"SSIM|{study.MAIN}|{others[1]}": down}
     assert verdict(gaps(**two_better), "best-step") == "contradicted"
+
+
+def test_a_model_trained_later_merges_only_from_the_same_machine_and_patches(measured):
+    later = {**measured, "per_image": {quality.BICUBIC: measured["per_image"][quality.BICUBIC], "new": {"PSNR": [1.0]}},
+             "sanity": [{"model": "new", "passed": True}], "weights": {"new": {"entry": None, "sha256": None}},
+             "environment": {**measured["environment"], "utc": "later"}}
+    merged = quality.merge(measured, later)
+    assert set(merged["per_image"]) == set(measured["per_image"]) | {"new"}
+    assert [r["model"] for r in merged["sanity"]] == [*MODELS, "new"]
+    assert merged["added"] == [{"models": ["new"], "utc": "later"}] and "new added at later" in quality.banner(merged)
+    with pytest.raises(ValueError, match="two machines"):
+        quality.merge(measured, {**later, "environment": {**later["environment"], "device": "GPU: H100"}})
+    with pytest.raises(ValueError, match="different steps"):
+        quality.merge(measured, {**later, "steps": 100})
+    other = {**later["per_image"], quality.BICUBIC: {"PSNR": [0.0]}}
+    with pytest.raises(ValueError, match="different held-out patches"):
+        quality.merge(measured, {**later, "per_image": other})

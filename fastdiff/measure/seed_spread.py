@@ -10,12 +10,19 @@ the largest gap between seeds of one method is not evidence of a difference.
 
 Notation: FD_s is the bias-corrected FD of the replica trained with seed s (`Estimate.value`; its plug-in value,
 what the notebooks' tables report, is ``uncorrected``).
+
+The verdicts read the spread through `spread_for_claims` (what a study's measured numbers keep of the file) and
+`compare_within_spread` (a comparison of FDs that holds, fails, or that the spread can carry across its threshold);
+`spread_header` and `spread_table` show the file in a notebook.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 from torch import nn
@@ -23,10 +30,12 @@ from torch import nn
 from ..diffusion import Schedule
 from ..progress import progress_bar
 from ..sampling import Sampler, sampler_call
+from ..verdicts import holds
 from .intervals import Estimate, fd_interval
 from .metrics import LeNetFD, as_lenet_digits
 
-__all__ = ["fixed_noise", "generate", "lenet_features", "spread", "seed_spread", "estimate_dict"]
+__all__ = ["fixed_noise", "generate", "lenet_features", "spread", "seed_spread", "estimate_dict", "spread_for_claims",
+           "SpreadComparison", "compare_within_spread", "spread_header", "spread_table"]
 
 
 def fixed_noise(n: int, image_shape, *, seed: int = 0) -> torch.Tensor:
@@ -74,7 +83,8 @@ def spread(values: dict[int, float]) -> dict:
                 "largest_gap_seeds": None}
     v = [float(values[s]) for s in seeds]
     mean = sum(v) / len(v)
-    std = math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else None
+    std = (0.0 if max(v) == min(v) else math.sqrt(sum((x - mean) ** 2 for x in v) / (len(v) - 1))) \
+        if len(v) > 1 else None
     lo = min(seeds, key=lambda s: values[s])
     hi = max(seeds, key=lambda s: values[s])
     return {"seeds": seeds, "n_seeds": len(seeds), "mean": mean, "min": values[lo], "max": values[hi], "std": std,
@@ -110,3 +120,146 @@ def seed_spread(replicas: dict, features, reference, *, x_T: torch.Tensor, n_boo
     return {"fd": fds, "missing": missing, "seconds": seconds,
             "spread": spread({s: e.value for s, e in fds.items()}),
             "sampling_half_width": sum(half) / len(half) if half else None}
+
+
+# ---- the spread in the verdicts ---------------------------------------------------------------------------------
+
+def spread_for_claims(data: dict, *, metric: str) -> dict:
+    """What a study's verdicts keep of a spread file (``seed_spread.json`` as `fastdiff.results.read_benchmark` reads
+    it), as plain JSON for its measured numbers: {"file", "device", "date", "entries": {entry: {"largest_gap",
+    "n_seeds", "setting"}}}, an entry's setting being how its replicas were sampled and scored (sampler, steps, c,
+    the sampler's options, n, "estimator": "bias-corrected FD"). Entries with fewer than two seeds measured have no
+    spread and are left out. A file of another metric than ``metric`` gives {"not applied": why}."""
+    if data.get("metric") != metric:
+        return {"not applied": f"the spread file measured {data.get('metric')}, these numbers are {metric}"}
+    env, entries = data["environment"], {}
+    for name, e in data["entries"].items():
+        if e["spread"]["n_seeds"] >= 2:
+            sampling = {k: v for k, v in e["sampling"].items() if k not in ("options", "batch_size") and v is not None}
+            entries[name] = {"largest_gap": e["spread"]["largest_gap"], "n_seeds": e["spread"]["n_seeds"],
+                             "setting": {**sampling, **e["sampling"]["options"], "n": data["n"],
+                                         "estimator": "bias-corrected FD"}}
+    return {"file": f"results/{env['device_type']}/{data['benchmark']}.json", "device": env["device"],
+            "date": env["utc"][:10], "entries": entries}
+
+
+@dataclass(frozen=True)
+class SpreadComparison:
+    """A quantity of FDs as measured (``value``) and its range [``low``, ``high``] with every FD moved within its
+    spread (`compare_within_spread`): an estimate for `fastdiff.verdicts.holds`. ``gaps``: {entry: the largest gap
+    between its seeds} (empty: no spread applied); ``label``: what the quantity is; ``source``: the spread applied
+    (file, machine, date, each entry's gap, where its setting differs from ours) or why none was."""
+    value: float
+    low: float
+    high: float
+    gaps: dict[str, float]
+    label: str
+    source: str
+
+    def holds(self, threshold: float, *, better: str = "lower") -> bool | None:
+        """True if the comparison with ``threshold`` holds wherever the spread moves the FDs, False if it fails
+        everywhere, None (undecided) if the spread can carry the quantity across the threshold."""
+        return holds(self, threshold, better=better)
+
+    @property
+    def span(self) -> str:
+        """The quantity's range within the spread, in words."""
+        return f"{self.label} within it {self.low:.3g} to {self.high:.3g}"
+
+    @property
+    def why(self) -> str:
+        """For a verdict's why: the spread applied and the quantity's range within it, or that none was applied."""
+        return f"{self.source}; {self.span}" if self.gaps else self.source
+
+
+def compare_within_spread(quantity: Callable[..., float], compared: list[tuple[str, float, dict]],
+                          spread: dict | None, *, label: str) -> SpreadComparison:
+    """``quantity(FD_1, FD_2, ...)`` of the FDs a claim compares, with its range when each FD moves within the spread
+    of retraining of its model, so that a comparison ``quantity <= threshold`` holds (True), fails (False) or is
+    undecided (None): `SpreadComparison.holds`, which is `fastdiff.verdicts.holds` on that range.
+
+    ``compared``: (zoo entry, our FD, the setting we measured it at: sampler, steps, c, eta, n, estimator; None
+    values unknown) in the order ``quantity`` takes them; ``spread``: `spread_for_claims` of the spread file, or None.
+    *Within its spread*: our FD plus or minus the largest gap between the seeds of its entry (max_s FD_s - min_s
+    FD_s: how far retraining alone moved that recipe's FD), and not below 0 (an FD is never negative). Every FD moves
+    independently, two FDs of one model too (their seeds would move together: this is the cautious reading). The range
+    is ``quantity``'s minimum and maximum over those moves; ``quantity`` must be monotone in each FD (ratios and
+    differences of FDs are), so they lie at the corners; a division by an FD moved to 0 leaves it unbounded.
+
+    A gap is a difference of two FDs at one setting, so a bias both share (the plug-in FD's, which grows as n shrinks)
+    cancels in it; it is applied as measured to our FDs at another setting (another c, step count or n, the plug-in FD
+    instead of the bias-corrected one): each entry has one measured setting, the nearest there is, and ``source`` says
+    where it differs from ours. Without a spread (None, a file of another metric, an entry with fewer than two seeds)
+    the range is the value itself: the comparison is the plain one, and ``source`` says that no spread was applied."""
+    value = quantity(*(fd for _, fd, _ in compared))
+    entries = (spread or {}).get("entries", {})
+    missing = sorted({e for e, _, _ in compared if e not in entries})
+    if spread is None or "not applied" in spread or missing:
+        reason = "no spread file was given" if spread is None else spread.get("not applied") or \
+            f"no spread of {', '.join(missing)} in {spread['file']} (fewer than two seeds measured)"
+        return SpreadComparison(value, value, value, {}, label, f"no spread of retraining applied: {reason}")
+    gaps = {e: entries[e]["largest_gap"] for e, _, _ in compared}
+    try:
+        corners = [quantity(*c) for c in itertools.product(*[(max(0.0, fd - gaps[e]), fd + gaps[e])
+                                                             for e, fd, _ in compared])]
+        low, high = min(corners), max(corners)
+    except ZeroDivisionError:
+        low, high = -math.inf, math.inf
+    elsewhere = []
+    for e in gaps:
+        theirs, ours = entries[e]["setting"], [setting for x, _, setting in compared if x == e]
+        keys = [k for k in theirs if any(o.get(k) not in (None, theirs[k]) for o in ours)]
+        if keys:
+            mine = {k: list(dict.fromkeys(o[k] for o in ours if o.get(k) is not None)) for k in keys}
+            elsewhere.append(f"{e} at {_setting({k: [theirs[k]] for k in keys})}, ours at {_setting(mine)}")
+    source = (f"spread of retraining from {spread['file']} ({spread['device']}, {spread['date']}): each FD moved by "
+              f"± the largest gap between its model's seeds, " + ", ".join(
+                  f"{e} {g:.2f} ({entries[e]['n_seeds']} seeds)" for e, g in gaps.items()))
+    if elsewhere:
+        source += "; measured at another setting than ours (the nearest measured, used as is): " + \
+            "; ".join(elsewhere)
+    return SpreadComparison(value, low, high, gaps, label, source)
+
+
+def _setting(values: dict[str, list]) -> str:
+    """Settings in words: {"c": [0, 2], "n": [200], "estimator": ["plug-in FD"]} is "c=0 and 2, n=200, plug-in FD"."""
+    return ", ".join((f"{k}=" if isinstance(v[0], (int, float)) else "") + " and ".join(
+        f"{x:g}" if isinstance(x, (int, float)) else str(x) for x in v) for k, v in values.items())
+
+
+def spread_header(data: dict) -> str:
+    """A spread file's metric, samples, machine and date, in a line."""
+    env = data["environment"]
+    return (f"{data['metric']} of every seed replica, bias-corrected, with its bootstrap interval ({data['n_boot']} "
+            f"resamples), n = {data['n']} samples each · measured on {env['device']} · {env['utc']} · "
+            f"results/{env['device_type']}/{data['benchmark']}.json")
+
+
+def spread_table(data: dict, *, study: str | None = None):
+    """A spread file as a table: a row per (entry, seed) with FD [low, high] (bias-corrected), the plug-in FD and n
+    (a seed not measured says why), then a row "spread" per entry with the spread across its seeds; ``study`` (e.g.
+    "02_adaptive_layer_skipping") keeps that study's entries."""
+    import pandas as pd
+    rows = []
+    for name, e in data["entries"].items():
+        if study not in (None, e["study"]):
+            continue
+        for seed, r in e["seeds"].items():
+            fd = r["fd"] and Estimate(**r["fd"])
+            rows.append({"entry": name, "seed": seed, "FD [low, high]": fd.format(2) if fd else
+                         f"not measured: {r['note']}", "plug-in FD": f"{fd.uncorrected:.2f}" if fd else "",
+                         "n": fd.n if fd else ""})
+        rows.append({"entry": name, "seed": "spread", "FD [low, high]": _spread_line(e["spread"]), "plug-in FD": "",
+                     "n": f"{e['spread']['n_seeds']} seeds"})
+    return pd.DataFrame(rows, columns=["entry", "seed", "FD [low, high]", "plug-in FD", "n"]).set_index(
+        ["entry", "seed"])
+
+
+def _spread_line(s: dict) -> str:
+    """`spread` in a line: mean, min, max, std, the largest gap and its seeds."""
+    if not s["n_seeds"]:
+        return "no seed measured"
+    std = "-" if s["std"] is None else f"{s['std']:.2f}"
+    lo, hi = s["largest_gap_seeds"]
+    return (f"mean {s['mean']:.2f}, min {s['min']:.2f}, max {s['max']:.2f}, std {std}; largest gap "
+            f"{s['largest_gap']:.2f} (seed {lo} to seed {hi})")

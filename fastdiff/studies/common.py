@@ -100,3 +100,8 @@ def real_floor(score, images: torch.Tensor, n: int, *, seed: int = 0) -> dict:
     permutation: the floor that samples' scores are read against."""
     pick = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
     return score(images[pick])
+
+
+# Verdicts that judge this project's own targets, not a claim of a paper: (study, claim key). Shown with the claims,
+# never counted among them (`fastdiff.studies.report.verdict_counts`).
+PROJECT_TARGETS = {("05_performance", "peer")}

@@ -72,6 +72,7 @@ class SwinVariant:
     patches: int | None = None           # d: d x d patches
     local_lr: bool | None = None         # each patch also sees its own LR crop
     position_mask: bool | None = None    # the Gaussian position mask in the condition
+    residual: bool | None = None         # diffuse HR - bicubic(LR) (False: the HR image itself, as the thesis)
 
     def config(self, base: SwinConfig) -> SwinConfig:
         return dataclasses.replace(base, **{k: v for k, v in dataclasses.asdict(self).items() if v is not None})
@@ -88,6 +89,7 @@ VARIANTS = {
     "fixed s8, thesis condition": SwinVariant(local_lr=False),          # global features of [LR, mask] only
     "full-image baseline": SwinVariant(patches=1, shift_mode="none", step_size=0, position_mask=False),
     "fixed s8, no mask": SwinVariant(position_mask=False),        # without the thesis's Gaussian position mask
+    "thesis setting": SwinVariant(local_lr=False, residual=False),  # the thesis's own: HR diffusion, global condition
 }
 # recipes only, not in the zoo (`fastdiff train swin/...`): the quick profile does not load them
 NOT_IN_ZOO: tuple[str, ...] = ()

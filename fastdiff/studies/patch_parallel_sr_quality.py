@@ -67,6 +67,24 @@ def measure(models: dict, hr: torch.Tensor, schedule, *, steps: int, device, san
             "seconds": time.time() - start}
 
 
+def merge(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s models added (a model trained after the first measurement): both must come from the
+    same machine, patches, steps and seed (the bicubic scores must agree), so that every row stays comparable."""
+    for key in ("n", "steps", "seed", "sanity_n", "sampler", "data"):
+        if old[key] != new[key]:
+            raise ValueError(f"cannot merge measurements with different {key}: {old[key]!r} and {new[key]!r}")
+    if old["environment"]["device"] != new["environment"]["device"]:
+        raise ValueError(f"cannot merge measurements of two machines ({old['environment']['device']} and "
+                         f"{new['environment']['device']}): measure every model again on one")
+    if old["per_image"][BICUBIC] != new["per_image"][BICUBIC]:
+        raise ValueError("cannot merge: the two measurements scored different held-out patches (bicubic differs)")
+    added = list(new["weights"])
+    return {**old, "per_image": {**old["per_image"], **new["per_image"]},
+            "sanity": [r for r in old["sanity"] if r["model"] not in added] + new["sanity"],
+            "weights": {**old["weights"], **new["weights"]}, "seconds": old["seconds"] + new["seconds"],
+            "added": [*old.get("added", []), {"models": added, "utc": new["environment"]["utc"]}]}
+
+
 def load(*, device_type: str = "cpu", root="../results", models: dict | None = None,
          entries: dict[str, str] | None = None) -> dict:
     """The committed measurement of this device type (`read_benchmark`), after checking that it scored the weights
@@ -84,9 +102,10 @@ def load(*, device_type: str = "cpu", root="../results", models: dict | None = N
 
 def banner(data: dict) -> str:
     env = data["environment"]
+    added = "".join(f"; {', '.join(a['models'])} added at {a['utc']}" for a in data.get("added", []))
     return (f"measured on {env['device']} at {env['utc']} (torch {env['torch']}): {data['n']} held-out patches, "
             f"{data['steps']} {data['sampler']} steps, seed {data['seed']}; sanity checks on the first "
-            f"{data['sanity_n']} ({sr_sanity.BARS.samples} samples each); {data['seconds'] / 60:.0f} min")
+            f"{data['sanity_n']} ({sr_sanity.BARS.samples} samples each); {data['seconds'] / 60:.0f} min{added}")
 
 
 def table(data: dict) -> list[dict]:

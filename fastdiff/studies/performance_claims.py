@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..results import Results
 from ..verdicts import Claim, grade, need, verdict_lines
-from .common import weights_label
+from .common import PROJECT_TARGETS, weights_label
 
 
 def _twin(rows: list[dict], row: dict) -> dict | None:
@@ -99,10 +99,10 @@ def _claims():
 
 
 CLAIMS = _claims()
-# keys of CLAIMS that judge this project's own targets, not a claim of the proposal or a paper: shown with the
-# claims, never counted among them (`fastdiff.studies.report.verdict_counts`)
-TARGETS = ("peer",)
 STUDY = "05_performance"
+# keys of CLAIMS that judge this project's own targets, not a claim of the proposal or a paper: shown with the
+# claims, never counted among them (`fastdiff.studies.common.PROJECT_TARGETS`)
+TARGETS = tuple(key for study, key in sorted(PROJECT_TARGETS) if study == STUDY)
 
 
 def measured_for_claims(*, ladder_rows: list[dict], arch_rows: list[dict], ddp: dict | None,

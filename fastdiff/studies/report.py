@@ -13,12 +13,12 @@ import matplotlib.pyplot as plt
 
 from .. import plotting
 from ..files import atomic_write, atomic_write_text
+from ..measure.pareto import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
 from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
-from . import performance_claims
+from .common import PROJECT_TARGETS
 from .report_claims import beside_base
 from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
-from ..measure.pareto import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
 from .sr_map import SR_METRICS
 
 
@@ -41,7 +41,7 @@ def gather_verdicts(root: str | Path = "results", *, on_error: str = "raise") ->
 
 
 # (study, key) of the verdict rows that judge this project's own targets, not a paper's claims
-TARGETS = {(performance_claims.STUDY, key) for key in performance_claims.TARGETS}
+TARGETS = PROJECT_TARGETS
 
 
 def is_target(row: dict) -> bool:
