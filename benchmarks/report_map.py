@@ -8,7 +8,8 @@ LR-PSNR on the same LR inputs.
 
 The digits map measures 1000-step DDPM on ``--n`` samples (minutes on a CPU), which is why notebook 07 reads this
 file rather than measuring again. Every point of a map is timed side by side in one interleaved run. Run it on an
-idle machine. Writes <out>/<cpu|cuda>/report_map.json.
+idle machine. Writes <out>/<cpu|cuda>/report_map.json; each part records the machine (label, CPU flags) and the date
+it was measured on, so a part kept from an earlier run keeps its own.
 """
 from __future__ import annotations
 
@@ -42,9 +43,14 @@ def main(argv=None) -> int:
         p.error(f"--parts must name digits and/or sr, got {args.parts!r}")
     path = args.out / device.type / "report_map.json"
     result = json.loads(path.read_text()) if path.is_file() and parts != {"digits", "sr"} else {}
-    result.update({"benchmark": "report_map", "cpu": cpu_features()})
+    kept_cpu = result.pop("cpu", None)       # an older file's one record of the CPU: it goes with the parts kept
+    for part in ("digits", "sr"):
+        if part not in parts and part in result and kept_cpu is not None:
+            for piece in ([result[part]] if part == "digits" else result[part].values()):
+                piece.setdefault("cpu", kept_cpu)
+    result["benchmark"] = "report_map"
     env = environment(device)
-    stamp = {"environment": env, "utc": env["utc"]}
+    stamp = {"environment": env, "utc": env["utc"], "cpu": cpu_features()}     # each part names its own machine
     if "digits" in parts:
         measure_digits(result, args, device, stamp)
     if "sr" in parts:
