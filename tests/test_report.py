@@ -103,7 +103,7 @@ def test_a_backup_copy_stops_the_report_or_is_counted_once_with_a_warning(tmp_pa
     assert f"cpu/{copy} and " in err and "00_diffusion_basics-quick.json are both study '00_diffusion_basics'" in err
     assert "--skip-damaged" in err and len(err.splitlines()) == 1
     code, out, err = report(root, capsys, "--skip-damaged")
-    assert code == 0 and "3 reproduced, 1 contradicted" in out                 # 4 claims, not 8
+    assert code == 0 and "2 reproduced, 1 contradicted, 1 by construction" in out      # 4 claims, not 8
     assert f"fastdiff report: warning: skipped 1 duplicate results file: {root}/cpu/{copy}" in err
     assert (tmp_path / "out" / "claims.csv").read_text().count("\n00_diffusion_basics,") == 4
 
