@@ -373,22 +373,19 @@ def sanity_not_testable(records: list[dict]) -> dict[str, str]:
     return sr_sanity.not_testable(CLAIM_MODELS, records)
 
 
-def measured_for_claims(rows: list[dict], *, steps: int, bench: dict | None, device: str) -> dict:
-    """The numbers the claims read: each model's PSNR/SSIM/seam score from ``rows`` (own settings), and the
-    1- and 2-process times of the larger size from the benchmark's result (`fastdiff.swin_torchrun`)."""
-    m = {"steps": steps, "device": device}
-    for r in rows:
-        m[f"{r['model']} PSNR"], m[f"{r['model']} SSIM"] = r.get("PSNR"), r.get("SSIM")
-        m[f"{r['model']} seam"] = r.get("seam score")
-    m = {k: v for k, v in m.items() if v is not None}
-    if bench:
-        large = max(bench["sizes"], key=int)
-        per = bench["sizes"][large]
-        if "1" in per and "2" in per:
-            m.update({"large size": int(large), "1-process s per image (large)": per["1"]["seconds per image"],
-                      "2-process s per image (large)": per["2"]["seconds per image"],
-                      "shared cores": bench.get("shared cores", False)})
-    return m
+def bench_for_claims(bench: dict | None) -> dict:
+    """What the two-devices claim reads: the 1- and 2-process times of the larger size from this run's benchmark
+    (`fastdiff.swin_torchrun.benchmark`), with the machine it ran on; empty without a benchmark. The quality claims
+    read the committed measurement (`patch_parallel_sr_quality.measured_for_claims`)."""
+    if not bench:
+        return {}
+    large = max(bench["sizes"], key=int)
+    per = bench["sizes"][large]
+    if "1" not in per or "2" not in per:
+        return {}
+    return {"large size": int(large), "1-process s per image (large)": per["1"]["seconds per image"],
+            "2-process s per image (large)": per["2"]["seconds per image"],
+            "shared cores": bench.get("shared cores", False), "device": per["1"].get("device", "")}
 
 
 def collect_results(run, *, dataset: str, weights: str, rows: list[dict], time_table: list[dict],

@@ -138,9 +138,8 @@ CLAIM_GAPS = [("PSNR", study.MAIN, "no shift"), ("SSIM", study.MAIN, "no shift")
 
 def measured_for_claims(data: dict, *, bench: dict | None = None) -> dict:
     """What the claims read: the paired gaps (`study.gap_key`) over the measured images, with the measurement's
-    device; the 1- and 2-process times from this run's benchmark (`study.measured_for_claims`), if any."""
-    bench_device = next(iter(next(iter(bench["sizes"].values())).values())).get("device", "") if bench else ""
-    m = study.measured_for_claims([], steps=data["steps"], bench=bench, device=bench_device)
+    device; the 1- and 2-process times from this run's benchmark (`study.bench_for_claims`), if any."""
+    m = {"steps": data["steps"], **study.bench_for_claims(bench)}
     m["quality device"] = f"measured on {data['environment']['device']}"
     scores = data["per_image"]
     for metric, a, b in CLAIM_GAPS:
