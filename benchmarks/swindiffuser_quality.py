@@ -6,8 +6,9 @@ sanity checks (8 samples of each of the first --sanity-n patches per model).
     python benchmarks/swindiffuser_quality.py [--steps 100] [--sanity-n 16] [--n 0] [--models A,B [--merge]]
                                               [--out results]
 
-Writes <out>/<cpu|cuda>/swindiffuser_quality.json with the machine, the date and each model's zoo sha256. About 35
-minutes on 2 CPU cores; quality does not depend on what else runs, but give it the cores.
+Writes <out>/<cpu|cuda>/swindiffuser_quality.json with the machine, the date and each model's zoo sha256, and its own
+wall time (the committed one: 59 min on a 2-core AMD EPYC with a training run beside it). Quality does not depend on
+what else runs, but give it the cores.
 """
 from __future__ import annotations
 
