@@ -93,24 +93,33 @@ def plot_time_vs_steps(rows: list[dict], *, ax=None, title: str = "sampling time
 
 def plot_fd_vs_steps(rows: list[dict], *, metric: str = "FD (LeNet-MNIST)", ax=None, title: str | None = None):
     """FD against the number of sampling steps (log x), with the real-data floor (the row whose ``steps`` is
-    None) as a dashed line, and the time per image on a second axis."""
+    None) as a dashed line, the 95% intervals where rows have ``low``/``high`` (the floor's as a grey band), and
+    the time per image on a second axis where rows have ``ms_per_image``."""
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]
     floor = [r for r in rows if r["steps"] is None]
     pts = [r for r in rows if r["steps"] is not None]
-    ax.plot([r["steps"] for r in pts], [r[metric] for r in pts], "o-", label=f"{metric}, samples")
+    x, y = [r["steps"] for r in pts], [r[metric] for r in pts]
+    if all("low" in r for r in pts):
+        ax.errorbar(x, y, yerr=[[v - r["low"] for v, r in zip(y, pts)], [r["high"] - v for v, r in zip(y, pts)]],
+                    fmt="o-", capsize=3, label=f"{metric}, samples (95% interval)")
+    else:
+        ax.plot(x, y, "o-", label=f"{metric}, samples")
     for r in floor:
         ax.axhline(r[metric], ls="--", color="grey", label=f"{metric}, {r['source']}")
+        if "low" in r:
+            ax.axhspan(r["low"], r["high"], color="grey", alpha=0.15)
     ax.set(xscale="log", xlabel="DDIM steps", ylabel=f"{metric} (lower is better)")
     from matplotlib.ticker import FixedLocator, NullLocator, ScalarFormatter
     ax.xaxis.set_major_locator(FixedLocator([r["steps"] for r in pts]))   # one labelled tick per measured count
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_title(title or metric, fontsize=9)
-    ax2 = ax.twinx()
-    ax2.plot([r["steps"] for r in pts], [r["ms_per_image"] for r in pts], "s:", color="tab:orange",
-             label="ms per image")
-    ax2.set(ylabel="ms per image", yscale="log")
-    lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
+    lines = ax.get_legend_handles_labels()[0]
+    if all("ms_per_image" in r for r in pts):
+        ax2 = ax.twinx()
+        ax2.plot(x, [r["ms_per_image"] for r in pts], "s:", color="tab:orange", label="ms per image")
+        ax2.set(ylabel="ms per image", yscale="log")
+        lines += ax2.get_legend_handles_labels()[0]
     ax.legend(lines, [h.get_label() for h in lines], fontsize=8, loc="upper center")
     ax.figure.tight_layout()
     return ax

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import warnings
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -19,6 +20,8 @@ def _jsonable(obj):
         return obj.tolist()
     if isinstance(obj, (torch.device, torch.dtype, Path)):
         return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):     # e.g. an Estimate: its fields
+        return dataclasses.asdict(obj)
     raise TypeError(f"cannot write {type(obj).__name__} to JSON")
 
 

