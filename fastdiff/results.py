@@ -55,6 +55,7 @@ METRICS: dict[str, str] = {
     "GFLOPs per call": "GFLOP",
     "parameter ratio": "x",
     "fool rate": "",
+    "digit accuracy": "",
     "training time": "s",
     "final training loss": "",
     "border deviation": "",

@@ -173,6 +173,14 @@ def grade_interval(reproduced: bool | None, partly: bool | None = False) -> str:
     return "partly" if partly else "inconclusive" if partly is None else "contradicted"
 
 
+def shown(x, decimals: int | None = None) -> str:
+    """A number a rule read, in words: an `Estimate` with its interval ("1.47 [1.31, 1.62]"), a plain number
+    (a paper's, a count) with ``decimals`` (default 2)."""
+    if hasattr(x, "format"):
+        return x.format(decimals)
+    return f"{x:.{2 if decimals is None else decimals}f}"
+
+
 def verdict_lines(rows: list[dict]) -> list[str]:
     """One line per claim, as every study notebook closes: the verdict in capitals, the claim, our number."""
     return [f"{r['verdict'].upper():>17}  {r['claim']} — ours: {r['ours']}" for r in rows]

@@ -214,7 +214,10 @@ def test_super_resolve_start_noise_does_not_depend_on_batch_size_and_metrics_hav
     assert torch.allclose(a[0], b[0], atol=1e-5)
     rows, _ = sr_eval.metrics_table({"small": model}, hr, sched, scale=4, steps=3, device="cpu")
     assert [r["model"] for r in rows] == ["bicubic (no model)", "small"]
-    assert set(rows[0]) == {"model", "PSNR", "SSIM", "LPIPS", "LR-PSNR"} and rows[0]["LR-PSNR"] > 30
+    assert set(rows[0]) == {"model", "PSNR", "SSIM", "LPIPS", "LR-PSNR", "per image", "intervals"}
+    assert rows[0]["LR-PSNR"] > 30 and len(rows[0]["per image"]["PSNR"]) == len(hr)
+    e = rows[1]["intervals"]["PSNR"]
+    assert e.low <= rows[1]["PSNR"] <= e.high and e.n == len(hr)
     grid = sr_eval.steps_grid({"small": model}, lr[:1], sched, (2, 4), device="cpu")
     assert set(grid["small"]) == {2, 4} and grid["small"][4].shape == (1, 3, 16, 16)
 
@@ -258,3 +261,21 @@ def test_the_quality_set_drawn_differently_is_still_held_out():
     table, _ = vggsr.validation_set(P, seed=0, draw=1)
     assert not any(tuple(row.tolist()) in seen for row in table.flatten(1))
     assert not torch.equal(curve, table)
+
+
+def test_the_sr_table_with_intervals_becomes_results_rows_and_a_display(tmp_path):
+    """Every metric of the SR table carries its interval into the results rows (the digit accuracy a Wilson one)
+    and the notebook's display shows them."""
+    from fastdiff.measure.intervals import mean_interval, proportion_interval
+    from fastdiff.studies.common import setup
+    run = setup("99_test", profile="smoke", device="cpu", dtype="fp32", output_dir=tmp_path, quiet=True)
+    per = {"PSNR": [20.0, 21.0, 22.0], "SSIM": [0.5, 0.6, 0.7], "LR-PSNR": [30.0, 31.0, 32.0]}
+    row = {"model": "small", "PSNR": 21.0, "SSIM": 0.6, "LPIPS": None, "LR-PSNR": 31.0, "FD (LeNet-MNIST)": 5.0,
+           "digit accuracy": 2 / 3, "per image": per,
+           "intervals": {**{k: mean_interval(v) for k, v in per.items()}, "digit accuracy": proportion_interval(2, 3)}}
+    res = sreval.collect_results(run, dataset="d", weights="w", params_paper=[], forward=[], trained={},
+                                 metrics=[row], eval_n=3, eval_steps=2, timing_batch=1)
+    got = {r.metric: r for r in res.rows}
+    assert got["digit accuracy"].interval.startswith("Wilson") and got["PSNR"].low <= 21.0 <= got["PSNR"].high
+    shown = sreval.sr_display([row])
+    assert shown.loc["small", "n"] == 3 and "[" in shown.loc["small", "PSNR"]

@@ -68,13 +68,20 @@ def sr_metrics(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor, *, device="
 def metrics_table(models: dict[str, nn.Module], hr: torch.Tensor, schedule: Schedule, *, scale: int, steps: int,
                   device, dtype: torch.dtype = torch.float32, seed: int = 0) -> tuple[list[dict], dict]:
     """PSNR, SSIM, LPIPS and LR-PSNR of every model's outputs on ``hr``'s LR images (``steps`` ancestral steps,
-    the same noise for all), with bicubic upsampling as the first row. Returns (rows, {name: SR images})."""
+    the same noise for all), with bicubic upsampling as the first row; each row also keeps every image's PSNR,
+    SSIM and LR-PSNR ("per image") and their means with 95% bootstrap intervals ("intervals": {metric: Estimate}),
+    so that two rows compare paired (`paired_difference_interval`). Returns (rows, {name: SR images})."""
+    from .intervals import mean_interval
     lr = downsample(hr, scale)
     outputs = {"bicubic (no model)": bicubic(lr, scale)}
     for name, model in progress_bar(models.items(), desc="SR metrics", total=len(models)):
         outputs[name] = super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, seed=seed,
                                       size=hr.shape[-1])
-    rows = [{"model": name, **sr_metrics(sr, hr, lr, device=device)} for name, sr in outputs.items()]
+    rows = []
+    for name, sr in outputs.items():
+        each = per_image_metrics(sr, hr, lr)
+        rows.append({"model": name, **sr_metrics(sr, hr, lr, device=device), "per image": each,
+                     "intervals": {k: mean_interval(v) for k, v in each.items()}})
     return rows, outputs
 
 

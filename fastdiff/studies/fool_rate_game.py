@@ -3,13 +3,14 @@ The game itself lives in `fastdiff.measure.foolrate` (logic), `fastdiff.measure.
 `fastdiff.measure.foolrate_widget` (the widget)."""
 from __future__ import annotations
 
+from .. import papers
 from ..checks import check_bool, check_int, check_number
 from ..measure.foolrate import with_paper_rates
 from ..results import Results
 
 # VGG-SR paper, Fig. 8 / Sec. 4.5: FFHQ 32x32 -> 128x128, 10 participants, 2000 denoising steps. The paper gives
 # neither the number of trials nor intervals.
-PAPER_FOOL_RATES = {"original (66M)": 0.40, "small + VGG (9M)": 0.36, "small (9M)": 0.32}
+PAPER_FOOL_RATES = {p.variant: p.value / 100 for p in papers.numbers("01_vgg_conditioned_sr", metric="fool rate")}
 PAPER_SOURCE = "VGG-SR paper, Fig. 8: FFHQ 32->128, 10 participants, 5 s per trial"
 PAPER_SHOW_SECONDS = 5.0
 # The game runs no model; the profiles differ only in session length and the size of the offline demo.

@@ -4,7 +4,7 @@ point's own baseline (the same model and sampler without the method) for the res
 from __future__ import annotations
 
 from ..results import Results
-from ..verdicts import Claim, need
+from ..verdicts import Claim, all_of, grade_interval, holds, need, shown
 from .speed_quality_map import METRIC, TIME
 from .sr_map import SR_METRICS
 
@@ -12,26 +12,37 @@ STUDY = "07_report"
 PAPER_SOURCE = "DeepCache (Ma et al. 2024), DPM-Solver++ (Lu et al. 2022), EDM (Karras et al. 2022)"
 
 
-def _within(fd: float, ref: float) -> tuple[str, str]:
-    rise = fd / ref - 1
-    verdict = "reproduced" if rise <= 0.10 else "partly" if rise <= 0.25 else "contradicted"
-    return verdict, f"{100 * rise:+.0f}% FD"
+def _within(fd, ref) -> tuple[str, str]:
+    """FD within 10% of the reference's (partly: 25%), read on the ratio's interval where the numbers carry one
+    (an `Estimate` ratio, or two estimates whose intervals bound it): inconclusive on a straddle."""
+    ratio = fd / ref if not hasattr(fd, "low") else _ratio(fd, ref)
+    verdict = grade_interval(holds(ratio, 1.10), holds(ratio, 1.25))
+    value = getattr(ratio, "value", ratio)
+    return verdict, f"{100 * (value - 1):+.0f}% FD"
+
+
+def _ratio(a, b):
+    """a / b with the interval the two intervals bound (unpaired: the widest reading)."""
+    from ..measure.intervals import Estimate
+    lo_b, hi_b = getattr(b, "low", b), getattr(b, "high", b)
+    return Estimate(a.value / getattr(b, "value", b), a.low / hi_b, a.high / lo_b if lo_b > 0 else float("inf"),
+                    a.n, "ratio of two intervals")
 
 
 def _claims() -> list[Claim]:
     def deepcache(m):
         speed, ratio = need(m, "deepcache speed-up", "deepcache FD ratio")
-        ok_speed, ok_fd = speed >= 1.5, ratio <= 1.5
-        verdict = "reproduced" if ok_speed and ok_fd else "partly" if speed >= 1.2 or ok_fd else "contradicted"
-        return verdict, f"{speed:.2f}x, FD {m['deepcache FD']:.2f} vs {m['ddim100 FD']:.2f} ({ratio:.2f}x)", \
-            "N=5 against 100-step DDIM on the same U-Net, timed side by side"
+        kept = holds(ratio, 1.5)
+        verdict = grade_interval(all_of(speed >= 1.5, kept), all_of(speed >= 1.2, kept))
+        return verdict, f"{speed:.2f}x, FD {shown(m['deepcache FD'])} vs {shown(m['ddim100 FD'])} " \
+            f"({shown(ratio)}x)", "N=5 against 100-step DDIM on the same U-Net, timed side by side"
 
     def solver(key, label):
         def rule(m):
             fd, ref = need(m, f"{key} FD", "reference FD")
             verdict, ours = _within(fd, ref)
-            return verdict, f"{label}: FD {fd:.2f} vs {ref:.2f} for DDPM 1000 ({ours}), {m[f'{key} speed-up']:.0f}x " \
-                            f"faster", "same U-Net, same x_T"
+            return verdict, f"{label}: FD {shown(fd)} vs {shown(ref)} for DDPM 1000 ({ours}), " \
+                            f"{m[f'{key} speed-up']:.0f}x faster", "same U-Net, same x_T"
         return rule
 
     return [
@@ -39,17 +50,18 @@ def _claims() -> list[Claim]:
               "quality cost", "DDPM CIFAR-10, 100-step DDIM, N=5: 1.85x, FID 5.73 vs 4.19 (Ma et al. 2024, Table 3)",
               "time per image and FD (LeNet-MNIST) of DeepCache N=5 against plain 100-step DDIM, same U-Net",
               "reproduced: >= 1.5x with FD at most 1.5x the plain run's (the paper's FID rose 1.37x); partly: "
-              ">= 1.2x or the FD bound met; contradicted otherwise", deepcache),
+              ">= 1.2x with the same FD bound; contradicted otherwise; inconclusive where an interval straddles the "
+              "FD bound", deepcache),
         Claim("dpm-solver", "DPM-Solver++(2M) gives high-quality samples in 15 to 20 steps",
               "15-20 steps (Lu et al. 2022, abstract)",
               "FD of DPM-Solver++(2M) at 20 steps against 1000-step ancestral DDPM, same U-Net",
-              "reproduced: FD within 10% of DDPM 1000's; partly: within 25%; contradicted otherwise",
-              solver("dpm20", "DPM-Solver++(2M) 20")),
+              "reproduced: FD within 10% of DDPM 1000's; partly: within 25%; contradicted otherwise; inconclusive "
+              "where an interval straddles a bound", solver("dpm20", "DPM-Solver++(2M) 20")),
         Claim("heun", "Heun's method on Karras sigmas reaches converged quality in about 35 evaluations",
               "18 steps, 35 NFE on CIFAR-10 (Karras et al. 2022, EDM)",
               "FD of Heun (Karras) at 20 steps (39 NFE, the nearest point measured) against DDPM 1000, same U-Net",
-              "reproduced: FD within 10% of DDPM 1000's; partly: within 25%; contradicted otherwise",
-              solver("heun20", "Heun (Karras) 20, 39 NFE")),
+              "reproduced: FD within 10% of DDPM 1000's; partly: within 25%; contradicted otherwise; inconclusive "
+              "where an interval straddles a bound", solver("heun20", "Heun (Karras) 20, 39 NFE")),
     ]
 
 

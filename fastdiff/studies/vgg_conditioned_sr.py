@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .. import papers
 from .. import zoo
 from ..checks import check_bool
 from ..data import SRPairs, downsample, load_dataset, mnist_split
@@ -29,8 +30,10 @@ from ..unet import UNetConfig, build_unet
 from ..recipes import Recipe, slug
 
 # The paper's figures (text of Secs. 3.1, 4.5, 4.6; Figs. 3 and 10 have no numbers we could read off).
-PAPER_PARAMETERS = {"original": 66e6, "half": 33e6, "small": 9e6}
-PAPER_SPEEDUP_SMALL_VS_ORIGINAL = 1.77      # average single forward pass, Fig. 9 (GPU not named beyond A100 training)
+# the paper's numbers (`fastdiff.papers`): parameters (Sec. 3.1) and the average single forward pass (Fig. 9, GPU not
+# named beyond A100 training)
+PAPER_PARAMETERS = {v: 1e6 * papers.value("01_vgg_conditioned_sr", v, "parameters") for v in ("original", "half", "small")}
+PAPER_SPEEDUP_SMALL_VS_ORIGINAL = papers.value("01_vgg_conditioned_sr", "small vs original", "speed-up")
 PAPER_STEPS = (50, 100, 200, 500, 1000, 2000)  # Fig. 10 columns
 PAPER_SETUP = "FFHQ 32->128, 55k training images, 500k iterations at batch 128 on one A100, L1 noise loss"
 

@@ -14,12 +14,14 @@ from ..diffusion import Schedule
 from ..measure import foolrate, game_images, sr_sanity
 from ..measure.bench import count_flops, interleaved, measure
 from ..measure.lenet import digit_accuracy
-from ..measure.metrics import LeNetFD, psnr
+from ..measure.intervals import fd_interval, paired_difference_interval, proportion_interval
+from ..measure.metrics import psnr
+from ..measure.seed_spread import lenet_features
 from ..measure.sr_eval import bicubic, metrics_table, super_resolve
 from ..methods.vgg_features import VGGFeatureFusion
 from ..results import Results
 from ..sampling import prepare_condition
-from ..verdicts import Claim, grade, need, verdict_lines, within
+from ..verdicts import Claim, all_of, grade, grade_interval, holds, need, shown, verdict_lines, within
 from .vgg_conditioned_sr import (PAPER_PARAMETERS, PAPER_SETUP, PAPER_SPEEDUP_SMALL_VS_ORIGINAL, PAPER_WIDTHS,
                                  SRProfile, Widths, build_variant, trainable_parameters)
 
@@ -108,7 +110,12 @@ def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict]
             if r.get(metric) is not None:
                 method = "bicubic" if r["model"].startswith("bicubic") else \
                     ("VGG features" if "VGG" in r["model"] else "SR3 variants")
-                res.add(method, r["model"], metric, r[metric], n=eval_n, steps=eval_steps)
+                res.add(method, r["model"], metric, r.get("intervals", {}).get(metric, r[metric]), n=eval_n,
+                        steps=eval_steps)
+        for metric in ("FD (LeNet-MNIST)", "digit accuracy"):
+            if r.get("intervals", {}).get(metric) is not None:
+                res.add("real data" if r["model"].startswith("real") else "SR3 variants", r["model"], metric,
+                        r["intervals"][metric], steps=eval_steps, uncorrected=r[metric])
     return res
 
 
@@ -122,13 +129,47 @@ def sr_table(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProf
     rows, outputs = metrics_table(models, hr, schedule, scale=profile.scale, steps=profile.eval_steps, device=device,
                                   dtype=dtype, seed=seed)
     if labels is not None and reference is not None:
-        fd = LeNetFD(reference, device=device)
+        features, ref_stats = lenet_features(reference, device=device)
         outputs = {"real HR (floor)": hr, **outputs}
-        rows = [{"model": "real HR (floor)", "PSNR": None, "SSIM": None, "LPIPS": None, "LR-PSNR": None}] + rows
+        rows = [{"model": "real HR (floor)", "PSNR": None, "SSIM": None, "LPIPS": None, "LR-PSNR": None,
+                 "per image": {}, "intervals": {}}] + rows
         for r in rows:
-            r["FD (LeNet-MNIST)"] = fd(outputs[r["model"]])
-            r["digit accuracy"] = digit_accuracy(outputs[r["model"]], labels)
+            fd = fd_interval(features(outputs[r["model"]]), ref_stats)
+            acc = digit_accuracy(outputs[r["model"]], labels)
+            r["FD (LeNet-MNIST)"], r["digit accuracy"] = fd.uncorrected, acc
+            r["intervals"].update({"FD (LeNet-MNIST)": fd,
+                                   "digit accuracy": proportion_interval(round(acc * len(labels)), len(labels))})
     return rows, outputs
+
+
+def sr_display(rows: list[dict]):
+    """The SR table for the notebook: each metric's mean with its 95% interval (bootstrap over the images; Wilson
+    for the digit accuracy; FD bias-corrected, its plug-in value in the column "FD plug-in") and n."""
+    import pandas as pd
+    out = []
+    for r in rows:
+        shown = {"model": r["model"]}
+        for metric in ("PSNR", "SSIM", "LR-PSNR", "LPIPS", "FD (LeNet-MNIST)", "digit accuracy"):
+            e = r.get("intervals", {}).get(metric)
+            shown[metric] = e.format(3 if metric in ("SSIM", "digit accuracy") else 2) if e is not None else \
+                (None if r.get(metric) is None else round(r[metric], 3))
+        if r.get("FD (LeNet-MNIST)") is not None:
+            shown["FD plug-in"] = round(r["FD (LeNet-MNIST)"], 2)
+        shown["n"] = next((e.n for e in r.get("intervals", {}).values()), None)
+        out.append(shown)
+    return pd.DataFrame(out).set_index("model").dropna(axis=1, how="all")
+
+
+def paired_gaps(rows: list[dict], pairs=(("original", "small"), ("small + VGG (concat)", "bicubic (no model)"),
+                                          ("small + VGG (add)", "small")), metric: str = "PSNR") -> dict:
+    """{"a|b": mean(metric_a - metric_b) over the same images with its paired bootstrap interval}, for the pairs
+    whose rows are there (both sampled from the same noise and LR images)."""
+    per = {r["model"]: r.get("per image", {}).get(metric) for r in rows}
+    return {f"{a}|{b}": paired_difference_interval(per[a], per[b]) for a, b in pairs if per.get(a) and per.get(b)}
+
+
+def _paired(e) -> str:
+    return f" (paired, n={e.n})" if hasattr(e, "n") else ""
 
 
 def _claims():
@@ -163,18 +204,22 @@ def _claims():
 
     def concat(m):
         add, cat = need(m, "final val PSNR:small + VGG (add)", "final val PSNR:small + VGG (concat)")
-        cat_psnr, bicubic = need(m, "PSNR:small + VGG (concat)", "PSNR:bicubic (no model)")
-        learned, add_better = cat_psnr > bicubic + 0.1, add > cat + 0.1
-        verdict = grade(add_better and not learned, add_better)
-        return verdict, f"final val PSNR: add {add:.2f} vs concat {cat:.2f} dB; concat {cat_psnr:.2f} vs bicubic " \
-            f"{bicubic:.2f} dB on the held-out images", \
-            "concat " + ("learned, it did not fail" if learned else "did not beat bicubic upsampling") + \
-            ("; add learned better" if add_better else "; add did no better than concat")
+        gap = need(m, "PSNR gap:small + VGG (concat)|bicubic (no model)")
+        failed, add_better = holds(gap, 0.1, better="lower"), add > cat + 0.1
+        verdict = grade_interval(all_of(add_better, failed), add_better)
+        learned = {True: "did not beat bicubic upsampling", False: "learned, it did not fail",
+                   None: "its gap to bicubic straddles 0.1 dB"}[failed]
+        return verdict, f"final val PSNR: add {add:.2f} vs concat {cat:.2f} dB; concat - bicubic {shown(gap)} dB " \
+            f"on the held-out images{_paired(gap)}", \
+            f"concat {learned}" + ("; add learned better" if add_better else "; add did no better than concat")
 
     def bigger(m):
-        orig, small = need(m, "PSNR:original", "PSNR:small")
-        return (grade(orig > small + 0.1, orig >= small - 0.1), f"PSNR original {orig:.2f} vs small {small:.2f} dB",
-                f"at the same training budget ({m.get('steps', '?')} steps)")
+        gap = need(m, "PSNR gap:original|small")
+        verdict = grade_interval(holds(gap, 0.1, better="higher"),
+                                 all_of(holds(gap, -0.1, better="higher"), holds(gap, 0.1, better="lower")))
+        return verdict, f"PSNR original - small {shown(gap)} dB{_paired(gap)}", \
+            f"at the same training budget ({m.get('steps', '?')} steps)" + \
+            ("; the interval straddles a bound" if verdict == "inconclusive" else "")
     rules = {"params": params, "speed": speed, "converges": converges, "vgg-cost": vgg_cost, "concat": concat,
              "bigger-better": bigger, "fool-rate": lambda m: ("not testable here", "-", "")}
     return [Claim(key, *CLAIM_TEXT[key], rules[key]) for key in CLAIM_TEXT]
@@ -201,12 +246,15 @@ CLAIM_TEXT = {
     "concat": ("adding the features works, concatenating them does not",
                "concatenation 'failed to learn at all' (Sec. 4.1)",
                "final validation PSNR, add against concat; held-out PSNR of concat against bicubic upsampling",
-               "add better by > 0.1 dB and concat no more than 0.1 dB above bicubic: it failed to learn (partly: "
-               "concat learned, add better by > 0.1 dB; contradicted: concat within 0.1 dB of add or better)"),
+               "add better by > 0.1 dB and concat no more than 0.1 dB above bicubic (the paired interval of "
+               "concat - bicubic wholly below 0.1 dB): it failed to learn (partly: concat learned, add better by > "
+               "0.1 dB; contradicted: concat within 0.1 dB of add or better; inconclusive: the interval straddles "
+               "0.1 dB)"),
     "bigger-better": ("the original (66M) U-Net reaches better quality than the small one",
                       "original and half best in PSNR (Fig. 3)",
-                      "PSNR of the held-out SR outputs, original against small",
-                      "original better by > 0.1 dB (partly: equal within 0.1)"),
+                      "PSNR of the held-out SR outputs, original against small, paired over the same images",
+                      "original better by > 0.1 dB: the paired interval of original - small wholly above 0.1 "
+                      "(partly: wholly within ± 0.1 dB; inconclusive: it straddles a bound)"),
     "fool-rate": ("people are fooled by small + VGG nearly as often as by the original",
                   "fool rates 40% / 36% / 32% (Fig. 8, 10 participants)", "the fool-rate game (notebook 06)",
                   "within 10 points of the paper with n >= 50 per model"),
@@ -256,7 +304,8 @@ def measured_for_claims(*, params_paper: list[dict], forward: list[dict], curves
                 m[f"curve gain:{key}"] = sum(a) / len(a) - sum(b) / len(b)
     for r in sr_rows:
         if r.get("PSNR") is not None:
-            m[f"PSNR:{r['model']}"] = r["PSNR"]
+            m[f"PSNR:{r['model']}"] = r.get("intervals", {}).get("PSNR", r["PSNR"])
+    m.update({f"PSNR gap:{k}": e for k, e in paired_gaps(sr_rows).items()})
     if share:
         m.update({"vgg share %": share["vgg_share_percent"], "vgg share steps": share["steps"],
                   "vgg calls per sampling": share["vgg_calls_per_sampling"]})
@@ -331,7 +380,8 @@ def results_with_details(run, profile: SRProfile, *, data_name: str, n_train: in
                "parameters": {"paper_widths": params_paper, "this_profile": params_ours},
                "forward_timing": {"batch": profile.timing_batch, "size": 128, "rows": forward}, "weights": provenance,
                "curves": curves, "bicubic_val": bicubic_val,
-               "metrics": {"n": eval_n, "steps": profile.eval_steps, "rows": sr_rows}, "vgg_share": share,
+               "metrics": {"n": eval_n, "steps": profile.eval_steps,
+                           "rows": [{k: v for k, v in r.items() if k != "per image"} for r in sr_rows]}, "vgg_share": share,
                "game_dir": str(game_dir), "measured_for_claims": measured,
                "paper": {"parameters": PAPER_PARAMETERS, "speedup_small_vs_original": PAPER_SPEEDUP_SMALL_VS_ORIGINAL,
                          "fool_rates": paper_fool_rates, "setup": PAPER_SETUP}}
