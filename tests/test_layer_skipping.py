@@ -172,17 +172,17 @@ def test_skipping_model_trains_checkpoints_and_resumes_exactly(tmp_path):
     assert torch.equal(loaded(x, t, k=2), resumed["ema"].eval()(x, t, k=2))
 
 
-def test_study_tables_on_a_tiny_model():
-    from fastdiff.studies.adaptive_layer_skipping import SkippingProfile, quality_table, speed_table, table3
+def test_study_sampling_and_timing_table_on_a_tiny_model():
+    from fastdiff.measure.seed_spread import fixed_noise
+    from fastdiff.studies.adaptive_layer_skipping import SkippingProfile, sample_from, sample_many, speed_table
     schedule = make_schedule("linear")
     model = LayerSkippingUNet(unet3(), skip_type="zero").eval()
-    p = SkippingProfile(image_size=8, cs=(0, 2), quality_steps=3, quality_n=4, table3_steps=(2, 3),
-                        table3_etas=(0.0, 1.0), speed_steps=3, speed_batch=2)
-    score = lambda images: {"mean": float(images.mean())}  # noqa: E731  (the metric is tested elsewhere)
-    q = quality_table({"m": model}, schedule, score, (1, 8, 8), p, device=torch.device("cpu"), progress=False)
-    assert [(r["variant"], r["c"]) for r in q] == [("m", 0), ("m", 2)]
+    p = SkippingProfile(image_size=8, cs=(0, 2), quality_steps=3, speed_steps=3, speed_batch=2)
+    many = sample_many(model, schedule, c=2, n=5, steps=3, eta=1.0, image_shape=(1, 8, 8), device="cpu", batch_size=2)
+    # the same x_T as the FD measurement draws (fixed_noise), batch by batch with the same sampler seeds
+    assert torch.equal(many, sample_from(model, schedule, fixed_noise(5, (1, 8, 8)), c=2, steps=3, eta=1.0,
+                                         device="cpu", batch_size=2))
+    assert many.shape == (5, 1, 8, 8) and torch.isfinite(many).all()
     s = speed_table({"zero": model}, schedule, p, image_shape=(1, 8, 8), device=torch.device("cpu"), repeats=1,
                     progress=False)
     assert s[0]["time saved %"] == 0 and s[0]["FLOPs saved %"] == 0 and 0 < s[1]["FLOPs saved %"] < 100
-    t3 = table3({"m": (model, 2)}, schedule, score, (1, 8, 8), p, device=torch.device("cpu"), progress=False)
-    assert len(t3) == 4 and {r["steps"] for r in t3} == {2, 3}

@@ -9,16 +9,21 @@ import pytest
 import torch
 from torch import nn
 
+from fastdiff.measure.intervals import Estimate
 from fastdiff.results import Results
 from fastdiff.studies import adaptive_layer_skipping as skipping
+from fastdiff.studies import adaptive_layer_skipping_claims as skipping_claims
+from fastdiff.studies import adaptive_layer_skipping_fd as skipping_fd_module
 from fastdiff.studies import continuous_unet as cunet
 from fastdiff.studies import diffusion_basics as basics
+from fastdiff.studies import diffusion_basics_fd as basics_fd
 from fastdiff.studies import fool_rate_game, performance, performance_claims, report
 from fastdiff.studies import patch_parallel_sr_summary
 from fastdiff.studies import vgg_conditioned_sr as vggsr
 from fastdiff.studies import vgg_sr_evaluation as sreval
 from fastdiff.studies.common import real_floor, setup, weights_label
 from fastdiff.verdicts import verdict_lines
+from test_skipping_fd import fd as skipping_fd, section as skipping_section
 
 VERDICTS = [{"key": "a", "claim": "it is faster", "paper": "2x", "ours": "1.9x", "threshold": "", "verdict": "reproduced",
              "why": ""},
@@ -51,19 +56,48 @@ TIMING = [{"sampler": "DDPM", "steps": 1000, "eta": None, "ms_per_image": 812.4,
            "speedup": 1.0, "batch": 4, "repeats": 1},
           {"sampler": "DDIM", "steps": 50, "eta": 0.0, "ms_per_image": 40.25, "border_deviation": 0.05,
            "speedup": 20.2, "batch": 4, "repeats": 3}]
-FD_ROWS = [{"source": "real", "steps": None, "eta": None, "n": 8, "FD (LeNet-MNIST)": 1.23},
-           {"source": "DDIM 10", "steps": 10, "eta": 0.0, "n": 8, "FD (LeNet-MNIST)": 7.89, "ms_per_image": 5.0}]
-ETA_FD = [{"source": "DDIM 20, η=0", "steps": 20, "eta": 0.0, "n": 8, "FD (LeNet-MNIST)": 4.0, "ms_per_image": 9.0},
-          {"source": "DDIM 20, η=1", "steps": 20, "eta": 1.0, "n": 8, "FD (LeNet-MNIST)": 6.5, "ms_per_image": 9.0}]
+def _fd(value, n=1000):
+    return {"value": value, "low": value - 0.5, "high": value + 0.5, "n": n, "method": "bias-corrected bootstrap 95%",
+            "uncorrected": value + 2.0}
+
+
+KID = {"mean": 0.001, "std": 0.0005, "subset_size": 1000, "subsets": 100}
+FD_SECTION = {
+    "settings": {"ddim10": {"label": "DDIM 10 steps, eta 0", "sampling": {"sampler": "DDIM", "options": {"eta": 0.0},
+                                                                          "steps": 10}, "n": 1000, "fd": _fd(7.89),
+                            "kid": KID, "entry": "basics/quick-ddpm", "sha256": "a" * 64},
+                 "ddim10-eta1": {"label": "DDIM 10 steps, eta 1", "sampling": {"sampler": "DDIM",
+                                                                               "options": {"eta": 1.0}, "steps": 10},
+                                 "n": 1000, "fd": _fd(6.5), "kid": KID, "entry": "basics/quick-ddpm",
+                                 "sha256": "a" * 64}},
+    "floor": {"label": "real held-out digits (all 500)", "n": 500, "fd": _fd(1.23, 500), "kid": KID},
+    "pairs": {"ddim10|ddim10-eta1": {"a": "ddim10", "b": "ddim10-eta1", "n": 1000, "difference": _fd(1.39),
+                                     "ratio": _fd(1.21)}},
+    "missing": [], "n": 1000, "n_boot": 1000, "utc": "2026-12-06T01:00:00+00:00", "device": "CPU: test (1 thread)",
+    "reference": "4,500 digits"}
+LIVE = [{"source": "real held-out digits (n=8)", "steps": None, "eta": None, "n": 8, "FD (LeNet-MNIST)": 3.0,
+         "FD bias-corrected [95%]": Estimate(1.0, 0.0, 4.0, 8, "bias-corrected bootstrap 95%", 3.0)},
+        {"source": "DDIM 10 steps, η=0", "steps": 10, "eta": 0.0, "n": 8, "FD (LeNet-MNIST)": 12.0,
+         "FD bias-corrected [95%]": Estimate(20.0, 15.0, 25.0, 8, "bias-corrected bootstrap 95%", 12.0),
+         "ms_per_image": 5.0}]
 
 
 def test_basics_summary_prints_what_we_found(capsys):
-    basics.summary(timing=TIMING, fd_rows=FD_ROWS, eta_fd_rows=ETA_FD, verdicts=VERDICTS, fd_n=8)
+    basics.summary(timing=TIMING, fd=FD_SECTION, verdicts=VERDICTS)
     assert printed(capsys) == [
         "DDPM 1000 steps: 812 ms/image, border_deviation 0.012",
         "DDIM   50 steps (η=0):    40.2 ms/image,  20.2x faster (step ratio 20x), border_deviation 0.050",
-        "FD (LeNet-MNIST), n=8: real held-out digits 1.2 (the floor); DDIM 10: 7.9",
-        "η=0 at 20 steps: 4.0, η=1 at 20 steps: 6.5", *VERDICT_LINES]
+        "FD (LeNet-MNIST), bias-corrected [95%], committed: ddim10 7.89 [7.39, 8.39]; ddim10-eta1 6.50 [6.00, 7.00]; "
+        "real held-out digits 1.23 [0.73, 1.73]", *VERDICT_LINES]
+
+
+def test_basics_tables_from_the_committed_measurement():
+    curve = basics_fd.fd_curve(FD_SECTION)
+    assert [r["steps"] for r in curve] == [None, 10] and curve[1]["low"] == 7.39
+    eta = basics_fd.eta_table(FD_SECTION)
+    assert eta.loc[10, "FD(eta 0) - FD(eta 1), paired"] == "1.39 [0.89, 1.89]"
+    live = basics_fd.beside_committed(LIVE, FD_SECTION)
+    assert live["intervals overlap"].tolist() == [True, False]
 
 
 def test_basics_results_with_details(run):
@@ -72,12 +106,15 @@ def test_basics_results_with_details(run):
     unet_step = {"median_ms": 1.0, "repeats": 2, "batch_size": 4, "gflops": 0.1}
     res, details = basics.results_with_details(
         run, basics.get_profile("smoke"), info=info, model=nn.Linear(2, 3), n_reference=4500, timing=TIMING,
-        eta_rows=[], fd_rows=FD_ROWS, eta_fd_rows=ETA_FD, unet_step=unet_step, measured={"x": 1}, verdicts=VERDICTS)
+        eta_rows=[], fd_rows=LIVE, fd=FD_SECTION, unet_step=unet_step, measured={"x": 1}, verdicts=VERDICTS)
     assert isinstance(res, Results) and res.verdicts == VERDICTS and res.context["weights"] == "trained in this run"
     assert details["train"] == {"steps": 3, "batch_size": 4, "amp": "fp32", "seconds": 12.3, "final_loss": 0.5}
-    assert details["model"]["parameters"] == 9 and details["fd_vs_steps"]["reference"] == "4500 training digits"
-    assert details["fd_vs_steps"]["rows"] == FD_ROWS and details["fd_vs_steps"]["eta_rows"] == ETA_FD
-    assert sum(r.metric == "FD (LeNet-MNIST)" for r in res.rows) == 4      # the floor, DDIM 10 and both etas
+    assert details["model"]["parameters"] == 9 and details["fd_live"]["reference"] == "4500 training digits"
+    assert details["fd_committed"] is FD_SECTION and "FD bias-corrected [95%]" not in details["fd_live"]["rows"][0]
+    fd_rows = [r for r in res.rows if r.metric == "FD (LeNet-MNIST)"]
+    assert len(fd_rows) == 5                          # two live, two committed settings and the committed floor
+    assert all(r.low is not None for r in fd_rows)
+    assert {r.setting.get("measured on") for r in fd_rows} == {None, "CPU: test (1 thread)"}
 
 
 # ------------------------------------------------------------------------------------------------- 01
@@ -168,57 +205,80 @@ def test_vgg_sr_results_with_details(run):
 
 # ------------------------------------------------------------------------------------------------- 02
 
-FD = "FD (LeNet-MNIST)"
-QUALITY = [{"variant": v, "c": c, FD: fd} for v, fds in (("zero", (3.0, 4.5)), ("baseline", (2.0, float("nan"))))
-           for c, fd in zip((0, 2), fds)]
 SPEED = [{"skip type": s, "variant": s, "c": c, "median_ms": 10.0, "repeats": 1, "time saved %": saved,
           "FLOPs saved %": flops} for s in ("zero", "duplicate", "interpolate")
          for c, saved, flops in ((0, 0.0, 0.0), (2, 30.0, 40.0))]
+SKIPPING_FD = skipping_section({"zero-c0": skipping_fd(3.0, 2.8, 3.2), "zero-c2": skipping_fd(4.5, 4.0, 5.0),
+                                "plain-c0": skipping_fd(2.0, 1.9, 2.1)})
 
 
 def test_skipping_summary_prints_what_we_found(capsys):
-    skipping.summary(quality=QUALITY, metric=FD, speed=SPEED, verdicts=VERDICTS, variants=["zero", "baseline"],
-                     cs=(0, 2))
+    skipping_claims.summary(fd=SKIPPING_FD, speed=SPEED, verdicts=VERDICTS, variants=["zero", skipping.PLAIN],
+                            cs=(0, 2))
     assert printed(capsys) == [
-        "                        zero: FD (LeNet-MNIST) 3.0 at c=0, 4.5 at c=2",
-        "                    baseline: FD (LeNet-MNIST) 2.0 at c=0, n/a (no weights) at c=2",
+        "                        zero: FD 3.00 [2.80, 3.20] at c=0, 4.50 [4.00, 5.00] at c=2",
+        "   baseline (plain training): FD 2.00 [1.90, 2.10] at c=0, - at c=2",
         "       zero, c=2: 30.0% less sampling time (FLOPs predict 40.0%)",
         "  duplicate, c=2: 30.0% less sampling time (FLOPs predict 40.0%)",
         "interpolate, c=2: 30.0% less sampling time (FLOPs predict 40.0%)", *VERDICT_LINES]
 
 
-def test_skipping_table2_floor_and_results(run):
-    table = skipping.table2_beside_paper(SPEED)
+def test_skipping_tables_and_results(run):
+    table = skipping_claims.table2_beside_paper(SPEED)
     assert table.loc["zero", ("time saved % (measured)", 2)] == 30.0
     assert table.loc["zero", ("paper: time saved %", 2)] == skipping.PAPER_TABLE2_SPEEDUP["zero"][2]
+    quality = skipping_claims.quality_table(SKIPPING_FD, ["zero", skipping.PLAIN], (0, 2))
+    assert quality.loc["zero", "c = 2"] == "4.50 [4.00, 5.00]" and quality.loc[skipping.PLAIN, "c = 2"] == "-"
+    t3 = skipping_claims.table3(SKIPPING_FD, skipping.get_profile("quick"))
+    assert t3.loc[("baseline, c=0", "1"), "50 steps"] == "2.00 [1.90, 2.10]" and t3.shape == (4, 3)
     profile = skipping.get_profile("smoke")
-    floor = skipping.held_out_floor(profile, lambda x: {"n": len(x)}, seed=0)
-    assert floor == {"n": profile.quality_n}
-    res, details = skipping.results_with_details(
+    demo = [{"key": "zero-c2", "variant": "zero", "c": 2.0, "live": skipping_fd(5.0, 3.0, 7.0, n=100),
+             "committed": skipping_fd(4.5, 4.0, 5.0)}]
+    assert skipping_fd_module.demo_table(demo).loc["zero-c2"].tolist() == ["5.00 [3.00, 7.00]", "4.50 [4.00, 5.00]",
+                                                                          True]
+    res, details = skipping_claims.results_with_details(
         run, profile, n_train=50, levels=2, models={"zero": nn.Linear(1, 1)}, provenance={"zero": "trained"},
-        train_info={}, quality=QUALITY, metric=FD, floor=1.0, speed=SPEED, table3_rows=[], measured={},
-        verdicts=VERDICTS)
+        train_info={}, fd=SKIPPING_FD, demo=demo, speed=SPEED, measured={}, verdicts=VERDICTS)
     assert res.verdicts == VERDICTS and details["model"]["parameters"] == {"zero": 2}
     assert details["variants"]["zero"] == {"skip_type": "zero", "scheme": "consistent"}
     assert res.context["dataset"].startswith(f"{profile.dataset}, 50 training images")
+    fd_rows = [r for r in res.rows if r.metric == "FD (LeNet-MNIST)"]
+    assert [(r.variant, r.value, r.low, r.high, r.n) for r in fd_rows] == [
+        ("zero", 3.0, 2.8, 3.2, 1000), ("zero", 4.5, 4.0, 5.0, 1000), (skipping.PLAIN, 2.0, 1.9, 2.1, 1000),
+        ("zero (live demonstration)", 5.0, 3.0, 7.0, 100)]
+    assert fd_rows[0].setting["measured on"] == "a test CPU" and details["demo"][0]["live"]["n"] == 100
 
 
 # ------------------------------------------------------------------------------------------------- 03
 
 def test_continuous_unet_summary_and_results(capsys, run):
-    best = {"U-Net": {"steps": 50, "FD (LeNet-MNIST)": 3.14159}, "cU-Net": {"steps": 20, "FD (LeNet-MNIST)": 4.5}}
+    fd = lambda v, n=1000: Estimate(v, v - 0.25, v + 0.25, n, "bias-corrected bootstrap 95%", v + 2)  # noqa: E731
+    rows = [{"model": "real held-out digits", "steps": None, "n": 500, "key": "floor",
+             "FD (LeNet-MNIST)": fd(1.234, 500), "FD plug-in": 3.2, "KID": 0.001, "KID std": 0.002},
+            {"model": "cU-Net wo/A", "steps": 20, "n": 1000, "key": "cunet-wo-a-ddpm20", "FD (LeNet-MNIST)": fd(2.0),
+             "FD plug-in": 4.0, "KID": 0.002, "KID std": 0.001}]
+    measured = {"U-Net best FD": fd(3.14159), "U-Net best steps": 50, "U-Net steps like best": [30, 50],
+                "cU-Net best FD": 4.5, "cU-Net best steps": 20, "cU-Net steps like best": [20]}
     timing = [{"model": "cU-Net", "seconds per sample": 0.0625}, {"model": "U-Net", "seconds per sample": 0.5}]
-    cunet.summary(best=best, timing_rows=timing, floor=1.234, fd_n=64, verdicts=VERDICTS)
-    assert printed(capsys) == ["  U-Net: best FD 3.14 at 50 DDPM steps; 0.500 s per sample there",
-                               " cU-Net: best FD 4.50 at 20 DDPM steps; 0.062 s per sample there",
-                               "floor (real held-out digits, n=64): 1.23", *VERDICT_LINES]
-    ablation = [{"model": "real", "steps": None, "n": 4, "FD (LeNet-MNIST)": 1.0},
-                {"model": "cU-Net, no attention", "steps": 5, "n": 4, "FD (LeNet-MNIST)": 2.0}]
+    cunet.summary(measured=measured, timing_rows=timing, fd_rows=rows, verdicts=VERDICTS)
+    assert printed(capsys) == [
+        "  U-Net: best FD 3.14 [2.89, 3.39] at 50 DDPM steps (within noise: {30, 50}); 0.500 s per sample there",
+        " cU-Net: best FD 4.50 at 20 DDPM steps (within noise: {20}); 0.062 s per sample there",
+        "floor (real held-out digits, n=500): 1.23 [0.98, 1.48]", *VERDICT_LINES]
+    live = [{"model": "U-Net", "steps": 50, "n": 100, "FD (LeNet-MNIST)": fd(3.5, 100), "ms per sample": 9.0}]
+    section = {"device": "a test CPU", "utc": "2026-01-02T03:04:05+00:00"}
     res, details = cunet.results_with_details(run, n_train=10, provenance={"U-Net": "zoo"}, train_info={},
-                                              params_cpu=[], params_paper=[], fd_rows=[], ablation_rows=ablation,
-                                              timing_rows=[], solver_rows=[], measured={}, verdicts=VERDICTS)
-    assert [r.variant for r in res.rows] == ["cU-Net, no attention"]   # the ablations' floor row is not repeated
-    assert details["ablations"] == ablation and res.context["weights"] == "U-Net: zoo"
+                                              params_cpu=[], params_paper=[], fd_rows=rows, timing_rows=[],
+                                              solver_rows=[], measured=measured, verdicts=VERDICTS, live_rows=live,
+                                              fd=section)
+    assert [r.variant for r in res.rows] == ["real held-out digits", "cU-Net wo/A", "U-Net (live)"]
+    ablation = res.rows[1]
+    assert (ablation.low, ablation.high, ablation.n) == (1.75, 2.25, 1000)
+    assert ablation.setting["measured on"] == "a test CPU" and ablation.setting["kid"] == 0.002
+    assert res.rows[2].n == 100 and "measured on" not in res.rows[2].setting
+    assert details["measured_for_claims"]["U-Net best FD"]["low"] == pytest.approx(2.89159)
+    assert details["fd_live"][0]["FD (LeNet-MNIST)"]["n"] == 100 and res.context["weights"] == "U-Net: zoo"
+    json.dumps(details)                                                   # no Estimate left in the details
 
 
 # ------------------------------------------------------------------------------------------------- 04
@@ -270,6 +330,25 @@ def test_performance_summary_prints_what_we_found(capsys):
     assert printed(capsys) == lines + ["fastdiff vs diffusers, best vs best: 1.50x (a GPU)", *VERDICT_LINES]
     performance_claims.summary(digits_ladder=LADDER, arch_rows=ARCH, compare=None, floor=1.0, verdicts=VERDICTS)
     assert printed(capsys) == lines + VERDICT_LINES
+
+
+def test_performance_summary_and_results_carry_the_fd_intervals(capsys, run):
+    def est(v, n=1000):
+        return Estimate(v, v - 0.1, v + 0.1, n, "bias-corrected bootstrap 95%")
+    ladder = [{**LADDER[0], "FD (LeNet-MNIST)": est(3.0)},
+              {**LADDER[1], "FD (LeNet-MNIST)": est(3.5), "FD / fp32": est(1.2)}]
+    performance_claims.summary(digits_ladder=ladder, arch_rows=[], compare=None, floor=est(1.0), verdicts=[])
+    assert printed(capsys) == ["digits U-Net: fastest rung 'bf16', 2.00x fp32, FD 3.50 [3.40, 3.60] vs 3.00 [2.90, "
+                               "3.10], ratio 1.20 [1.10, 1.30] (floor 1.00 [0.90, 1.10])"]
+    cifar = {"rows": [], "libraries": [], "device": "", "source": "not run (cifar10=skip)", "bench": None}
+    res, details = performance_claims.results_with_details(
+        run, provenance={"baseline": "zoo"}, train_info={}, roofs={}, digits_ladder=ladder, cifar=cifar,
+        compare=None, digits_roof={}, arch_rows=[], ddp=None, measured={}, verdicts=VERDICTS, ddim_steps=2,
+        fd={"n": 1000}, fd_device="CPU: X, AVX2 (1 thread)", fd_source="the FD measurement")
+    fd_rows = [r for r in res.rows if r.metric == "FD (LeNet-MNIST)"]
+    assert [(r.value, r.low, r.high, r.n, r.device) for r in fd_rows] == [
+        (3.0, 2.9, 3.1, 1000, "CPU: X, AVX2 (1 thread)"), (3.5, 3.4, 3.6, 1000, "CPU: X, AVX2 (1 thread)")]
+    assert all(r.setting["source"] == "the FD measurement" for r in fd_rows) and details["fd"] == {"n": 1000}
 
 
 def test_performance_tables():

@@ -1,15 +1,18 @@
 """The spread of retraining in the verdicts (`fastdiff.measure.seed_spread.compare_within_spread`): a comparison of
 FDs holds, fails, or is undecided when moving each FD by ± the largest gap between its model's seeds can carry it
-across its threshold; the rules of study 2 (c0-cost, trained-holds) and study 3 (comparable) turn inconclusive there,
+across its threshold; the rules of study 2 (c0-cost, trained-holds, consistent-training, whose uniform-k model
+borrows zero-consistent's gap) and study 3 (comparable) turn inconclusive there,
 name the spread file, and without one say that no spread was applied; the notebooks' table of the file."""
 import math
 
 import pytest
 
+from fastdiff.measure.intervals import Estimate
 from fastdiff.measure.seed_spread import compare_within_spread, spread, spread_for_claims, spread_header, spread_table
-from fastdiff.studies import adaptive_layer_skipping as skipping
+from fastdiff.studies import adaptive_layer_skipping_claims as skipping_claims
 from fastdiff.studies import continuous_unet as cunet
 from fastdiff.verdicts import judge
+from test_skipping_fd import fd, section
 
 FD = "FD (LeNet-MNIST)"
 DDIM50 = {"sampler": "DDIM", "options": {"eta": 1.0}, "steps": 50, "batch_size": 256}
@@ -122,15 +125,15 @@ def test_where_our_setting_differs_from_the_spread_s_it_says_so():
 
 # ------------------------------------------------------------------------------------------------- study 2
 
-def skipping_measured(z0: float, b0: float, z2: float, b2: float, *, file: dict | None = None, metric: str = FD):
-    quality = [{"variant": v, "c": c, metric: fd} for v, c, fd in
-               (("zero", 0, z0), ("zero", 2, z2), ("baseline (plain training)", 0, b0),
-                ("baseline (plain training)", 2, b2))]
-    return skipping.measured_for_claims(quality, metric, [], spread=file, profile=skipping.get_profile("quick"))
+def skipping_measured(z0: float, b0: float, z2: float, b2: float, *, file: dict | None = None):
+    """Study 2's measured numbers with these FDs (bias-corrected, n = 1000, intervals of zero width: only the spread
+    moves them)."""
+    fds = {"zero-c0": fd(z0), "zero-c2": fd(z2), "plain-c0": fd(b0), "plain-c2": fd(b2)}
+    return skipping_claims.measured_for_claims(section(fds), [], spread=file)
 
 
 def skipping_row(key: str, m: dict) -> dict:
-    return next(r for r in judge(skipping.CLAIMS, m) if r["key"] == key)
+    return next(r for r in judge(skipping_claims.CLAIMS, m) if r["key"] == key)
 
 
 COMMITTED_02 = dict(z0=6.43, b0=4.12, z2=5.89, b2=31.21)     # results/cpu/02_adaptive_layer_skipping-quick.json
@@ -148,8 +151,8 @@ def test_c0_cost_turns_inconclusive_when_the_spread_can_carry_the_ratio_across(z
     r = skipping_row("c0-cost", skipping_measured(z0, b0, 5.0, 30.0, file=skipping_file()))
     assert r["verdict"] == spread_verdict and r["ours"] == without["ours"]
     for named in ("results/cpu/seed_spread.json", "a test CPU", "2026-01-02", "skipping/zero-consistent-c2 0.60",
-                  "skipping/baseline-plain 0.20", "skipping/zero-consistent-c2 at c=2, n=1000, bias-corrected FD, "
-                  "ours at c=0, n=200, plug-in FD", "the ratio within it"):
+                  "skipping/baseline-plain 0.20", "skipping/zero-consistent-c2 at c=2, ours at c=0",
+                  "the ratio within it"):
         assert named in r["why"]
 
 
@@ -161,7 +164,7 @@ def test_trained_holds_with_and_without_the_spread():
     r = skipping_row("trained-holds", skipping_measured(**close, file=skipping_file()))
     assert r["verdict"] == "inconclusive" and "the spread of retraining can turn" in r["why"]
     assert "c=2: zero - plain within it" in r["why"] and "growth zero - plain within it" in r["why"]
-    assert "skipping/baseline-plain at c=0, n=1000, bias-corrected FD, ours at c=0 and 2" in r["why"]
+    assert "skipping/baseline-plain at c=0, ours at c=0 and 2" in r["why"]
     flat_but_worse = dict(z0=4.0, b0=4.0, z2=20.0, b2=10.0)
     assert skipping_row("trained-holds", skipping_measured(**flat_but_worse))["verdict"] == "contradicted"
     assert skipping_row("trained-holds", skipping_measured(**flat_but_worse, file=skipping_file()))["verdict"] == \
@@ -171,10 +174,21 @@ def test_trained_holds_with_and_without_the_spread():
 
 
 def test_the_skipping_spread_applies_only_to_its_metric():
-    m = skipping_measured(7.8, 4.12, 5.0, 30.0, file=skipping_file(), metric="FID (Inception)")
-    r = skipping_row("c0-cost", m)
+    file = dict(skipping_file(), metric="FID (Inception)")
+    r = skipping_row("c0-cost", skipping_measured(7.8, 4.12, 5.0, 30.0, file=file))
     assert r["verdict"] == "reproduced"
-    assert "the spread file measured FD (LeNet-MNIST), these numbers are FID (Inception)" in r["why"]
+    assert "the spread file measured FID (Inception), these numbers are FD (LeNet-MNIST)" in r["why"]
+
+
+def test_a_model_without_seed_replicas_borrows_the_gap_of_zero_consistent():
+    """consistent-training compares zero-uniform, which has no replicas: zero-consistent-c2's gap stands in."""
+    fds = {"zero-c2": fd(5.0), "zero-uniform-c2": fd(5.9)}           # 0.9 apart: within the gaps 0.6 + 0.6
+    m = skipping_claims.measured_for_claims(section(fds), [], spread=skipping_file())
+    r = skipping_row("consistent-training", m)
+    assert r["verdict"] == "inconclusive"
+    assert "skipping/zero-uniform: no seed replicas, the gap of skipping/zero-consistent-c2" in r["why"]
+    far = skipping_claims.measured_for_claims(section({**fds, "zero-uniform-c2": fd(6.5)}), [], spread=skipping_file())
+    assert skipping_row("consistent-training", far)["verdict"] == "reproduced"
 
 
 # ------------------------------------------------------------------------------------------------- study 3
@@ -204,8 +218,24 @@ def test_comparable_turns_inconclusive_when_the_spread_can_carry_the_ratio_acros
     assert "steps=20" in cunet_row(fu, fc, file=cunet_file(), steps=20)["why"]
 
 
+def test_comparable_with_intervals_widens_each_interval_by_the_seeds_gap():
+    """Best FDs as Estimates (the committed sweep's): each moves from its interval's low end less its model's gap
+    to its high end plus the gap; the setting named is the sweep's (bias-corrected, n=1000, its best steps)."""
+    def m(cunet_fd):
+        rows = [{"model": "U-Net", "steps": 30, "n": 1000, "key": "u30", FD: Estimate(5.8, 5.5, 6.1, 1000, "b")},
+                {"model": "cU-Net", "steps": 50, "n": 1000, "key": "c50", FD: cunet_fd}]
+        return cunet.measured_for_claims(params_rows=[], fd_rows=rows, timing_rows=[], device="a CPU",
+                                         train_steps=10, spread=cunet_file(unet_gap=0.4, cunet_gap=1.0))
+    r = next(r for r in judge(cunet.CLAIMS, m(Estimate(4.9, 4.6, 5.2, 1000, "b"))) if r["key"] == "comparable")
+    assert r["verdict"] == "inconclusive"                     # 0.84 as measured, at worst (5.2 + 1) / (5.5 - 0.4)
+    assert "the ratio cU-Net / U-Net within it 0.554 to 1.22" in r["why"]
+    assert "cunet/unet at steps=50, ours at steps=30" in r["why"] and "plug-in" not in r["why"]
+    r = next(r for r in judge(cunet.CLAIMS, m(Estimate(4.0, 3.8, 4.2, 1000, "b"))) if r["key"] == "comparable")
+    assert r["verdict"] == "reproduced" and "each FD within its sampling interval widened by" in r["why"]
+
+
 def test_the_changed_thresholds_state_the_spread_rule():
-    claims = {c.key: c for c in skipping.CLAIMS + cunet.CLAIMS}
+    claims = {c.key: c for c in skipping_claims.CLAIMS + cunet.CLAIMS}
     for key in ("c0-cost", "trained-holds", "comparable"):
         assert "inconclusive if moving each FD by ± the largest gap between its model's seeds" in claims[key].threshold
 

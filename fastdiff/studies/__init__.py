@@ -8,8 +8,12 @@ these (``fastdiff/README.md`` maps every module).
 - `vgg_conditioned_sr` (01): the VGG-SR paper's U-Net variants, profiles, training, zoo recipes;
 - `vgg_sr_evaluation` (01): forward timing, the VGG share of sampling, the SR quality table, claims;
 - `digit_vgg` (01): the digit-trained stand-in for ImageNet VGG-11;
-- `adaptive_layer_skipping` (02): the paper's Tables 1-3, the five variants and their analogues;
+- `adaptive_layer_skipping` (02): the paper's Tables 1-3, the five variants, their training, sampling and timing;
+- `adaptive_layer_skipping_fd` (02): the FD sweep's settings (Tables 1 and 3, DDIM at equal time), measured once
+  (``benchmarks/digits_fd.py --study 02``), and the notebook's way in to them;
+- `adaptive_layer_skipping_claims` (02): the claims, their verdicts on intervals, the tables, the results file;
 - `continuous_unet` (03): the U-Net and cU-Net (with ablations) at two sizes, FD against steps, solvers;
+- `continuous_unet_fd` (03): the FD sweep's settings, measured once (``benchmarks/digits_fd.py --study 03``);
 - `patch_parallel_sr` (04): the thesis's tables, the nine variants, SR with a shift plan, 1 against 2 processes;
 - `patch_parallel_sr_summary` (04): the notebook's closing cells (the process table, the results file, what we found);
 - `performance` (05): the inference ladder (precisions, channels_last, attention, torch.compile, im2col) with each

@@ -1,7 +1,9 @@
 """Study 3, notebook 03: the continuous U-Net ("Beyond U: Making Diffusion Models Faster & Lighter"). The method is
 `fastdiff.methods.ode_unet` (a block for the U-Net's block factory); this module holds the study: the paper's
 numbers, the U-Net baseline and the cU-Net with its three ablations at the paper's size and at a CPU size, their
-zoo recipes, and the Table 1 / Table 2 analogues.
+zoo recipes, and the Table 1 / Table 2 analogues. Table 1's FDs (against DDPM steps, with 95% intervals) are
+measured once by ``python benchmarks/digits_fd.py --study 03`` (the settings: `continuous_unet_fd`) and read here
+(`sweep_rows`); the notebook samples only a small live demonstration (`live_fd`) and times live.
 
 The paper leaves the cU-Net's widths unstated. Its Table 2 gives memory in MB; 545.5 MB is exactly 16 bytes per
 parameter (fp32 weights, gradients and Adam's two moments, in MiB) of DDPM's 35.7M-parameter CIFAR-10 U-Net, and
@@ -13,17 +15,18 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ..data import load_dataset
-from ..measure.bench import count_flops, interleaved, measure
-from ..measure.metrics import sample_scorer
+from ..measure import fd_sweep
+from ..measure.bench import count_flops, interleaved
+from ..measure.intervals import Estimate
 from ..measure.seed_spread import compare_within_spread, spread_for_claims
 from ..methods.ode_unet import nfe, reset_nfe, set_solver
 from ..profiles import profile_by_name
-from ..progress import progress_bar
 from ..results import Results
 from ..sampling import DDPM, sampler_call
 from ..train import TrainConfig, train
@@ -31,6 +34,11 @@ from ..unet import UNetConfig, build_unet
 from ..verdicts import Claim, grade, grade_interval, need, verdict_lines
 from ..recipes import REPLICA_SEEDS, Recipe, replica_name, zoo_or_train_each
 from .common import weights_label
+from .continuous_unet_sweep import (FD, MAIN, _value, ablation_table, beside_committed, best_steps, fd_table,
+                                     live_fd, paired_table, plot_fd_vs_steps, steps_like_best, sweep_rows)
+
+# the sweep's views, reached by the notebook as study.<name>
+NOTEBOOK_VIEWS = (ablation_table, beside_committed, fd_table, live_fd, paired_table, plot_fd_vs_steps, sweep_rows)
 
 # The paper's Table 1 (MNIST column: FID, the step count of the best FID, seconds per sample on a CPU) and Table 2.
 PAPER_TABLE1_MNIST = {"U-Net": {"FID": 3.61, "steps": 30, "seconds": 3.56},
@@ -106,9 +114,12 @@ def _recipe(name: str, seed: int) -> Recipe:
 class CUNetProfile:
     image_size: int = 16
     train: TrainConfig = dataclasses.field(default_factory=lambda: QUICK_TRAIN)
-    steps: tuple[int, ...] = (5, 10, 20, 50, 100)    # DDPM (ancestral) sampling steps of the FD curve (Table 1)
-    fd_n: int = 200                                   # samples per point
+    # DDPM (ancestral) sampling steps of the FD curve (Table 1); the quick grid holds 30, the paper's U-Net count
+    steps: tuple[int, ...] = (5, 10, 20, 30, 50, 100)
+    fd_n: int = 1000                                  # samples per setting when the FD sweep is measured in the run
+    fd_boot: int = 1000                               # bootstrap resamples per interval
     fd_batch: int = 200
+    demo_n: int = 100                                 # the live demonstration's samples (one step count per model)
     timing_batch: int = 16                            # the time per sample at each model's best step count
     timing_rounds: int = 3
     ablation_steps: int = 20                          # the step count at which the ablations are scored
@@ -130,15 +141,17 @@ class CUNetProfile:
 QUICK_MODELS = tuple(ZOO_MODELS)
 
 PROFILES = {
-    # 2 CPU cores: the zoo's five models (weights="zoo"), or retrained with this recipe (weights="train")
+    # 2 CPU cores: the zoo's five models (weights="zoo"), or retrained with this recipe (weights="train"); the FD
+    # sweep is read from the committed measurement (benchmarks/digits_fd.py --study 03)
     "quick": CUNetProfile(models=QUICK_MODELS),
-    # one GPU: the same models trained longer (weights="train"), more samples per FD point
+    # one GPU: the same models trained longer (weights="train") and measured in the run
     "full": CUNetProfile(train=dataclasses.replace(QUICK_TRAIN, steps=20_000, batch_size=128, lr=1e-3,
                                                    checkpoint_every=2000), steps=(5, 10, 20, 30, 50, 100, 200),
-                         fd_n=500, fd_batch=500, timing_batch=64, timing_rounds=5),
+                         fd_batch=500, timing_batch=64, timing_rounds=5),
     # seconds: the from-scratch path, for the tests (its numbers mean nothing)
     "smoke": CUNetProfile(train=TrainConfig(steps=2, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
-                          steps=(2, 3), fd_n=8, fd_batch=8, timing_batch=2, timing_rounds=1, ablation_steps=2),
+                          steps=(2, 3), fd_n=8, fd_boot=20, fd_batch=8, demo_n=8, timing_batch=2, timing_rounds=1,
+                          ablation_steps=2),
 }
 
 
@@ -182,34 +195,6 @@ def table2(*, size: str = "paper") -> list[dict]:
     return rows
 
 
-def fd_curve(models: dict, schedule, reference: torch.Tensor, held_out: torch.Tensor, *, steps, n: int,
-             batch_size: int, device, dtype=torch.float32, seed: int = 0, progress: bool = True) -> list[dict]:
-    """FD (LeNet-MNIST) of ``n`` DDPM (ancestral, respaced) samples of every model at every step count, all from the
-    same x_T (the paper's sampler is unchanged DDPM), with the time per sample of that sampling run, and the floor:
-    ``n`` real held-out digits."""
-    score = sample_scorer(reference, dataset="mnist-builtin", device=device)
-    pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
-    rows = [{"model": "real held-out digits", "steps": None, "n": n, **score(held_out[pick]), "ms per sample": None}]
-    x_T = torch.randn((n, *reference.shape[1:]), generator=torch.Generator().manual_seed(seed)).to(device)
-    cells = [(name, k) for name in models for k in steps]
-    for name, k in progress_bar(cells, desc="FD against steps", disable=not progress):
-        model = models[name].to(device).eval()
-        runs = [sampler_call(model, schedule, DDPM, k, x_T[i:i + batch_size], dtype=dtype, seed=seed + 1 + i)
-                for i in range(0, n, batch_size)]
-        t = measure(lambda: torch.cat([r().float().cpu() for r in runs]), device=device, warmup=0, repeats=1)
-        rows.append({"model": name, "steps": k, "n": n, **score(t["result"]), "ms per sample": 1e3 * t["median_s"] / n})
-    return rows
-
-
-def best_steps(rows: list[dict], metric: str = "FD (LeNet-MNIST)") -> dict[str, dict]:
-    """{model: the row of its best (lowest) FD}."""
-    best: dict[str, dict] = {}
-    for r in rows:
-        if r["steps"] is not None and (r["model"] not in best or r[metric] < best[r["model"]][metric]):
-            best[r["model"]] = r
-    return best
-
-
 def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, batch_size: int, rounds: int, device,
                  dtype=torch.float32, seed: int = 0) -> list[dict]:
     """Time per sample of each model at its own best step count, side by side (`interleaved`), one batch each."""
@@ -219,10 +204,19 @@ def time_at_best(models: dict, best: dict[str, dict], schedule, *, image_shape, 
     times = interleaved(calls, device=device, rounds=rounds, warmup=1)
     return [{"model": name, "steps": best[name]["steps"], "batch": batch_size, "rounds": t["repeats"],
              "seconds per sample": t["median_s"] / batch_size, "IQR (s)": t["iqr_s"] / batch_size,
-             "FD (LeNet-MNIST)": best[name]["FD (LeNet-MNIST)"]} for name, t in times.items()]
+             "FD (LeNet-MNIST)": _value(best[name][FD])} for name, t in times.items()]
 
 
 # ------------------------------------------------------------------------------------------ claims
+
+def _fd(x) -> str:
+    """An FD as text: "4.92 [4.61, 5.24]" for an `Estimate`, "4.92" for a number."""
+    return x.format(2) if hasattr(x, "format") and hasattr(x, "low") else f"{x:.2f}"
+
+
+def _steps(steps) -> str:
+    return "{" + ", ".join(map(str, steps)) + "}"
+
 
 def _claims():
     def params(m):
@@ -241,24 +235,32 @@ def _claims():
         tu, tc = need(m, "U-Net s per sample", "cU-Net s per sample")
         saved = 1 - tc / tu
         verdict = grade(saved >= 0.3, saved > 0)
+        sets = [m.get(f"{name} steps like best") for name in MAIN]
+        uncertain = "" if None in sets or all(len(s) == 1 for s in sets) else \
+            f"; the best step counts themselves are uncertain (within noise of the best: {_steps(sets[1])} for the " \
+            f"cU-Net, {_steps(sets[0])} for the U-Net; see fewer-steps), and the time follows the step count"
         return verdict, f"{100 * saved:.0f}% less time per sample ({tc:.3f} s vs {tu:.3f} s) at each model's best " \
-            f"step count", f"measured side by side on {m.get('device', 'this CPU')}"
+            f"step count ({m.get('cU-Net best steps', '?')} vs {m.get('U-Net best steps', '?')})", \
+            f"measured live in this run, side by side on {m.get('device', 'this CPU')}{uncertain}"
 
     def fewer_steps(m):
-        su, sc = need(m, "U-Net best steps", "cU-Net best steps")
-        verdict = "reproduced" if sc < su else "contradicted" if sc > su else "inconclusive"
-        grid = m.get("step grid", [])
-        same = "; both best at the same point of the step grid, which cannot tell apart step counts between two of " \
-            "its points" + (f" (this one, {', '.join(map(str, grid))}, has no 30, the paper's U-Net count)"
-                            if grid and 30 not in grid else "")
-        return verdict, f"best FD at {sc} steps (cU-Net) vs {su} (U-Net)", "DDPM sampling, respaced" + \
-            (same if sc == su else "")
+        su, sc = need(m, "U-Net steps like best", "cU-Net steps like best")
+        bu, bc = need(m, "U-Net best steps", "cU-Net best steps")
+        verdict = "reproduced" if max(sc) < min(su) else "contradicted" if min(sc) > max(su) else "inconclusive"
+        sets = f"within noise of the best: {_steps(sc)} (cU-Net) vs {_steps(su)} (U-Net)"
+        how = "the two sets overlap or interleave" if verdict == "inconclusive" else \
+            "the cU-Net's set lies wholly " + ("below" if verdict == "reproduced" else "above") + " the U-Net's"
+        return verdict, f"best FD at {bc} steps (cU-Net) vs {bu} (U-Net); {sets}", \
+            f"{how}; DDPM sampling, respaced, on the grid {_steps(m.get('step grid', []))}, n={m.get('fd n')}; " \
+            f"{m.get('fd source', 'measured in this run')}"
 
     def comparable(m):
-        fds = [(ZOO_MODELS[name], need(m, f"{name} best FD"), {"sampler": DDPM.label, "n": m.get("fd n"),
-                "steps": m.get(f"{name} best steps"), "estimator": "plug-in FD"}) for name in ("U-Net", "cU-Net")]
-        r = compare_within_spread(lambda fu, fc: fc / fu, fds, m.get("spread"), label="the ratio cU-Net / U-Net")
-        return grade_interval(r.holds(1.2), r.holds(2)), f"best FD {fds[1][1]:.2f} (cU-Net) vs {fds[0][1]:.2f} " \
+        fds = [(ZOO_MODELS[name], need(m, f"{name} best FD"), {
+            "sampler": DDPM.label, "n": m.get("fd n"), "steps": m.get(f"{name} best steps"),
+            "estimator": m.get("fd estimator")}) for name in MAIN]
+        r = compare_within_spread(lambda fu, fc: fc / fu if fu > 0 else math.inf, fds, m.get("spread"),
+                                  label="the ratio cU-Net / U-Net")
+        return grade_interval(r.holds(1.2), r.holds(2)), f"best FD {_fd(fds[1][1])} (cU-Net) vs {_fd(fds[0][1])} " \
             f"(U-Net)", f"same data and budget ({m.get('train steps', '?')} steps each); {r.why}"
     return [
         Claim("params", "the cU-Net has about a quarter of the U-Net's parameters",
@@ -273,13 +275,16 @@ def _claims():
               "time per sample at each model's best step count, side by side on this CPU",
               "at least 30% less time (partly: any saving)", faster),
         Claim("fewer-steps", "the cU-Net reaches its best FID in fewer sampling steps",
-              "MNIST: 5 steps vs 30 (Table 1)", "the step count of the best FD (LeNet-MNIST) on a sweep",
-              "fewer steps (more: contradicted; the same grid point: inconclusive, the grid cannot resolve it)",
-              fewer_steps),
+              "MNIST: 5 steps vs 30 (Table 1)", "FD (LeNet-MNIST) of each model on a sweep of DDPM step counts, "
+              "from the same x_T, with paired 95% intervals",
+              "each model's set of step counts within noise of its best (those whose paired 95% interval of "
+              "FD(k) - FD(best) reaches 0, the best included): reproduced if the cU-Net's set lies wholly below the "
+              "U-Net's, contradicted if wholly above, inconclusive if the sets overlap or interleave", fewer_steps),
         Claim("comparable", "with comparable quality", "MNIST: FID 2.98 vs 3.61 (Table 1)",
-              "the best FD (LeNet-MNIST) of each model", "within 20% of the U-Net's (partly: within 2x); inconclusive "
-              "if moving each FD by ± the largest gap between its model's seeds (the spread of retraining, if given) "
-              "can carry the ratio across 1.2 (or 2)", comparable),
+              "the best FD (LeNet-MNIST) of each model, with its 95% interval",
+              "within 20% of the U-Net's (partly: within 2x); inconclusive if moving each FD by ± the largest gap "
+              "between its model's seeds (the spread of retraining, if given) beyond its 95% interval can carry the "
+              "ratio across 1.2 (or 2)", comparable),
         Claim("gpu", "ODE solvers do not use GPUs effectively, so the paper timed on a CPU",
               "footnote 2 (no GPU numbers given)", "the same benchmark on a GPU",
               "the cU-Net's advantage shrinks or vanishes on a GPU", lambda m: ("not testable here", "-", "")),
@@ -290,11 +295,15 @@ CLAIMS = _claims()
 
 
 def measured_for_claims(*, params_rows: list[dict], fd_rows: list[dict], timing_rows: list[dict], device: str,
-                        train_steps: int, spread: dict | None = None) -> dict:
-    """The numbers the claims read, from the notebook's tables; ``spread``: the seed_spread benchmark's file, within
-    which "comparable" reads the gap between the two models' best FDs."""
+                        train_steps: int, spread: dict | None = None, fd_pairs: dict | None = None,
+                        fd_source: str | None = None) -> dict:
+    """The numbers the claims read, from the notebook's tables. ``fd_rows``: FD against steps (`sweep_rows`: each FD
+    an `Estimate`; plain numbers are read as plug-in FDs without an interval); ``fd_pairs``: the sweep's paired
+    intervals (`fastdiff.measure.fd_sweep.pairs`), which tell the step counts within noise of each model's best;
+    ``fd_source``: where and when the FDs were measured; ``spread``: the seed_spread benchmark's file, within which
+    "comparable" reads the gap between the two models' best FDs."""
     m = {"device": device, "train steps": train_steps, "solver": f"{SOLVER['solver']}, step {SOLVER['step_size']:g}",
-         "spread": None if spread is None else spread_for_claims(spread, metric="FD (LeNet-MNIST)")}
+         "spread": None if spread is None else spread_for_claims(spread, metric=FD)}
     p = {r["model"]: r for r in params_rows}
     if "U-Net" in p and "cU-Net" in p:
         m.update({"U-Net params (M)": p["U-Net"]["parameters (M)"], "cU-Net params (M)": p["cU-Net"]["parameters (M)"],
@@ -302,21 +311,34 @@ def measured_for_claims(*, params_rows: list[dict], fd_rows: list[dict], timing_
                   "FLOPs share": p["cU-Net"]["GFLOPs per call"] / p["U-Net"]["GFLOPs per call"],
                   "FLOPs share, f once": p["cU-Net"]["GFLOPs, f counted once"] / p["U-Net"]["GFLOPs per call"],
                   "NFE per call": p["cU-Net"]["NFE per call"]})
-    for name, r in best_steps(fd_rows).items():
-        m[f"{name} best steps"], m[f"{name} best FD"] = r["steps"], r["FD (LeNet-MNIST)"]
-    m["step grid"] = sorted({r["steps"] for r in fd_rows if r["steps"] is not None})
-    m["fd n"] = next((r.get("n") for r in fd_rows if r["steps"] is not None), None)
+    main = [r for r in fd_rows if r["model"] in MAIN]
+    for name, r in best_steps(main).items():
+        m[f"{name} best steps"], m[f"{name} best FD"] = r["steps"], r[FD]
+        m[f"{name} steps like best"] = steps_like_best(main, name, fd_pairs)
+    m["step grid"] = sorted({r["steps"] for r in main if r["steps"] is not None})
+    m["fd n"] = next((r.get("n") for r in main if r["steps"] is not None), None)
+    m["fd estimator"] = "bias-corrected FD" if any(hasattr(r[FD], "low") for r in main) else "plug-in FD"
+    if fd_source:
+        m["fd source"] = fd_source
     for r in timing_rows:
         m[f"{r['model']} s per sample"] = r["seconds per sample"]
     return m
+
+
+def fd_source(fd: dict) -> str:
+    """Where and when an FD sweep was measured, for the verdicts' why."""
+    return f"FD measured on {fd['device']}, {fd['utc'][:10]}"
 
 
 STUDY = "03_continuous_unet"
 
 
 def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], params_paper: list[dict],
-                    fd_rows: list[dict], timing_rows: list[dict], verdicts: list[dict]):
-    """The notebook's numbers as `fastdiff.results` rows."""
+                    fd_rows: list[dict], timing_rows: list[dict], verdicts: list[dict], live_rows=(),
+                    fd: dict | None = None):
+    """The notebook's numbers as `fastdiff.results` rows: FDs as `Estimate`s (their interval and n in the row) with
+    KID, each naming the machine and date of the sweep (``fd``, its section) where it comes from one; the live
+    demonstration's FDs as "(live)" rows."""
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     for size, rows in (("cpu", params_cpu), ("paper", params_paper)):
@@ -327,9 +349,15 @@ def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], 
                     paper_value=None if paper_mb is None else paper_mb / 16 * 2**20 / 1e6, paper_source=src)
             res.add("continuous U-Net", r["model"], "GFLOPs per call", r["GFLOPs per call"], size=size,
                     nfe=r["NFE per call"], paper_value=paper_gf, paper_source=src)
+    committed = {} if fd is None else {"measured on": fd["device"], "measured": fd["utc"]}
     for r in fd_rows:
-        res.add("continuous U-Net" if r["steps"] is not None else "real data", r["model"], "FD (LeNet-MNIST)",
-                r["FD (LeNet-MNIST)"], n=r["n"], steps=r["steps"], sampler=DDPM.label)
+        extra = {"uncorrected": r["FD plug-in"], "kid": r["KID"], "kid_std": r["KID std"]} if "KID" in r else {}
+        res.add("continuous U-Net" if r["steps"] is not None else "real data", r["model"], FD, r[FD],
+                **({} if hasattr(r[FD], "n") else {"n": r["n"]}), steps=r["steps"], sampler=DDPM.label,
+                **extra, **committed)
+    for r in live_rows:
+        res.add("continuous U-Net", f"{r['model']} (live)", FD, r[FD], steps=r["steps"], sampler=DDPM.label,
+                uncorrected=r[FD].uncorrected)
     for r in timing_rows:
         paper = PAPER_TABLE1_MNIST.get(r["model"], {}).get("seconds")
         res.add("continuous U-Net", r["model"], "time per image", 1e3 * r["seconds per sample"], n=r["rounds"],
@@ -370,25 +398,40 @@ def solver_table(model, *, batch_size: int, rounds: int, device, settings: dict 
 # ------------------------------------------------------------------------------------------ notebook 03's last cells
 
 def results_with_details(run, *, n_train: int, provenance: dict, train_info: dict, params_cpu: list[dict],
-                         params_paper: list[dict], fd_rows: list[dict], ablation_rows: list[dict],
-                         timing_rows: list[dict], solver_rows: list[dict], measured: dict, verdicts: list[dict]):
-    """The results file of notebook 03: its rows (`collect_results`; ``ablation_rows`` with their floor row first,
-    as `fd_curve` returns them) and its details."""
+                         params_paper: list[dict], fd_rows: list[dict], timing_rows: list[dict],
+                         solver_rows: list[dict], measured: dict, verdicts: list[dict], live_rows=(),
+                         fd: dict | None = None):
+    """The results file of notebook 03: its rows (`collect_results`; ``fd_rows`` as `sweep_rows` gives them, the
+    ablations included) and its details (``fd``: the FD sweep's section, as read or measured)."""
     res = collect_results(run, dataset=f"built-in MNIST digits, {n_train} training images, 16x16",
                           weights=weights_label(provenance), params_cpu=params_cpu, params_paper=params_paper,
-                          fd_rows=fd_rows + ablation_rows[1:], timing_rows=timing_rows, verdicts=verdicts)
-    details = {"table2_paper_size": params_paper, "table2_cpu_size": params_cpu, "fd_vs_steps": fd_rows,
-               "ablations": ablation_rows, "timing_at_best": timing_rows, "solvers": solver_rows,
-               "weights": provenance, "train": train_info, "solver": SOLVER, "measured_for_claims": measured,
+                          fd_rows=fd_rows, timing_rows=timing_rows, verdicts=verdicts, live_rows=live_rows, fd=fd)
+    details = {"table2_paper_size": params_paper, "table2_cpu_size": params_cpu, "fd_sweep": fd,
+               "fd_live": _plain(list(live_rows)), "timing_at_best": timing_rows, "solvers": solver_rows,
+               "weights": provenance, "train": train_info, "solver": SOLVER, "measured_for_claims": _plain(measured),
                "paper": {"table1_mnist": PAPER_TABLE1_MNIST, "table2": PAPER_TABLE2}}
     return res, details
 
 
-def summary(*, best: dict[str, dict], timing_rows: list[dict], floor: float, fd_n: int, verdicts: list[dict]) -> None:
-    """What we found, printed: each model's best FD, at how many steps and how long a sample takes there, the
-    real-data floor, the verdicts."""
-    lines = [f"{name:>7}: best FD {b['FD (LeNet-MNIST)']:.2f} at {b['steps']} DDPM steps; "
-             f"{next(r['seconds per sample'] for r in timing_rows if r['model'] == name):.3f} s per sample there"
-             for name, b in best.items()]
-    lines.append(f"floor (real held-out digits, n={fd_n}): {floor:.2f}")
+def _plain(obj):
+    """``obj`` with every `Estimate` as its JSON fields (`fastdiff.measure.fd_sweep.estimate_dict`)."""
+    if isinstance(obj, Estimate):
+        return fd_sweep.estimate_dict(obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def summary(*, measured: dict, timing_rows: list[dict], fd_rows: list[dict], verdicts: list[dict]) -> None:
+    """What we found, printed: each model's best FD with its interval, at how many steps, which step counts are
+    within noise of it and how long a sample takes there; the real-data floor; the verdicts."""
+    seconds = {r["model"]: r["seconds per sample"] for r in timing_rows}
+    lines = [f"{name:>7}: best FD {_fd(measured[f'{name} best FD'])} at {measured[f'{name} best steps']} DDPM steps "
+             f"(within noise: {_steps(measured[f'{name} steps like best'])}); "
+             + (f"{seconds[name]:.3f} s per sample there" if name in seconds else "not timed") for name in MAIN]
+    floor = next((r for r in fd_rows if r["steps"] is None), None)
+    if floor is not None:
+        lines.append(f"floor ({floor['model']}, n={floor['n']}): {_fd(floor[FD])}")
     print("\n".join(lines + verdict_lines(verdicts)))
