@@ -150,36 +150,65 @@ def _ladder_row(rung, dtype, ms, fd, layout="contiguous", compiled=False):
             "attention": "sdpa", "compiled": compiled, "im2col": False}
 
 
+def _fd_section(ratios: dict[tuple[str, str], float], *, n: int = 1000, half_width: float = 0.02) -> dict:
+    """A study-5 FD measurement (`fastdiff.measure.fd_sweep`'s section) holding only the paired ratios given."""
+    from fastdiff.measure.fd_sweep import estimate_dict
+    from fastdiff.measure.intervals import Estimate
+
+    def est(v):
+        return estimate_dict(Estimate(v, v - half_width, v + half_width, n, "bias-corrected bootstrap paired 95%"))
+    return {"n": n, "settings": {}, "floor": None,
+            "pairs": {f"{a}|{b}": {"a": a, "b": b, "n": n, "difference": est(0.0), "ratio": est(r)}
+                      for (a, b), r in ratios.items()}}
+
+
 def test_the_verdicts_follow_the_measured_numbers():
     from fastdiff import verdicts
     from fastdiff.studies import performance
     from fastdiff.studies import performance_claims as study
-    arch = [{"model": performance.ARCH_BASELINE, "FD (LeNet-MNIST)": 10.0},
-            {"model": "bottleneck blocks", "FLOPs vs baseline": 0.3, "sampling time vs baseline": 0.7,
-             "training time vs baseline": 0.9, "FD (LeNet-MNIST)": 11.0},
-            {"model": "fewer levels", "FLOPs vs baseline": 1.0, "sampling time vs baseline": 0.9,
-             "training time vs baseline": 1.0, "FD (LeNet-MNIST)": 10.0}]
+    base, bottleneck, fewer = performance.arch_zoo_models()
+    arch = [{"model": base},
+            {"model": bottleneck, "FLOPs vs baseline": 0.3, "sampling time vs baseline": 0.7,
+             "training time vs baseline": 0.9},
+            {"model": fewer, "FLOPs vs baseline": 1.0, "sampling time vs baseline": 0.9,
+             "training time vs baseline": 1.0}]
     cl = "channels_last"
-    ladder = [_ladder_row("fp32", "fp32", 10, 5.0), _ladder_row(cl, "fp32", 10, 5.0, cl),
-              _ladder_row("bf16 autocast", "bf16", 12, 5.1, cl), _ladder_row("fp16 autocast", "fp16", 40, 5.0, cl),
-              _ladder_row("compile", "fp32", 4, 5.0, cl, "frozen"),
-              _ladder_row("bf16 + compile", "bf16", 3.5, 5.1, cl, "frozen"),   # 1.14x its twin, not 2.9x fp32
-              {**_ladder_row("im2col convolution", "fp32", 5, 5.0), "im2col": True}]
-    ddp = {"runs": {"1": {"images per second": 10.0, "device": "cpu"}, "2": {"images per second": 12.0,
-                                                                             "device": "cpu"}}, "shared cores": True}
+    ladder = [_ladder_row("fp32", "fp32", 10, None), _ladder_row(cl, "fp32", 10, None, cl),
+              _ladder_row("bf16 autocast", "bf16", 12, None, cl), _ladder_row("fp16 autocast", "fp16", 40, None, cl),
+              _ladder_row("compile, frozen weights", "fp32", 4, None, cl, "frozen"),
+              _ladder_row("bf16 + compile, frozen weights", "bf16", 3.5, None, cl, "frozen"),   # 1.14x its twin
+              {**_ladder_row("im2col convolution", "fp32", 5, None), "im2col": True}]
+    fd = _fd_section({("bf16-compile-frozen", "fp32"): 1.02, ("arch-bottleneck", "arch-baseline"): 1.1,
+                      ("arch-fewer-levels", "arch-baseline"): 1.0})
+    ddp = {"runs": {"1": {"images per second": 10.0, "device": "CPU: X (2 threads)"},
+                    "2": {"images per second": 12.0, "device": "CPU: X (1 threads)"}}, "shared cores": True,
+           "cpu": {"flags": ["avx2"]}}
     compare = {"best vs best": 1.1, "ours best": "a", "peer best": "b"}
-    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device="cpu",
-                                  train_steps=8000)
-    got = {r["key"]: r["verdict"] for r in verdicts.judge(study.CLAIMS, m)}
-    assert got == {"half": "partly", "im2col": "reproduced", "bottleneck": "reproduced",
-                   "fewer-levels": "contradicted", "devices": "not testable here", "peer": "partly"}
-    assert m["half rung"] == "bf16 + compile" and m["half speed-up"] == pytest.approx(4 / 3.5)
-    # the CIFAR-10 ladder decides the speed where it was measured; the digits ladder the quality
+    here = "CPU: X, AVX2 (2 threads)"
+    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device=here,
+                                  train_steps=8000, fd=fd, fd_device="CPU: X, AVX2 (1 thread)")
+    rows = {r["key"]: r for r in verdicts.judge(study.CLAIMS, m)}
+    assert {k: r["verdict"] for k, r in rows.items()} == {
+        "half": "not testable here", "half-digits": "partly", "im2col": "reproduced", "bottleneck": "reproduced",
+        "fewer-levels": "contradicted", "devices": "not testable here", "peer": "partly"}
+    assert m["digits half rung"] == "bf16 + compile, frozen weights"
+    assert m["digits half speed-up"] == pytest.approx(4 / 3.5) and m["digits half FD ratio"].value == 1.02
+    assert m["ddp device"] == "CPU: X, AVX2 (1 thread)" and here in rows["im2col"]["ours"]
+    assert here in rows["half-digits"]["why"] and "CPU: X, AVX2 (1 thread), n = 1000" in rows["half-digits"]["why"]
+    # the CIFAR-10 ladder is a row of its own, its speed from one machine (named); the digits row keeps its own
     cifar = [_ladder_row("fp32", "fp32", 100, None), _ladder_row(cl, "fp32", 100, None, cl),
              _ladder_row("bf16 autocast", "bf16", 60, None, cl)]
-    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device="cpu",
-                                  train_steps=8000, cifar_rows=cifar)
-    assert {r["key"]: r["verdict"] for r in verdicts.judge(study.CLAIMS, m)}["half"] == "reproduced"
+    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device=here,
+                                  train_steps=8000, cifar_rows=cifar, cifar_device="CPU: Y, AVX-512 BF16 (2 threads)",
+                                  fd=fd, fd_device=here)
+    rows = {r["key"]: r for r in verdicts.judge(study.CLAIMS, m)}
+    assert rows["half"]["verdict"] == "reproduced" and "CPU: Y, AVX-512 BF16 (2 threads)" in rows["half"]["ours"]
+    assert rows["half-digits"]["verdict"] == "partly"
+    # no FD measurement: the quality rows are not judged on speed alone
+    m = study.measured_for_claims(ladder_rows=ladder, arch_rows=arch, ddp=ddp, compare=compare, device=here,
+                                  train_steps=8000)
+    got = {r["key"]: r["verdict"] for r in verdicts.judge(study.CLAIMS, m)}
+    assert got["half-digits"] == got["bottleneck"] == got["fewer-levels"] == "not testable here"
     lines = study.precision_report({"matmul GFLOP/s (fp32)": 100, "matmul GFLOP/s (bf16)": 300,
                                     "matmul GFLOP/s (fp16)": 1}, {"digits": ladder})
     assert lines[0].startswith("bf16: native") and "slower" in lines[1] and "emulates" in lines[3]

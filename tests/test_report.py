@@ -19,7 +19,7 @@ def test_the_committed_results_hold_a_verdict_for_every_studys_claims():
             "05_performance"} <= studies
     assert all(r["device"] and r["claim"] and r["verdict"] for r in rows)
     counts = verdict_counts(rows)
-    assert sum(counts["05_performance"].values()) == 5      # its sixth row, "peer", is this project's own target
+    assert sum(counts["05_performance"].values()) == 6      # its seventh row, "peer", is this project's own target
     assert "peer" in {r["key"] for r in rows if r["study"] == "05_performance"}
 
 
@@ -103,9 +103,9 @@ def test_a_backup_copy_stops_the_report_or_is_counted_once_with_a_warning(tmp_pa
     assert f"cpu/{copy} and " in err and "00_diffusion_basics-quick.json are both study '00_diffusion_basics'" in err
     assert "--skip-damaged" in err and len(err.splitlines()) == 1
     code, out, err = report(root, capsys, "--skip-damaged")
-    assert code == 0 and "2 reproduced, 1 contradicted, 1 by construction" in out      # 4 claims, not 8
+    assert code == 0 and "1 reproduced, 3 inconclusive, 1 by construction" in out      # 5 claims, not 10
     assert f"fastdiff report: warning: skipped 1 duplicate results file: {root}/cpu/{copy}" in err
-    assert (tmp_path / "out" / "claims.csv").read_text().count("\n00_diffusion_basics,") == 4
+    assert (tmp_path / "out" / "claims.csv").read_text().count("\n00_diffusion_basics,") == 5
 
 
 @pytest.mark.parametrize("broken, message", [

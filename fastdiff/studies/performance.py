@@ -4,13 +4,16 @@ Preserving Optimization of Diffusion Networks", a project proposal with no resul
 The inference ladder (`fastdiff.studies.inference_ladder`): one configuration per rung (precision, memory layout,
 attention kernel, torch.compile with and without frozen weights, im2col convolution), every rung timed side by side
 in one interleaved run on the same inputs, and its quality cost: the largest difference from fp32 of x_0 after a
-whole deterministic DDIM run from the same x_T, and the metrics of those samples. The same rungs on several libraries (diffusers' twin of a U-Net,
+whole deterministic DDIM run from the same x_T (its FD, n = 1000 with an interval, is measured once by
+`fastdiff.studies.performance_fd`). The same rungs on several libraries (diffusers' twin of a U-Net,
 `fastdiff.measure.peers`); the architecture changes (bottleneck blocks, fewer levels) trained at the baseline's
 budget, their zoo recipes and profiles. The claims and verdicts are `fastdiff.studies.performance_claims`.
 """
 from __future__ import annotations
 
 import copy
+import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +21,7 @@ from torch import nn
 
 from ..checks import check_bool, check_int
 from ..data import load_dataset
-from ..devices import DTYPES
+from ..devices import DTYPES, instruction_class
 from ..diffusion import make_schedule, noise_loss
 from ..measure.bench import count_flops, interleaved, model_step, peak_memory
 from ..profiles import profile_by_name
@@ -203,12 +206,13 @@ def training_step(model: nn.Module, x0: torch.Tensor, schedule, *, device, seed:
     return step
 
 
-def architecture_table(models: dict[str, nn.Module], schedule, *, score, data: torch.Tensor, device, steps: int,
-                       eta: float, n: int, batch_size: int, train_batch: int, rounds: int, number: int = 1,
-                       seed: int = 0, progress: bool = False) -> list[dict]:
+def architecture_table(models: dict[str, nn.Module], schedule, *, data: torch.Tensor, device, steps: int,
+                       eta: float, batch_size: int, train_batch: int, rounds: int, number: int = 1, score=None,
+                       n: int = 0, seed: int = 0, progress: bool = False) -> list[dict]:
     """Per model: parameters, GFLOP per U-Net call, ms per sampling call (batch ``batch_size``) and per training
-    step (forward + backward, batch ``train_batch``) all timed in the same interleaved rounds, and the ``score`` of
-    ``n`` samples (``steps`` respaced DDIM(eta) steps; eta 1 is ancestral) from the same x_T."""
+    step (forward + backward, batch ``train_batch``) all timed in the same interleaved rounds, and with ``score``
+    the scores of ``n`` samples (``steps`` respaced DDIM(eta) steps; eta 1 is ancestral) from the same x_T (notebook
+    05 reads its FDs, with intervals, from `fastdiff.studies.performance_fd`'s measurement instead)."""
     device = torch.device(device)
     calls, flops = {}, {}
     for name, model in models.items():
@@ -221,13 +225,13 @@ def architecture_table(models: dict[str, nn.Module], schedule, *, score, data: t
     x_T = torch.randn((n, *data.shape[1:]), generator=torch.Generator().manual_seed(seed + 1)).to(device)
     rows = []
     for name, model in models.items():
-        samples = sampler_call(model.eval(), schedule, DDIM.with_options(eta=eta), steps, x_T,
-                               seed=seed)().float().cpu()
+        scores = {} if score is None else {**score(sampler_call(model.eval(), schedule, DDIM.with_options(eta=eta),
+                                                                steps, x_T, seed=seed)().float().cpu()), "n": n}
         rows.append({"model": name, "parameters (M)": sum(p.numel() for p in model.parameters()) / 1e6,
                      "GFLOP per call": flops[name] / 1e9,
                      "ms per sampling call": 1e3 * times[f"{name} | sampling"]["median_s"],
                      "ms per training step": 1e3 * times[f"{name} | training"]["median_s"],
-                     **score(samples), "n": n, "steps": steps, "eta": eta})
+                     **scores, "steps": steps, "eta": eta})
     base = rows[0]
     for row in rows:
         row["FLOPs vs baseline"] = row["GFLOP per call"] / base["GFLOP per call"]
@@ -246,7 +250,9 @@ class PerfProfile:
     rounds: int = 5                           # interleaved timing rounds
     number: int = 5                           # consecutive calls per timed sample (a digits call takes ms)
     ddim_steps: int = 20                      # the ladder's quality run (deterministic DDIM, same x_T)
-    quality_n: int = 200                      # samples per rung / per model for FD
+    quality_n: int = 8                        # samples per rung of the live quality check (max |x0 - fp32|)
+    fd_n: int = 1000                          # samples per setting of the FD measurement (`performance_fd`)
+    fd_boot: int = 1000                       # its bootstrap resamples
     arch_steps: int = 50                      # the architecture table's sampler (ancestral, as study 2)
     arch_eta: float = 1.0
     train_batch: int = 32                     # the recipe's batch, for the training-step time
@@ -268,21 +274,27 @@ class PerfProfile:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name, least in (("fd_n", 2), ("fd_boot", 10)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"{name} must be an integer of at least {least}, got {value!r}")
 
 
 def _profiles():
     return {
-        # 2 CPU cores: the digits models of the zoo, measured here; the 35.7M-parameter DDPM CIFAR-10 ladder and the
-        # diffusers comparison read from results/<device>/performance.json (`python benchmarks/performance.py`)
+        # 2 CPU cores: the digits models of the zoo timed here, their FDs (n = 1000, with intervals) read from
+        # results/<device>/digits_fd.json (`python benchmarks/digits_fd.py --study 05`); the 35.7M-parameter DDPM
+        # CIFAR-10 ladder and the diffusers comparison read from results/<device>/performance.json
+        # (`python benchmarks/performance.py`)
         "quick": PerfProfile(),
-        # one GPU: everything measured here, larger batches and samples
-        "full": PerfProfile(batch_size=128, rounds=10, number=1, quality_n=1000, cifar10="measure", cifar10_batch=128,
+        # one GPU: everything measured here (the FDs too), larger batches
+        "full": PerfProfile(batch_size=128, rounds=10, number=1, quality_n=128, cifar10="measure", cifar10_batch=128,
                             peak_n=8192),
         # seconds: the from-scratch path for the tests (its numbers mean nothing)
         "smoke": PerfProfile(model_overrides=dict(base_channels=8, norm_groups=4),
                              train=TrainConfig(steps=2, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0),
-                             batch_size=2, rounds=1, number=1, ddim_steps=2, quality_n=8, arch_steps=2, train_batch=4,
-                             compile=False, cifar10="skip", peak_n=128),
+                             batch_size=2, rounds=1, number=1, ddim_steps=2, quality_n=2, fd_n=16, fd_boot=20,
+                             arch_steps=2, train_batch=4, compile=False, cifar10="skip", peak_n=128),
     }
 
 
@@ -300,13 +312,54 @@ def get_profile(name: str, **overrides) -> PerfProfile:
 # ------------------------------------------------------------------------------------------ notebook 05's tables
 
 LADDER_COLUMNS = ["ms per call", "IQR (ms)", "images/s", "speed-up vs fp32", "GFLOP/s", "% of peak", "peak_memory_mb",
-                  "memory_growth_mb", "compile s", "max |x0 - fp32| after DDIM", "FD (LeNet-MNIST)"]
+                  "memory_growth_mb", "compile s", "max |x0 - fp32| after DDIM", "FD (LeNet-MNIST)", "FD / fp32"]
+
+
+def plain(rows: list[dict]) -> list[dict]:
+    """``rows`` with every number that carries an interval (an `Estimate`) replaced by its value (for plots)."""
+    return [{k: getattr(v, "value", v) for k, v in r.items()} for r in rows]
+
+
+def _text(e) -> str:
+    """An `Estimate` as "value [low, high]", with the decimals that show its interval's width to two digits, at most
+    four (the ratio of two FDs that only reordered sums is 1 to five digits)."""
+    width = e.high - e.low
+    return e.format(min(4, max(0, 1 - math.floor(math.log10(width)))) if math.isfinite(width) and width > 0 else 4)
+
+
+def formatted(rows: list[dict]) -> list[dict]:
+    """``rows`` with every `Estimate` written as "value [low, high]", the n of the FD beside it, and "reference"
+    for the ratio of the row every other is divided by."""
+    out = []
+    for r in rows:
+        fd = r.get("FD (LeNet-MNIST)")
+        out.append({**{k: _text(v) if hasattr(v, "low") else v for k, v in r.items()},
+                    **({"n (FD)": fd.n} if hasattr(fd, "n") else {})})
+    for column in ("FD / fp32", "FD / baseline"):
+        if any(column in r for r in out):
+            for r in out:
+                if "FD (LeNet-MNIST)" in r:
+                    r.setdefault(column, "reference")
+    return out
 
 
 def ladder_table(rows: list[dict]):
-    """A ladder's rows (`ladder`, `with_peak_share`) as a DataFrame by rung, with the `LADDER_COLUMNS` it has."""
+    """A ladder's rows (`ladder`, `with_peak_share`, FDs from `performance_fd.with_fd`) as a DataFrame by rung, with
+    the `LADDER_COLUMNS` it has (an FD as "value [95% interval]", with its n)."""
     import pandas as pd
-    return pd.DataFrame(rows).set_index("rung")[[c for c in LADDER_COLUMNS if c in rows[0]]]
+    columns = [c for c in LADDER_COLUMNS + ["n (FD)"] if any(c in r for r in formatted(rows))]
+    return pd.DataFrame(formatted(rows)).set_index("rung")[columns]
+
+
+ARCH_COLUMNS = ["parameters (M)", "GFLOP per call", "ms per sampling call", "ms per training step", "FLOPs vs baseline",
+                "sampling time vs baseline", "training time vs baseline", "FD (LeNet-MNIST)", "FD / baseline", "n (FD)"]
+
+
+def architecture_frame(rows: list[dict]):
+    """The architecture table's rows (FDs from `performance_fd.with_fd`) as a DataFrame by model."""
+    import pandas as pd
+    got = formatted(rows)
+    return pd.DataFrame(got).set_index("model")[[c for c in ARCH_COLUMNS if any(c in r for r in got)]]
 
 
 def cifar10_ladder(profile: PerfProfile, schedule, *, run, rungs=LADDER, roofs: dict,
@@ -330,11 +383,25 @@ def cifar10_ladder(profile: PerfProfile, schedule, *, run, rungs=LADDER, roofs: 
                 "bench": None}
     if profile.cifar10 == "results":
         bench = read_benchmark("performance", run.device.type, root=results_dir)
-        device, utc = bench["environment"]["device"], bench["environment"]["utc"]
+        device, utc = machine_label(bench["environment"]["device"], bench.get("cpu")), bench["environment"]["utc"]
         return {"rows": with_peak_share(bench["models"]["ddpm_cifar10"]["rows"], bench["peaks"]),   # its own roofs
                 "libraries": bench.get("libraries", {}).get("rows", []), "device": device,
                 "source": f"benchmarks/performance.py on {device}, {utc}, batch {bench['batch']}", "bench": bench}
     return {"rows": [], "libraries": [], "device": "", "source": "not run (cifar10=skip)", "bench": None}
+
+
+CLASSES = ("AMX", "AVX-512 BF16", "AVX-512", "AVX2", "no AVX2")
+
+
+def machine_label(device: str, cpu: dict | None) -> str:
+    """A benchmark file's device label with the CPU's instruction class (`fastdiff.devices.instruction_class` of the
+    file's ``cpu`` features): files written before labels carried it name only the model and the threads, "CPU: AMD
+    EPYC (2 threads)" -> "CPU: AMD EPYC, AVX-512 BF16 (2 threads)". Any other label is returned as it is."""
+    m = re.fullmatch(r"(CPU: .+?) \((\d+) threads?\)", device or "")
+    if not m or not cpu or m.group(1).rsplit(", ", 1)[-1] in CLASSES:
+        return device
+    n = int(m.group(2))
+    return f"{m.group(1)}, {instruction_class(cpu)} ({n} thread{'s' if n != 1 else ''})"
 
 
 def library_table(rows: list[dict]):
