@@ -178,3 +178,9 @@ def test_bad_inputs_say_what_is_wrong():
         fd_interval(f, f, method="bca")
     with pytest.raises(ValueError, match="one value per image"):
         paired_difference_interval(torch.zeros(3), torch.zeros(4))
+
+
+def test_an_interval_narrower_than_the_values_precision_prints_five_significant_digits():
+    """Two FDs that only reorder sums have a ratio of 1 within 1e-5: shown as 1.0000, not to seven decimals."""
+    assert Estimate(1.0, 0.999992, 1.000011, 1000, "x").format() == "1.0000 [1.0000, 1.0000]"
+    assert Estimate(0.00123, 0.0010, 0.0015, 50, "x").format() == "0.00123 [0.00100, 0.00150]"

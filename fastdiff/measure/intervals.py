@@ -55,10 +55,13 @@ class Estimate:
     uncorrected: float | None = None
 
     def format(self, decimals: int | None = None) -> str:
-        """"4.12 [3.90, 4.41]": by default with as many decimals as show the interval's width to two digits."""
+        """"4.12 [3.90, 4.41]": by default with as many decimals as show the interval's width to two digits, but
+        never the value past five significant digits (a ratio of two FDs that only reordered sums is 1.0000)."""
         if decimals is None:
-            width = self.high - self.low
+            width, size = self.high - self.low, abs(self.value)
             decimals = (max(0, 1 - math.floor(math.log10(width))) if math.isfinite(width) and width > 0 else None)
+            if decimals is not None and math.isfinite(size) and size > 0:
+                decimals = min(decimals, max(0, 4 - math.floor(math.log10(size))))
         if decimals is None:
             return f"{self.value:.4g} [{self.low:.4g}, {self.high:.4g}]"
         return f"{self.value:.{decimals}f} [{self.low:.{decimals}f}, {self.high:.{decimals}f}]"

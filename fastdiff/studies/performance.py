@@ -12,7 +12,6 @@ budget, their zoo recipes and profiles. The claims and verdicts are `fastdiff.st
 from __future__ import annotations
 
 import copy
-import math
 import re
 from dataclasses import dataclass
 
@@ -320,20 +319,13 @@ def plain(rows: list[dict]) -> list[dict]:
     return [{k: getattr(v, "value", v) for k, v in r.items()} for r in rows]
 
 
-def _text(e) -> str:
-    """An `Estimate` as "value [low, high]", with the decimals that show its interval's width to two digits, at most
-    four (the ratio of two FDs that only reordered sums is 1 to five digits)."""
-    width = e.high - e.low
-    return e.format(min(4, max(0, 1 - math.floor(math.log10(width)))) if math.isfinite(width) and width > 0 else 4)
-
-
 def formatted(rows: list[dict]) -> list[dict]:
     """``rows`` with every `Estimate` written as "value [low, high]", the n of the FD beside it, and "reference"
     for the ratio of the row every other is divided by."""
     out = []
     for r in rows:
         fd = r.get("FD (LeNet-MNIST)")
-        out.append({**{k: _text(v) if hasattr(v, "low") else v for k, v in r.items()},
+        out.append({**{k: v.format() if hasattr(v, "low") else v for k, v in r.items()},
                     **({"n (FD)": fd.n} if hasattr(fd, "n") else {})})
     for column in ("FD / fp32", "FD / baseline"):
         if any(column in r for r in out):
