@@ -279,3 +279,31 @@ def test_the_sr_table_with_intervals_becomes_results_rows_and_a_display(tmp_path
     assert got["digit accuracy"].interval.startswith("Wilson") and got["PSNR"].low <= 21.0 <= got["PSNR"].high
     shown = sreval.sr_display([row])
     assert shown.loc["small", "n"] == 3 and "[" in shown.loc["small", "PSNR"]
+
+
+def test_converges_reads_the_curve_gain_with_its_interval():
+    """The curve's points are means over a few validation images: the gain gets the final models' paired per-image
+    spread scaled to those images, and a gain whose interval straddles 0.2 dB is inconclusive, not contradicted."""
+    from fastdiff.measure.intervals import Estimate
+    from fastdiff.studies import vgg_sr_evaluation as sreval
+    final = Estimate(-0.2, -0.3, -0.1, 200, "bootstrap paired 95%")
+    gain = sreval.curve_gain_interval(0.05, final, 50)
+    assert gain.value == 0.05 and gain.n == 50
+    assert abs((gain.high - gain.low) / 2 - 0.1 * 2) < 1e-9        # sqrt(200 / 50) = 2 times the final half-width
+    rule = {c.key: c for c in sreval.CLAIMS}["converges"].rule
+
+    def verdict(g):
+        return rule({"curve gain:val PSNR": g, "curve gain:digit accuracy": 0.01})[0]
+    assert verdict(gain) == "inconclusive"
+    assert verdict(Estimate(0.5, 0.3, 0.7, 32, "x")) == "reproduced"
+    assert verdict(Estimate(0.1, 0.05, 0.15, 32, "x")) == "partly"
+    assert verdict(Estimate(-0.5, -0.7, -0.3, 32, "x")) == "contradicted"
+    # the numbers flow: measured_for_claims turns the plain curve mean into the estimate when val_n is given
+    curves = {name: [{"step": 0, "val PSNR": 5.0, "digit accuracy": 0.0},
+                     {"step": 1, "val PSNR": 20.0 + d, "digit accuracy": 0.5}] for name, d in
+              (("small", 0.0), ("small + VGG (add)", 0.4))}
+    rows = [{"model": m, "PSNR": 20.0, "per image": {"PSNR": [20.0 + d + 0.01 * i for i in range(20)]}}
+            for m, d in (("small", 0.0), ("small + VGG (add)", 0.4))]
+    m = sreval.measured_for_claims(params_paper=[], forward=[], curves=curves, sr_rows=rows, share=None,
+                                   device="cpu", vgg="x", steps=1, val_n=5)
+    assert abs(m["curve gain:val PSNR"].value - 0.4) < 1e-6 and m["curve gain:val PSNR"].n == 5
