@@ -3,7 +3,7 @@
 The package is laid out by idea (see ``fastdiff/README.md``):
 
 - the core, at the top level: `diffusion` (schedules, forward process, loss), `sampling` (DDPM, DDIM,
-  DPM-Solver++(2M), Heun on Karras sigmas), `nn` and `unet` (the U-Net, its level walk and block factory),
+  DPM-Solver++(2M), Heun on Karras sigmas, UniPC (bh2) and DEIS, whose multistep updates live in `solvers`), `nn` and `unet` (the U-Net, its level walk and block factory),
   `registry` (model classes by name), `train` (resumable training), `checkpoint`, `zoo`, `data`, `weights`,
   `results` (the one results schema), `portable_json`, `verdicts`, `files` (atomic writes, file locks),
   `devices`, `checks`, `profiles`, `progress`;

@@ -2,15 +2,15 @@
 
 Shared signature: ``sample_x(model, x, schedule, *, steps=None, cond=None, generator=None, callback=None,
 progress=True)``. ``x`` is the starting noise x_T; device and dtype follow it. ``steps`` places the sampler's own
-timesteps on ``schedule`` (the training schedule): DDPM, DDIM and DPM-Solver++ keep ``steps`` evenly spaced ones
-(`space_timesteps`), Heun ``steps`` Karras noise levels at fractional timesteps; None samples on ``schedule`` as
-it is (e.g. one respaced beforehand). Conditioning that is fixed for the call is prepared once
+timesteps on ``schedule`` (the training schedule): DDPM, DDIM, DPM-Solver++, UniPC and DEIS keep ``steps`` evenly
+spaced ones (`space_timesteps`), Heun ``steps`` Karras noise levels at fractional timesteps; None samples on
+``schedule`` as it is (e.g. one respaced beforehand). Conditioning that is fixed for the call is prepared once
 (`prepare_condition`). ``callback`` receives a dict per step (``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the
 predicted x_0) for plots and per-step timing.
 
-A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`) is such a function with its options (``DDIM.with_options(eta=1)``),
-its label for result rows and ``nfe(steps)``, its number of network evaluations; it is called like the function.
-`SAMPLERS` names them for parameters given as text (`get_sampler`).
+A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`, `UNIPC`, `DEIS`) is such a function with its options
+(``DDIM.with_options(eta=1)``), its label for result rows and ``nfe(steps)``, its number of network evaluations;
+it is called like the function. `SAMPLERS` names them for parameters given as text (`get_sampler`).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from .checks import check_image_dtype
 from .devices import autocast
 from .diffusion import Schedule, space_timesteps
 from .progress import progress_bar
+from .solvers import deis_update, unipc_bh2_update
 
 
 def _check_steps(steps) -> None:
@@ -283,6 +284,67 @@ def sample_heun_karras(model, x: torch.Tensor, schedule: Schedule, *, steps: int
     return x
 
 
+@torch.no_grad()
+def sample_unipc(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None, cond: dict | None = None,
+                 clip_x0: bool = True, generator: torch.Generator | None = None,
+                 callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
+    """UniPC with B(h) = e^h - 1 (Zhao et al. 2023, UniPC-2 with B_2, data prediction; `unipc_bh2_update`), one
+    network evaluation per step, deterministic, on the (respaced) discrete schedule, as diffusers'
+    ``UniPCMultistepScheduler()`` defaults (bh2, order 2, ``lower_order_final``; its step outputs are tested against
+    ours): at each step the corrector UniC first refines x_t with the new prediction there (not at the first step),
+    then the predictor UniP steps on, first order at the first and the last step (to sigma = 0, landing on x_0).
+    Paper: CIFAR-10 FID 3.87 at 10 evaluations."""
+    _check_inputs(model, x, schedule)
+    schedule = _respaced(schedule, steps)
+    ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
+    alpha_bar_next = schedule.alpha_bar_prev.tolist()
+    cond = prepare_condition(model, x, cond)
+    finite = _Finite()
+    x0s, abars, x_last, order = [], [], None, 1
+    for i in _steps(schedule, progress, "UniPC (bh2)"):
+        eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
+        finite.add(eps, ts[i])
+        if x_last is not None:       # 1. UniC: x_t corrected from the last point, at the order of the step that came
+            x = unipc_bh2_update(x_last, x0s[-order:], abars[-order:], alpha_bar[i], x0_next=x0)
+        x0s, abars = (x0s + [x0])[-2:], (abars + [alpha_bar[i]])[-2:]
+        order = 1 if len(x0s) == 1 or i == 0 else 2
+        x_last = x                   # 2. UniP to the next timestep
+        x = unipc_bh2_update(x, x0s[-order:], abars[-order:], alpha_bar_next[i])
+        if callback is not None:
+            callback({"i": i, "t": ts[i], "x": x, "x0": x0})
+    finite.check("UniPC (bh2) sampling")
+    return x
+
+
+@torch.no_grad()
+def sample_deis(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None, cond: dict | None = None,
+                clip_x0: bool = True, generator: torch.Generator | None = None,
+                callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
+    """DEIS (Zhang & Chen 2023, rhoAB-DEIS of order 2 with eps extrapolated in log rho; `deis_update`), one
+    network evaluation per step, deterministic, on the (respaced) discrete schedule, as diffusers'
+    ``DEISMultistepScheduler()`` defaults (order 2, "logrho", ``lower_order_final``; its step outputs are tested
+    against ours): first order at the first step and, below 15 steps, at the last. The last step lands on sigma = 0
+    (x_0), as our other samplers do; diffusers' own sigma table ends at sigma(t = 0) instead (its steps take log
+    sigma), which leaves noise of that size in the samples. The multistep updates are in `fastdiff.solvers`."""
+    _check_inputs(model, x, schedule)
+    schedule = _respaced(schedule, steps)
+    ts, alpha_bar = schedule.timesteps.tolist(), schedule.alpha_bar.tolist()
+    alpha_bar_next = schedule.alpha_bar_prev.tolist()
+    cond = prepare_condition(model, x, cond)
+    finite = _Finite()
+    epss, abars = [], []
+    for i in _steps(schedule, progress, "DEIS"):
+        eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
+        finite.add(eps, ts[i])
+        epss, abars = (epss + [eps])[-2:], (abars + [alpha_bar[i]])[-2:]
+        order = 1 if len(epss) == 1 or (i == 0 and len(schedule) < 15) else 2
+        x = deis_update(x, epss[-order:], abars[-order:], alpha_bar_next[i])
+        if callback is not None:
+            callback({"i": i, "t": ts[i], "x": x, "x0": x0})
+    finite.check("DEIS sampling")
+    return x
+
+
 def _one_per_step(steps: int) -> int:
     return steps
 
@@ -335,7 +397,9 @@ DDPM = Sampler("ddpm", "DDPM", sample_ddpm)
 DDIM = Sampler("ddim", "DDIM", sample_ddim, options=(("eta", 0.0),))
 DPMPP_2M = Sampler("dpmpp2m", "DPM-Solver++(2M)", sample_dpmpp_2m)
 HEUN = Sampler("heun", "Heun (Karras)", sample_heun_karras, nfe=_heun_evaluations)
-SAMPLERS = {s.name: s for s in (DDPM, DDIM, DPMPP_2M, HEUN)}        # by name: for parameters given as text only
+UNIPC = Sampler("unipc", "UniPC (bh2)", sample_unipc)
+DEIS = Sampler("deis", "DEIS", sample_deis)
+SAMPLERS = {s.name: s for s in (DDPM, DDIM, DPMPP_2M, HEUN, UNIPC, DEIS)}   # by name: for text parameters only
 
 
 def get_sampler(name: str | Sampler) -> Sampler:
@@ -353,7 +417,7 @@ def sampler_call(model, schedule: Schedule, sampler: Sampler, steps: int, x_T: t
     ``schedule``, the training schedule (conditioned on ``cond``, under autocast when ``dtype`` is not fp32).
     Every call reseeds, so repeated (timed) calls return the same images."""
     if not isinstance(sampler, Sampler):
-        raise TypeError(f"sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, DPMPP_2M, HEUN, "
+        raise TypeError(f"sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, DPMPP_2M, HEUN, UNIPC, DEIS, "
                         f"DDIM.with_options(eta=...), or get_sampler(name) for a name), got {sampler!r}")
     _check_steps(steps)
 

@@ -5,14 +5,20 @@ the same network output, gives our step's output within 1e-6 in float64 (diffuse
 inside, which bounds the agreement, so the test network keeps x_0 in [-1, 1] as a trained one does: x_0 =
 tanh(x_t)); the whole sampler follows the same trajectory. Heun on Karras sigmas: our sigmas and fractional
 timesteps equal diffusers' HeunDiscreteScheduler(use_karras_sigmas=True) to its float32 precision, and given the
-same noise levels every step and the whole sampler agree within 1e-6 in float64."""
+same noise levels every step and the whole sampler agree within 1e-6 in float64. UniPC (bh2) and DEIS: given
+diffusers' UniPCMultistepScheduler / DEISMultistepScheduler (defaults) our timesteps and a float64 sigma table,
+every step from the same x_t, and every step of the whole sampler's trajectory, agree within 1e-6 in float64; both
+stack on deep-feature caching and layer skipping."""
 import diffusers
 import pytest
 import torch
 
-from fastdiff.diffusion import Schedule, make_schedule, space_timesteps
-from fastdiff.sampling import (HEUN, dpmpp_2m_update, heun_update, karras_sigmas, sample_dpmpp_2m,
-                               sample_heun_karras, sampler_call)
+from fastdiff.diffusion import Schedule, make_schedule, respace, space_timesteps
+from fastdiff.methods.deep_cache import DeepCache
+from fastdiff.methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping
+from fastdiff.sampling import (DEIS, HEUN, UNIPC, dpmpp_2m_update, heun_update, karras_sigmas, sample_deis,
+                               sample_dpmpp_2m, sample_heun_karras, sample_unipc, sampler_call)
+from fastdiff.solvers import deis_update, unipc_bh2_update
 
 
 @pytest.mark.parametrize("steps", [10, 25])
@@ -116,3 +122,123 @@ def test_heun_through_sampler_call_uses_the_training_schedule():
     assert out.shape == (2, 1, 4, 4)
     with pytest.raises(ValueError, match="positive integer"):
         karras_sigmas(make_schedule("linear"), 0)
+
+
+# ------------------------------------------------------------------------------------ UniPC (bh2) and DEIS
+
+def _multistep_reference(scheduler_class, steps, final_sigma):
+    """diffusers' scheduler (its defaults) on our respaced timesteps with a float64 sigma table ending at
+    ``final_sigma``, the respaced schedule, a network whose x_0 is tanh(x_t), and x_T."""
+    ts = space_timesteps(1000, steps)
+    ref = scheduler_class(num_train_timesteps=1000, beta_schedule="linear", beta_start=1e-4, beta_end=0.02)
+    ref.set_timesteps(steps)
+    abar = ref.alphas_cumprod.double()
+    order = sorted(ts, reverse=True)
+    ref.timesteps = torch.tensor(order)
+    ref.sigmas = torch.cat([((1 - abar[order]) / abar[order]).sqrt(), torch.tensor([final_sigma], dtype=torch.float64)])
+
+    def model(x, t):     # the noise that makes x_0 = tanh(x_t)
+        a = abar[t[0]]
+        return (x - a.sqrt() * torch.tanh(x)) / (1 - a).sqrt()
+    start = torch.randn(2, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    return ref, Schedule(torch.tensor(ts), abar[ts], 1000), model, start
+
+
+def _step_differences(ref, schedule, model, start, our_step):
+    """Every step of ``ref`` and ``our_step(state, x_t, eps, i)`` from the same x_t (diffusers' trajectory), and
+    that trajectory: (the largest step difference, [x after each step])."""
+    x, state, worst, trajectory = start, {}, 0.0, []
+    with torch.no_grad():
+        for i in range(len(schedule) - 1, -1, -1):
+            t = int(schedule.timesteps[i])
+            eps = model(x, torch.full((2,), t))
+            ours = our_step(state, x, eps, i)
+            theirs = ref.step(eps, t, x).prev_sample
+            worst = max(worst, (ours - theirs).abs().max().item())
+            x = theirs
+            trajectory.append(x)
+    return worst, trajectory
+
+
+def _sampler_trajectory(sampler, model, start, schedule):
+    seen = []
+    out = sampler(model, start, schedule, clip_x0=False, progress=False, callback=lambda d: seen.append(d["x"]))
+    return out, seen
+
+
+@pytest.mark.parametrize("steps", [5, 10, 20])
+def test_each_step_equals_diffusers_unipc_bh2(steps):
+    # diffusers' default final sigma is 0 (final_sigmas_type="zero"), as ours
+    ref, schedule, model, start = _multistep_reference(diffusers.UniPCMultistepScheduler, steps, 0.0)
+    abar, abar_next = schedule.alpha_bar.tolist(), schedule.alpha_bar_prev.tolist()
+
+    def step(state, x, eps, i):       # the loop of sample_unipc, from diffusers' x_t
+        a = abar[i]
+        x0 = (x - (1 - a) ** 0.5 * eps) / a ** 0.5
+        x0s, abars, order = state.get("x0s", []), state.get("abars", []), state.get("order", 1)
+        if x0s:                       # UniC at x_t, from the last (corrected) point
+            x = unipc_bh2_update(state["x_last"], x0s[-order:], abars[-order:], a, x0_next=x0)
+        x0s, abars = (x0s + [x0])[-2:], (abars + [a])[-2:]
+        order = 1 if len(x0s) == 1 or i == 0 else 2
+        state.update(x0s=x0s, abars=abars, order=order, x_last=x)
+        return unipc_bh2_update(x, x0s[-order:], abars[-order:], abar_next[i])
+    worst, trajectory = _step_differences(ref, schedule, model, start, step)
+    assert worst < 1e-6
+    out, seen = _sampler_trajectory(sample_unipc, model, start, schedule)
+    assert max((a - b).abs().max().item() for a, b in zip(seen, trajectory)) < 1e-6 and len(seen) == steps
+    torch.testing.assert_close(out, trajectory[-1], atol=1e-6, rtol=0)
+    assert out.abs().max() <= 1                # lands on x_0 = tanh(.)
+
+
+@pytest.mark.parametrize("steps", [5, 10, 20])
+def test_each_step_equals_diffusers_deis(steps):
+    # diffusers' DEIS cannot step to sigma = 0 (log 0); its last step goes to sigma = 1e-12 instead of our 0, a
+    # difference of about 1e-11 in x. 20 steps: second order to the end (diffusers lowers it only below 15)
+    ref, schedule, model, start = _multistep_reference(diffusers.DEISMultistepScheduler, steps, 1e-12)
+    abar, abar_next = schedule.alpha_bar.tolist(), schedule.alpha_bar_prev.tolist()
+
+    def step(state, x, eps, i):       # the loop of sample_deis
+        epss, abars = (state.get("epss", []) + [eps])[-2:], (state.get("abars", []) + [abar[i]])[-2:]
+        state.update(epss=epss, abars=abars)
+        order = 1 if len(epss) == 1 or (i == 0 and steps < 15) else 2
+        return deis_update(x, epss[-order:], abars[-order:], abar_next[i])
+    worst, trajectory = _step_differences(ref, schedule, model, start, step)
+    assert worst < 1e-6
+    out, seen = _sampler_trajectory(sample_deis, model, start, schedule)
+    assert max((a - b).abs().max().item() for a, b in zip(seen, trajectory)) < 1e-6 and len(seen) == steps
+    assert out.abs().max() <= 1
+
+
+def test_unipc_and_deis_first_order_steps_are_ddim_and_land_on_x0():
+    x, x0 = torch.randn(3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    eps = (x - 0.2 ** 0.5 * x0) / 0.8 ** 0.5
+    ddim = 0.5 ** 0.5 * x0 + 0.5 ** 0.5 * eps
+    torch.testing.assert_close(unipc_bh2_update(x, [x0], [0.2], 0.5), ddim, atol=1e-12, rtol=0)
+    torch.testing.assert_close(deis_update(x, [eps], [0.2], 0.5), ddim, atol=1e-12, rtol=0)
+    assert torch.equal(unipc_bh2_update(x, [x0], [0.2], 1.0), x0)
+    torch.testing.assert_close(deis_update(x, [eps], [0.2], 1.0), x0, atol=1e-12, rtol=0)
+    with pytest.raises(ValueError, match="orders 1 and 2"):
+        deis_update(x, [eps] * 3, [0.1, 0.2, 0.3], 0.5)
+
+
+@pytest.mark.parametrize("sampler", [UNIPC, DEIS], ids=["unipc", "deis"])
+def test_unipc_and_deis_through_sampler_call_and_on_method_stacks(tiny_model, sampler):
+    s, steps = make_schedule("linear"), 6
+    x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    plain = sampler_call(tiny_model, s, sampler, steps, x_T)()
+    # the Sampler places its steps on the training schedule: the function on the respaced schedule, bit for bit
+    assert torch.equal(plain, sampler.fn(tiny_model, x_T.clone(), respace(s, space_timesteps(1000, steps)),
+                                         progress=False))
+    assert sampler.nfe(steps) == steps
+    # stacked on deep-feature caching and on scheduled layer skipping: neutral settings are the U-Net alone,
+    # active ones keep their effect (partial calls, k(t) that varies) and change the images
+    for neutral, active in ((DeepCache(tiny_model, interval=1), DeepCache(tiny_model, interval=2)),
+                            (ScheduledSkipping(LayerSkippingUNet(tiny_model, skip_type="zero"), 0, 1000),
+                             ScheduledSkipping(LayerSkippingUNet(tiny_model, skip_type="zero"), 2, 1000))):
+        assert torch.equal(sampler_call(neutral, s, sampler, steps, x_T)(), plain)
+        out = sampler_call(active, s, sampler, steps, x_T)()
+        assert torch.isfinite(out).all() and not torch.equal(out, plain)
+        if isinstance(active, DeepCache):
+            assert active.calls == {"full": steps // 2, "partial": steps // 2}
+        else:
+            assert len(active.calls) > 1 and sum(active.calls.values()) == steps
