@@ -2,6 +2,7 @@
 partly keeps the quality bound, and an interval across a bound is inconclusive."""
 import pytest
 
+from fastdiff import papers
 from fastdiff.measure.intervals import Estimate
 from fastdiff.studies import report_claims
 from fastdiff.verdicts import judge
@@ -12,7 +13,10 @@ def verdict(key, m):
 
 
 def test_deepcaches_own_numbers_reproduce_and_a_faster_run_that_ruins_quality_is_never_partly():
-    paper = {"deepcache speed-up": 1.85, "deepcache FD": 5.73, "ddim100 FD": 4.19, "deepcache FD ratio": 5.73 / 4.19}
+    speedup, fid, ddim = (papers.value("07_report", v, m) for v, m in (("DeepCache N=5, DDIM 100", "speed-up"),
+                                                                        ("DeepCache N=5, DDIM 100", "FID"),
+                                                                        ("DDIM 100", "FID")))
+    paper = {"deepcache speed-up": speedup, "deepcache FD": fid, "ddim100 FD": ddim, "deepcache FD ratio": fid / ddim}
     assert verdict("deepcache", paper) == "reproduced"
     assert verdict("deepcache", {**paper, "deepcache speed-up": 1.3}) == "partly"
     assert verdict("deepcache", {**paper, "deepcache speed-up": 1.3, "deepcache FD ratio": 3.0}) == "contradicted"

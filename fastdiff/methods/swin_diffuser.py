@@ -1,4 +1,4 @@
-"""The SwinDiffuser (study 4; Jiang's thesis, Ch. 2, Algorithms 2.1 and 2.2): patch-parallel diffusion SR with
+"""The SwinDiffuser (study 4; Ye's thesis, Ch. 2, Algorithms 2.1 and 2.2): patch-parallel diffusion SR with
 rolling shifted windows.
 
 ``model(x_t, t, lr=..., shift=(dy, dx))`` rolls the HR state x_t by the shift, cuts it into d x d patches (a batch

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .. import zoo
+from .. import papers, zoo
 from ..checks import check_bool
 from ..data import load_dataset
 from ..diffusion import Schedule, respace, space_timesteps
@@ -25,28 +25,29 @@ from ..recipes import Recipe, replica_name, REPLICA_SEEDS, slug
 from .digits_unet import QUICK_MODEL, QUICK_TRAIN
 
 STUDY = "02_adaptive_layer_skipping"
-# The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels).
-PAPER_TABLE1_FID = {  # rows: skip type (DDPM = the pre-trained model, skipping only at inference); columns: c
-    "DDPM": {0: 3.17, 1: 16.38, 2: 73.15, 3: 115.09, 5: 143.34},
-    "zero": {0: 4.58, 1: 4.46, 2: 5.59, 3: 9.40, 5: 16.19},
-    "duplicate": {0: 4.91, 1: 4.55, 2: 7.62, 3: 14.69, 5: 31.79},
-    "interpolate": {0: 4.96, 1: 4.71, 2: 5.03, 3: 7.02, 5: 11.47},
-}
-PAPER_TABLE2_SPEEDUP = {  # % less sampling time than c = 0
-    "zero": {0: 0.0, 1: 30.59, 2: 47.52, 3: 51.44, 5: 57.46},
-    "duplicate": {0: 0.0, 1: 32.15, 2: 45.63, 3: 51.99, 5: 58.38},
-    "interpolate": {0: 0.0, 1: 20.86, 2: 29.34, 3: 32.68, 5: 36.19},
-}
-PAPER_TABLE3_FID = {  # zero skipping, c = 2, by sampler and steps ("eta" None: DDPM ancestral)
-    "ours": {0.0: {20: 16.80, 40: 12.48, 100: 9.74, 200: 8.75, 1000: 7.79},
-             0.5: {20: 17.96, 40: 12.754, 100: 9.43, 200: 8.23, 1000: 6.90},
-             1.0: {20: 29.00, 40: 18.71, 100: 11.90, 200: 8.92, 1000: 6.00},
-             None: {20: 209.72, 40: 124.69, 100: 56.15, 200: 28.01, 1000: 4.57}},
-    "DDPM/DDIM": {0.0: {10: 13.46, 20: 6.84, 50: 4.67, 100: 4.16, 1000: 4.04},
-                  0.5: {10: 16.66, 20: 8.35, 50: 5.25, 100: 4.46, 1000: 4.29},
-                  1.0: {10: 41.07, 20: 18.36, 50: 8.01, 100: 5.78, 1000: 4.73},
-                  None: {10: 367.43, 20: 133.37, 50: 32.72, 100: 9.99, 1000: 3.17}},
-}
+
+
+def _paper(variant: str, metric: str = "FID") -> float:
+    return papers.value(STUDY, variant, metric)
+
+
+def _table3_variant(who: str, eta, steps: int) -> str:
+    """Table 3's variant names in `fastdiff.papers`: "zero c=2, DDIM 100, eta 1", "DDPM 1000" (eta None)."""
+    return f"{who}DDPM {steps}" if eta is None else f"{who}DDIM {steps}, eta {eta:g}"
+
+
+# The paper's Tables 1-3 (CIFAR-10, FID on 50k samples; the DDIM U-Net, N = 4 levels), read from `fastdiff.papers`.
+# Table 1, rows: skip type (DDPM = the pre-trained model, skipping only at inference); columns: c
+PAPER_TABLE1_FID = {row: {c: _paper(f"{row}, c={c}") for c in (0, 1, 2, 3, 5)}
+                    for row in ("DDPM", "zero", "duplicate", "interpolate")}
+# Table 2: % less sampling time than c = 0 (0 at c = 0 by definition)
+PAPER_TABLE2_SPEEDUP = {row: {0: 0.0, **{c: _paper(f"{row}, c={c}", "time saved") for c in (1, 2, 3, 5)}}
+                        for row in ("zero", "duplicate", "interpolate")}
+# Table 3: zero skipping, c = 2, by sampler and steps ("eta" None: DDPM ancestral), and the DDIM paper's model beside it
+PAPER_TABLE3_FID = {name: {eta: {s: _paper(_table3_variant(who, eta, s)) for s in steps}
+                           for eta in (0.0, 0.5, 1.0, None)}
+                    for name, who, steps in (("ours", "zero c=2, ", (20, 40, 100, 200, 1000)),
+                                             ("DDPM/DDIM", "", (10, 20, 50, 100, 1000)))}
 
 
 def flops_by_k(model: LayerSkippingUNet, *, batch_size: int = 1) -> dict[int, float]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .. import papers
 from ..measure import fd_sweep
 from ..measure.seed_spread import compare_within_spread, spread_for_claims
 from ..methods.layer_skipping import SKIP_TYPES
@@ -91,11 +92,14 @@ def _gaps(m: dict, pairs: dict[str, tuple[str, str]], *, stand_in: bool = False)
 # ------------------------------------------------------------------------------------------ the claims
 
 def _claims():
+    def paper(variant, metric="FID"):
+        return papers.value(STUDY, variant, metric)
+
     def time_saved(m):
-        ours, paper = need(m, "time saved:zero:c2"), PAPER_TABLE2_SPEEDUP["zero"][2]
+        ours, paper_saved = need(m, "time saved:zero:c2"), paper("zero, c=2", "time saved")
         r = need(m, f"ratio:{key('zero', 2)}|{key('zero', 0)}")
         kept = holds(r, 1.5)      # the paper's zero skipping: FID 4.58 -> 5.59 (1.22x)
-        verdict = grade_interval(all_of(abs(ours - paper) <= 10, kept), all_of(ours > 0, kept))
+        verdict = grade_interval(all_of(abs(ours - paper_saved) <= 10, kept), all_of(ours > 0, kept))
         why = {True: "the skipped levels carry that share of the time here" if ours > 0 else "no time saved",
                False: "FD at c=2 is more than 1.5x its c=0 value",
                None: "the interval of the FD ratio straddles 1.5"}[kept]
@@ -191,35 +195,44 @@ def _claims():
             borrowed + "; ".join(
                 f"c={c}: consistent - uniform within it {g.low:.3g} to {g.high:.3g}" for c, g in gaps.items())
 
+    saved = paper("zero, c=2", "time saved")
+    plain0, plain2, zero0, zero2 = (paper(f"{v}, c={c}") for v in ("DDPM", "zero") for c in (0, 2))
+    c5 = {v: paper(f"{v}, c=5") for v in ("interpolate", "zero", "duplicate")}
     spread_rule = "inconclusive if moving each FD by ± the largest gap between its model's seeds (the spread of " \
         "retraining, if given) beyond its 95% interval can "
     return [
         Claim("time", "skipping the deepest levels by k(t) at c = 2 cuts sampling time by about half",
-              "zero skipping: 47.5% less time at c=2 (Table 2)",
+              f"zero skipping: {saved:.1f}% less time at c=2 (Table 2)",
               "sampling-loop time at c=2 against c=0, zero skipping (live), and the paired ratio FD(c=2) / FD(c=0)",
-              "within 10 points of 47.5% with FD(c=2) <= 1.5x FD(c=0) (partly: any saving, with the same FD bound); "
+              f"within 10 points of {saved:.1f}% with FD(c=2) <= 1.5x FD(c=0) (partly: any saving, with the same "
+              "FD bound); "
               "inconclusive when the ratio's 95% interval straddles 1.5", time_saved),
         Claim("plain-falls-apart", "a normally trained network falls apart when levels are skipped at inference",
-              "FID 3.17 -> 73.15 at c=2 (23x; Table 1, row DDPM)",
+              f"FID {plain0:.2f} -> {plain2:.2f} at c=2 ({plain2 / plain0:.0f}x; Table 1, row DDPM)",
               "paired ratio FD(c=2) / FD(c=0) of the plainly trained model",
               "ratio >= 3 (partly: >= 1.5); inconclusive when its 95% interval straddles 3 (or 1.5)",
               plain_falls_apart),
         Claim("trained-holds", "k(t)-consistent training holds quality as c grows, unlike skipping a plainly "
-              "trained model", "zero: 4.58 -> 5.59 at c=2 against DDPM 3.17 -> 73.15 (Table 1)",
+              "trained model", f"zero: {zero0:.2f} -> {zero2:.2f} at c=2 against DDPM {plain0:.2f} -> {plain2:.2f} "
+              "(Table 1)",
               "FD at c=2 and its growth from c=0, zero (consistent) against the plain baseline",
               "lower FD at c=2 and slower growth (partly: one of the two); " + spread_rule + "turn one",
               trained_holds),
         Claim("c0-cost", "training with skipping costs little quality when nothing is skipped",
-              "zero 4.58 vs DDPM 3.17 at c=0 (1.44x; Table 1)", "FD at c=0, zero (consistent) against the baseline",
+              f"zero {zero0:.2f} vs DDPM {plain0:.2f} at c=0 ({zero0 / plain0:.2f}x; Table 1)",
+              "FD at c=0, zero (consistent) against the baseline",
               "at most 2x the baseline (partly: 3x); " + spread_rule + "carry the ratio across 2 (or 3)", c0_cost),
         Claim("interpolate-best", "interpolate degrades least at large c",
-              "c=5: interpolate 11.47 < zero 16.19 < duplicate 31.79 (Table 1)", "FD at c=5 of the three skip types",
+              "c=5: " + " < ".join(f"{v} {fid:.2f}" for v, fid in c5.items()) + " (Table 1)",
+              "FD at c=5 of the three skip types",
               "interpolate lowest (partly: second); its rank is decided only where its FD range (95% interval, "
               "widened by the spread of retraining) does not overlap the other's; inconclusive when the undecided "
               "ranks straddle the verdict's rank", interpolate_best),
         Claim("ddim-equal-time", "at equal sampling time, DDIM with fewer steps beats layer skipping (the paper's own "
-              "conclusion)", "DDIM at half the steps (same time) is better: eta 1 8.01 (50 steps) vs ours 11.90 "
-              "(100), eta 0 4.67 vs 9.74 (Table 3; Sec. 4.3 and 5)",
+              "conclusion)", "DDIM at half the steps (same time) is better: "
+              f"eta 1 {paper('DDIM 50, eta 1'):.2f} (50 steps) vs ours {paper('zero c=2, DDIM 100, eta 1'):.2f} "
+              f"(100), eta 0 {paper('DDIM 50, eta 0'):.2f} vs {paper('zero c=2, DDIM 100, eta 0'):.2f} "
+              "(Table 3; Sec. 4.3 and 5)",
               "FD of the plain baseline at c=0 with the DDIM steps that take the time of zero skipping at c=2 "
               "(50 steps), against zero skipping, at eta 1 and eta 0",
               "DDIM lower at both etas (partly: at one); " + spread_rule + "turn one", equal_time),

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import papers
 from ..data import load_dataset
 from ..measure import fd_sweep
 from ..measure.bench import count_flops, interleaved
@@ -40,11 +41,14 @@ from .continuous_unet_sweep import (FD, MAIN, _value, ablation_table, beside_com
 # the sweep's views, reached by the notebook as study.<name>
 NOTEBOOK_VIEWS = (ablation_table, beside_committed, fd_table, live_fd, paired_table, plot_fd_vs_steps, sweep_rows)
 
-# The paper's Table 1 (MNIST column: FID, the step count of the best FID, seconds per sample on a CPU) and Table 2.
-PAPER_TABLE1_MNIST = {"U-Net": {"FID": 3.61, "steps": 30, "seconds": 3.56},
-                      "cU-Net": {"FID": 2.98, "steps": 5, "seconds": 0.54}}
-PAPER_TABLE2 = {"U-Net": (7.21, 545.5), "cU-Net": (2.90, 137.9), "cU-Net wo/A": (2.81, 128.7),
-                "cU-Net wo/R": (1.71, 92.0), "cU-Net wo/A/R": (1.62, 88.4)}   # (GFLOPs, MB)
+STUDY = "03_continuous_unet"
+_paper = lambda variant, metric: papers.value(STUDY, variant, metric)  # noqa: E731  (`fastdiff.papers`)
+
+# The paper's Table 1 (MNIST column: FID, the step count of the best FID, seconds per sample on a CPU) and Table 2
+PAPER_TABLE1_MNIST = {m: {"FID": _paper(f"{m}, MNIST", "FID"), "steps": int(_paper(f"{m}, MNIST", "best steps")),
+                          "seconds": _paper(f"{m}, MNIST", "seconds per sample")} for m in ("U-Net", "cU-Net")}
+PAPER_TABLE2 = {m: (_paper(m, "GFLOPs"), _paper(m, "memory"))          # (GFLOPs, MB)
+                for m in ("U-Net", "cU-Net", "cU-Net wo/A", "cU-Net wo/R", "cU-Net wo/A/R")}
 PAPER_SOURCE = "Beyond U (continuous U-Net paper), Tables 1 and 2"
 
 ABLATIONS = {"cU-Net": {}, "cU-Net wo/A": {"attention": False}, "cU-Net wo/R": {"resblock": False},
@@ -219,11 +223,17 @@ def _steps(steps) -> str:
 
 
 def _claims():
+    mb, gflops = ({m: _paper(m, metric) for m in MAIN} for metric in ("memory", "GFLOPs"))
+    t1 = PAPER_TABLE1_MNIST
+    flops_share = _paper("cU-Net vs U-Net", "FLOPs share")
+    faster_from, faster_to = (_paper(f"cU-Net vs U-Net, {end} end", "faster") for end in ("low", "high"))
+
     def params(m):
         r = need(m, "params ratio")
         return "by construction", f"{r:.2f}x fewer ({need(m, 'U-Net params (M)'):.2f}M vs " \
             f"{need(m, 'cU-Net params (M)'):.2f}M)", "the widths were taken from the paper's memory column (half the " \
-            "U-Net's base width, one block per level: 545.5 vs 137.9 MB), so the ratio follows from that choice"
+            f"U-Net's base width, one block per level: {mb['U-Net']:g} vs {mb['cU-Net']:g} MB), so the ratio follows " \
+            "from that choice"
 
     def flops(m):
         share, once = need(m, "FLOPs share"), need(m, "FLOPs share, f once")
@@ -234,7 +244,7 @@ def _claims():
     def faster(m):
         tu, tc = need(m, "U-Net s per sample", "cU-Net s per sample")
         saved = 1 - tc / tu
-        verdict = grade(saved >= 0.3, saved > 0)
+        verdict = grade(saved >= faster_from / 100, saved > 0)
         sets = [m.get(f"{name} steps like best") for name in MAIN]
         uncertain = "" if None in sets or all(len(s) == 1 for s in sets) else \
             f"; the best step counts themselves are uncertain (within noise of the best: {_steps(sets[1])} for the " \
@@ -264,23 +274,28 @@ def _claims():
             f"(U-Net)", f"same data and budget ({m.get('train steps', '?')} steps each); {r.why}"
     return [
         Claim("params", "the cU-Net has about a quarter of the U-Net's parameters",
-              "545.5 vs 137.9 MB (Table 2; 3.96x), 'roughly a quarter' (Fig. 4)", "parameters, U-Net and cU-Net",
+              f"{mb['U-Net']:g} vs {mb['cU-Net']:g} MB (Table 2; {mb['U-Net'] / mb['cU-Net']:.2f}x), 'roughly a "
+              "quarter' (Fig. 4)", "parameters, U-Net and cU-Net",
               "by construction: the widths are taken from the paper's memory column, so the ratio is shown, not "
               "judged", params),
-        Claim("flops", "the cU-Net needs about 30% of the U-Net's FLOPs", "7.21 vs 2.90 GFLOPs (Table 2; 40%)",
+        Claim("flops", f"the cU-Net needs about {flops_share:g}% of the U-Net's FLOPs",
+              f"{gflops['U-Net']:.2f} vs {gflops['cU-Net']:.2f} GFLOPs (Table 2; "
+              f"{gflops['cU-Net'] / gflops['U-Net']:.0%})",
               "FLOPs of one U-Net call, counting every evaluation of f the solver makes",
               "25% to 45% (partly: up to 60%)", flops),
-        Claim("faster", "the cU-Net infers 30% to 80% faster on a CPU",
-              "MNIST: 0.54 s vs 3.56 s per sample (Table 1)",
+        Claim("faster", f"the cU-Net infers {faster_from:g}% to {faster_to:g}% faster on a CPU",
+              f"MNIST: {t1['cU-Net']['seconds']:.2f} s vs {t1['U-Net']['seconds']:.2f} s per sample (Table 1)",
               "time per sample at each model's best step count, side by side on this CPU",
-              "at least 30% less time (partly: any saving)", faster),
+              f"at least {faster_from:g}% less time (partly: any saving)", faster),
         Claim("fewer-steps", "the cU-Net reaches its best FID in fewer sampling steps",
-              "MNIST: 5 steps vs 30 (Table 1)", "FD (LeNet-MNIST) of each model on a sweep of DDPM step counts, "
+              f"MNIST: {t1['cU-Net']['steps']} steps vs {t1['U-Net']['steps']} (Table 1)",
+              "FD (LeNet-MNIST) of each model on a sweep of DDPM step counts, "
               "from the same x_T, with paired 95% intervals",
               "each model's set of step counts within noise of its best (those whose paired 95% interval of "
               "FD(k) - FD(best) reaches 0, the best included): reproduced if the cU-Net's set lies wholly below the "
               "U-Net's, contradicted if wholly above, inconclusive if the sets overlap or interleave", fewer_steps),
-        Claim("comparable", "with comparable quality", "MNIST: FID 2.98 vs 3.61 (Table 1)",
+        Claim("comparable", "with comparable quality",
+              f"MNIST: FID {t1['cU-Net']['FID']:.2f} vs {t1['U-Net']['FID']:.2f} (Table 1)",
               "the best FD (LeNet-MNIST) of each model, with its 95% interval",
               "within 20% of the U-Net's (partly: within 2x); inconclusive if moving each FD by ± the largest gap "
               "between its model's seeds (the spread of retraining, if given) beyond its 95% interval can carry the "
@@ -328,9 +343,6 @@ def measured_for_claims(*, params_rows: list[dict], fd_rows: list[dict], timing_
 def fd_source(fd: dict) -> str:
     """Where and when an FD sweep was measured, for the verdicts' why."""
     return f"FD measured on {fd['device']}, {fd['utc'][:10]}"
-
-
-STUDY = "03_continuous_unet"
 
 
 def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], params_paper: list[dict],

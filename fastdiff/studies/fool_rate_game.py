@@ -11,8 +11,10 @@ from ..results import Results
 # VGG-SR paper, Fig. 8 / Sec. 4.5: FFHQ 32x32 -> 128x128, 10 participants, 2000 denoising steps. The paper gives
 # neither the number of trials nor intervals.
 PAPER_FOOL_RATES = {p.variant: p.value / 100 for p in papers.numbers("01_vgg_conditioned_sr", metric="fool rate")}
-PAPER_SOURCE = "VGG-SR paper, Fig. 8: FFHQ 32->128, 10 participants, 5 s per trial"
-PAPER_SHOW_SECONDS = 5.0
+PAPER_SHOW_SECONDS = papers.value("01_vgg_conditioned_sr", "human study", "seconds shown")
+PAPER_SOURCE = f"VGG-SR paper, Fig. 8: FFHQ 32->128, " \
+    f"{papers.value('01_vgg_conditioned_sr', 'human study', 'participants'):g} participants, " \
+    f"{PAPER_SHOW_SECONDS:g} s per trial"
 # The game runs no model; the profiles differ only in session length and the size of the offline demo.
 PROFILES = {"quick": {"trials_per_model": 10, "demo_images": 24}, "full": {"trials_per_model": 30, "demo_images": 64}}
 

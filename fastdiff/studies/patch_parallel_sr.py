@@ -1,4 +1,4 @@
-"""Study 4, notebook 04: the SwinDiffuser, patch-parallel diffusion SR with rolling shifted windows (Jiang's thesis,
+"""Study 4, notebook 04: the SwinDiffuser, patch-parallel diffusion SR with rolling shifted windows (Ye's thesis,
 Ch. 2 and Tables 3.1-3.6). The method is `fastdiff.methods.swin_diffuser` (geometry in
 `fastdiff.methods.patch_parallel`); the multi-process sampler is `fastdiff.swin_torchrun`. This module holds the study: the
 thesis's numbers, its variants at a CPU size and their zoo recipes, SR sampling with a shift plan, the tables, the
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import papers
 from ..checks import check_bool
 from ..data import downsample, load_dataset
 from ..diffusion import make_schedule, space_timesteps
@@ -37,17 +38,28 @@ from ..verdicts import Claim, all_of, any_of, grade, grade_interval, holds, need
 from ..recipes import Recipe, slug, zoo_or_train_each
 
 # ------------------------------------------------------------------------------------------ the thesis's numbers
-THESIS = "Jiang, SwinDiffuser thesis (Ch. 3)"
-PAPER_TABLE_3_1 = {0: (25.773, 0.854, 0.029, 33.664), 4: (27.556, 0.896, 0.017, 34.764),
-                   8: (28.179, 0.908, 0.014, 34.441), 12: (27.893, 0.902, 0.015, 34.503),
-                   16: (28.182, 0.906, 0.015, 34.578)}           # step size -> (PSNR, SSIM, LPIPS, LR-PSNR)
-PAPER_TABLE_3_2 = {"none": (25.773, 0.854, 0.029, 33.664), "random": (27.283, 0.888, 0.018, 34.112),
-                   "fixed": (28.179, 0.908, 0.014, 34.441)}
-PAPER_TABLE_3_3 = {16: (24.811, 0.827, 0.0433, 32.362), 32: (28.179, 0.908, 0.014, 34.441)}   # patch size
-PAPER_TABLE_3_4 = {1: 0.924, 2: 4.141}        # seconds per 64x64 sample on 1 and 2 GPUs (RTX A4000)
-PAPER_TABLE_3_5 = {"SwinDiffuser": (26.37, 0.813, 0.077, 38.039), "SRDiff": (28.78, 0.879, 0.042, 56.293)}  # 128, 4x
-PAPER_TABLE_3_6 = {"SwinDiffuser": {1: 7.229, 2: 4.893}, "SRDiff": {1: 5.59}}                             # seconds
+STUDY = "04_swindiffuser"
+THESIS = "Ye, SwinDiffuser thesis (Ch. 3)"
 METRICS = ("PSNR", "SSIM", "LPIPS", "LR-PSNR")
+
+
+def _thesis(variant: str, metric: str | None = None):
+    """The thesis's (PSNR, SSIM, LPIPS, LR-PSNR) of ``variant``, or its one ``metric`` (`fastdiff.papers`)."""
+    if metric is not None:
+        return papers.value(STUDY, variant, metric)
+    return tuple(papers.value(STUDY, variant, m) for m in METRICS)
+
+
+PAPER_TABLE_3_1 = {s: _thesis(f"step {s}") for s in (0, 4, 8, 12, 16)}   # step size -> (PSNR, SSIM, LPIPS, LR-PSNR)
+PAPER_TABLE_3_2 = {k: _thesis(v) for k, v in (("none", "no shift"), ("random", "random pattern"),
+                                              ("fixed", "fixed pattern"))}
+PAPER_TABLE_3_3 = {p: _thesis(f"{p}x{p} patches") for p in (16, 32)}     # patch size
+# seconds per sample on 1 and 2 GPUs (RTX A4000): 64x64, and 128x128 (4x) against SRDiff
+PAPER_TABLE_3_4 = {g: _thesis(f"64x64, {g} GPU{'s' * (g > 1)}", "seconds per sample") for g in (1, 2)}
+PAPER_TABLE_3_5 = {m: _thesis(f"{m}, 128x128") for m in ("SwinDiffuser", "SRDiff")}                   # 128, 4x
+PAPER_TABLE_3_6 = {"SwinDiffuser": {g: _thesis(f"SwinDiffuser 128x128, {g} GPU{'s' * (g > 1)}", "seconds per sample")
+                                    for g in (1, 2)},
+                   "SRDiff": {1: _thesis("SRDiff 128x128, 1 GPU", "seconds per sample")}}
 
 # ------------------------------------------------------------------------------------------ the variants
 # The patch denoiser at the CPU size (the thesis gives no widths): an SR3-style U-Net, 32 -> 16 -> 8, base 16,
@@ -323,36 +335,42 @@ def _claims():
     bigger_patches = pair_rule(MAIN, "16x16 patches, fixed s4", "32x32 patches (s8) vs 16x16 (s4)")
     below_baseline = pair_rule(BASELINE, MAIN, "same U-Net family and budget; 64x64 (the thesis's Table 3.5 is at "
                                                "128x128, 4x); a positive gap: the baseline is better")
+    t1, t2, t3, t4, t5, t6 = (PAPER_TABLE_3_1, PAPER_TABLE_3_2, PAPER_TABLE_3_3, PAPER_TABLE_3_4, PAPER_TABLE_3_5,
+                              PAPER_TABLE_3_6)
+
+    def versus(a, b, table):       # the thesis's PSNR and SSIM of two rows
+        return f"{a[0]:.2f} vs {b[0]:.2f} dB, {a[1]:.3f} vs {b[1]:.3f} ({table})"
     both = ("95% paired intervals of both gaps above zero (partly: one above and one below; contradicted: both "
             "below; otherwise, an interval straddling zero, inconclusive)")
     return [
         Claim("shifting", "rolling shifted windows reduce patch artifacts and raise PSNR/SSIM",
-              "no shift 25.77 dB / 0.854 -> step 8: 28.18 dB / 0.908 (Table 3.1)",
+              f"no shift {t1[0][0]:.2f} dB / {t1[0][1]:.3f} -> step 8: {t1[8][0]:.2f} dB / {t1[8][1]:.3f} (Table 3.1)",
               "PSNR, SSIM and the seam score of fixed s8 against no shift: paired gaps over the held-out images",
               "95% paired intervals of all three gaps on the better side of zero (partly: some better and the rest "
               "worse; contradicted: all worse; otherwise, an interval straddling zero, inconclusive)", shifting),
         Claim("best-step", "a shift step of 25% of the patch (8 px) is the best step size",
-              "best SSIM 0.908 and LPIPS 0.014 at step 8 among 0/4/8/12/16 (Table 3.1)",
+              f"best SSIM {t1[8][1]:.3f} and LPIPS {t1[8][2]:.3f} at step 8 among {'/'.join(map(str, t1))} "
+              "(Table 3.1)",
               "SSIM of step 8 against each other step size: paired gaps",
               "s8's SSIM above every other step's (95% paired intervals; partly: exactly one step better; "
               "contradicted: two or more better; inconclusive: none better but not all beaten)", best_step),
         Claim("fixed-vs-random", "the fixed (circular) pattern beats the random one at 100 steps",
-              "28.18 vs 27.28 dB, 0.908 vs 0.888 (Table 3.2)", "PSNR and SSIM, fixed s8 vs random s8: paired gaps",
+              versus(t2["fixed"], t2["random"], "Table 3.2"), "PSNR and SSIM, fixed s8 vs random s8: paired gaps",
               both, fixed_random),
-        Claim("patch-size", "32x32 patches beat 16x16", "28.18 vs 24.81 dB, 0.908 vs 0.827 (Table 3.3)",
+        Claim("patch-size", "32x32 patches beat 16x16", versus(t3[32], t3[16], "Table 3.3"),
               "PSNR and SSIM, 32x32 vs 16x16 patches: paired gaps", both, bigger_patches),
         Claim("two-devices", "two devices generate a large image faster than one",
-              "128x128: 7.23 s -> 4.89 s on 2 GPUs (Table 3.6); 64x64: 0.92 -> 4.14 s, slower (Table 3.4)",
+              f"128x128: {t6['SwinDiffuser'][1]:.2f} s -> {t6['SwinDiffuser'][2]:.2f} s on 2 GPUs (Table 3.6); "
+              f"64x64: {t4[1]:.2f} -> {t4[2]:.2f} s, slower (Table 3.4)",
               "seconds per image on 1 and 2 processes (torchrun) at the larger benchmark size",
               "at least 10% faster (partly: faster)", two_faster),
         Claim("below-baseline", "the SwinDiffuser's quality stays below the full-image baseline (SRDiff)",
-              "26.37 vs 28.78 dB, 0.813 vs 0.879 (Table 3.5)",
+              versus(t5["SwinDiffuser"], t5["SRDiff"], "Table 3.5"),
               "PSNR and SSIM, the full-image baseline minus fixed s8: paired gaps", both, below_baseline),
     ]
 
 
 CLAIMS = _claims()
-STUDY = "04_swindiffuser"
 # the models each claim's rule reads (a claim that reads a model failing the SR sanity checks is not testable)
 CLAIM_MODELS = {"shifting": (MAIN, "no shift"), "best-step": TABLE_3_1, "fixed-vs-random": ("fixed s8", "random s8"),
                 "patch-size": TABLE_3_3, "two-devices": (), "below-baseline": (MAIN, BASELINE)}

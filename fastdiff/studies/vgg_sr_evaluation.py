@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .. import papers
 from ..data import downsample
 from ..devices import autocast
 from ..diffusion import Schedule
@@ -225,14 +226,18 @@ def _claims():
     return [Claim(key, *CLAIM_TEXT[key], rules[key]) for key in CLAIM_TEXT]
 
 
+_PARAMS = papers.numbers(STUDY, metric="parameters")                # original, half, small
+_SPEEDUP = PAPER_SPEEDUP_SMALL_VS_ORIGINAL
+_FOOL = papers.numbers(STUDY, metric="fool rate")
+_PARTICIPANTS = papers.value(STUDY, "human study", "participants")
 # (claim, the paper's number, what we measure, reproduced if): written before any run
 CLAIM_TEXT = {
-    "params": ("the small U-Net has about 7x fewer parameters than SR3's", "66M / 33M / 9M (Sec. 3.1)",
+    "params": ("the small U-Net has about 7x fewer parameters than SR3's", " / ".join(f"{p.value:g}{p.unit}" for p in _PARAMS) + " (Sec. 3.1)",
                "trainable parameters at the paper's widths", "by construction: the widths were chosen to give SR3's "
                "66M, so the ratio is shown, not judged"),
-    "speed": ("the small U-Net is 1.77x faster per forward pass", "1.77x (Fig. 9, GPU)",
+    "speed": (f"the small U-Net is {_SPEEDUP:g}x faster per forward pass", f"{_SPEEDUP:g}x (Fig. 9, GPU)",
               "one denoising step at 128x128, the paper's widths, batch 1, side by side on this device",
-              "within 25% of 1.77x (partly: at least 1.2x, over a third of the paper's 44% time saving; "
+              f"within 25% of {_SPEEDUP:g}x (partly: at least 1.2x, over a third of the paper's 44% time saving; "
               "slower: contradicted)"),
     "converges": ("frozen pretrained VGG features let the small U-Net converge faster",
                   "small + VGG above small in validation PSNR during training (Fig. 3; no values given)",
@@ -257,7 +262,8 @@ CLAIM_TEXT = {
                       "original better by > 0.1 dB: the paired interval of original - small wholly above 0.1 "
                       "(partly: wholly within ± 0.1 dB; inconclusive: it straddles a bound)"),
     "fool-rate": ("people are fooled by small + VGG nearly as often as by the original",
-                  "fool rates 40% / 36% / 32% (Fig. 8, 10 participants)", "the fool-rate game (notebook 06)",
+                  "fool rates " + " / ".join(f"{p.value:g}{p.unit}" for p in _FOOL) +
+                  f" (Fig. 8, {_PARTICIPANTS:g} participants)", "the fool-rate game (notebook 06)",
                   "within 10 points of the paper with n >= 50 per model"),
 }
 
