@@ -72,6 +72,14 @@ def test_measure_map_on_tiny_models():
     assert cache["full U-Net calls"] == 2 and cache["NFE"] == 3
 
 
+def test_measure_map_times_only_without_a_score():
+    models, schedule = tiny_models(), make_schedule("linear")
+    rows = M.measure_map(M.POINTS["smoke"][:2], models, schedule, None, n=4, batch_size=2, rounds=1, device="cpu",
+                         progress=False)
+    assert all(r[M.TIME] > 0 and M.METRIC not in r and "n" not in r for r in rows)
+    assert rows[0]["speed-up"] == pytest.approx(1.0)
+
+
 def test_measure_map_refuses_bad_settings():
     models, schedule = tiny_models(), make_schedule("linear")
     points = M.POINTS["smoke"][:2]
@@ -93,6 +101,9 @@ def test_headline_on_map_rows():
             {"label": "c", M.TIME: 20.0, M.METRIC: 9.0}]
     best = headline(rows, ref, x=M.TIME, y=M.METRIC)
     assert best["label"] == "a" and best["speed-up"] == pytest.approx(20.0)
+    judged = M.judge_map([ref] + rows, ref)                  # no intervals: the plain headline, nothing undecided
+    assert judged["headline"]["label"] == "a" and judged["inconclusive"] == [] and judged["limit"] == pytest.approx(11)
+    assert judged["front"] == ["b", "a", "c"]
 
 
 def test_each_method_point_stands_against_its_own_baseline():

@@ -1,9 +1,13 @@
 """Reading a speed/quality map: the Pareto front (the points no other beats in both time and quality) and the
 headline (the fastest point whose quality stays within a tolerance of a reference's). Lower is better on both axes
-(seconds, FD)."""
+(seconds, FD). `headline` reads plain numbers; `headline_with_intervals` reads each point's paired ratio to the
+reference with its interval (`fastdiff.measure.intervals.Estimate`) and names a faster point whose interval straddles
+the tolerance inconclusive rather than choosing or dropping it silently."""
 from __future__ import annotations
 
-__all__ = ["pareto_front", "headline"]
+from ..verdicts import holds
+
+__all__ = ["pareto_front", "headline", "headline_with_intervals"]
 
 
 def pareto_front(points: list[dict], *, x: str, y: str) -> list[dict]:
@@ -25,3 +29,23 @@ def headline(points: list[dict], reference: dict, *, x: str, y: str, tolerance: 
         return None
     best = min(ok, key=lambda p: p[x])
     return {**best, "speed-up": reference[x] / best[x], "limit": limit}
+
+
+def headline_with_intervals(points: list[dict], reference: dict, *, x: str, ratio: str,
+                            tolerance: float = 0.10) -> dict:
+    """The headline when each point carries ``ratio``: an Estimate of its paired quality ratio to the reference
+    (FD(point) / FD(reference) over the same x_T). The headline is the fastest point faster than the reference whose
+    whole ratio interval is at most 1 + ``tolerance`` (`fastdiff.verdicts.holds`), with its speed-up; faster points
+    whose interval straddles 1 + tolerance are listed as inconclusive (noise decides them, not the data), fastest
+    first; points without ``ratio`` or ``x`` are not judged. Returns {"headline": the point (with "speed-up" and
+    "ratio limit") or None, "inconclusive": [points], "limit": 1 + tolerance}."""
+    if not 0 <= tolerance:
+        raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+    limit = 1 + tolerance
+    faster = sorted((p for p in points if p.get(x) is not None and p.get(ratio) is not None and p[x] < reference[x]),
+                    key=lambda p: p[x])
+    judged = [(p, holds(p[ratio], limit)) for p in faster]
+    best = next((p for p, ok in judged if ok), None)
+    inconclusive = [p for p, ok in judged if ok is None and (best is None or p[x] < best[x])]
+    return {"headline": None if best is None else {**best, "speed-up": reference[x] / best[x], "ratio limit": limit},
+            "inconclusive": inconclusive, "limit": limit}

