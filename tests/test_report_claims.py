@@ -28,3 +28,24 @@ def test_deepcaches_own_numbers_reproduce_and_a_faster_run_that_ruins_quality_is
 def test_a_solver_within_10_percent_of_ddpm_1000_reproduces(fd, verdict_expected):
     m = {"reference FD": 3.41, "dpm20 FD": fd, "dpm20 speed-up": 50.0}
     assert verdict("dpm-solver", m) == verdict_expected
+
+
+def test_the_map_claims_read_the_paired_ratios_when_the_map_carries_them():
+    """Paired over the same x_T, a ratio is far tighter than two FD intervals allow: the rules read it, and a map
+    read back from JSON gives the ratios back as Estimates."""
+    from fastdiff.studies import speed_quality_map as sqm
+    ref = Estimate(1.4, 0.1, 2.3, 1000, "b")
+    fd = Estimate(1.3, 0.3, 2.0, 1000, "b")
+    m = {"reference FD": ref, "dpm20 FD": fd, "dpm20 speed-up": 50.0}
+    assert verdict("dpm-solver", m) == "inconclusive"                       # two wide intervals: undecided
+    assert verdict("dpm-solver", {**m, "dpm20 FD ratio": Estimate(0.95, 0.9, 1.05, 1000, "p")}) == "reproduced"
+    assert verdict("dpm-solver", {**m, "dpm20 FD ratio": Estimate(1.6, 1.4, 1.8, 1000, "p")}) == "contradicted"
+    rows = [{"label": "DDPM 1000", sqm.METRIC: 1.4, sqm.TIME: 1.0, "speed-up": 1.0, sqm.FD_INTERVAL: ref},
+            {"label": "DDIM 100", sqm.METRIC: 2.6, sqm.TIME: 0.1, "speed-up": 10.0,
+             sqm.FD_INTERVAL: Estimate(2.6, 1.1, 3.9, 1000, "b")},
+            {"label": "DeepCache N=5, DDIM 100", sqm.METRIC: 3.6, sqm.TIME: 0.04, "speed-up": 25.0,
+             sqm.FD_INTERVAL: Estimate(3.6, 2.1, 5.0, 1000, "b"),
+             sqm.PAIRED: {"DDIM 100": {"value": 1.34, "low": 1.25, "high": 1.41, "n": 1000, "method": "p"}}}]
+    part = sqm.estimates_in({"rows": rows, "reference": "DDPM 1000", "headline": None})
+    measured = report_claims.measured_for_claims(part)
+    assert measured["deepcache FD ratio"].high == 1.41 and verdict("deepcache", measured) == "reproduced"

@@ -19,7 +19,9 @@ from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
 from .common import PROJECT_TARGETS
 from .report_claims import beside_base
-from .speed_quality_map import FD_INTERVAL, METRIC as MAP_METRIC, RATIO, TIME as MAP_TIME, TOLERANCE, judge_map
+from .speed_quality_map import (FD_INTERVAL, FD_STUDY, METRIC as MAP_METRIC, RATIO, TIME as MAP_TIME, TOLERANCE,
+                                judge_map)
+from .speed_quality_map_fd import pair_table
 from .sr_map import SR_METRICS
 
 
@@ -260,3 +262,20 @@ def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_row
     if targets:
         lines.append("this project's own targets, not counted among the claims: " + ", ".join(targets))
     print("\n".join(lines + verdict_lines(verdicts)))
+
+
+# ---- the map's FD measurement itself (its noise, read on pairs that share x_T)
+
+def read_map_fd(results_dir) -> dict:
+    """The committed digits_fd.json (`benchmarks/digits_fd.py`), whose "07_report" section holds the map's FDs."""
+    return read_benchmark("digits_fd", root=results_dir)
+
+
+def map_fd_header(data: dict) -> str:
+    """Where and when the map's FDs were measured, and the command that measures them again."""
+    return fd_sweep.header(data, FD_STUDY)
+
+
+def noise_pairs(data: dict):
+    """The map's paired comparisons that tell convergence from noise (`speed_quality_map_fd.SCATTER`)."""
+    return pair_table(data["studies"][FD_STUDY])

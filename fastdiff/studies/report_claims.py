@@ -6,17 +6,18 @@ from __future__ import annotations
 from .. import papers
 from ..results import Results
 from ..verdicts import Claim, all_of, grade_interval, holds, need, shown
-from .speed_quality_map import METRIC, TIME
+from .speed_quality_map import FD_INTERVAL, METRIC, PAIRED, RATIO, TIME
 from .sr_map import SR_METRICS
 
 STUDY = "07_report"
 PAPER_SOURCE = "DeepCache (Ma et al. 2024), DPM-Solver++ (Lu et al. 2022), EDM (Karras et al. 2022)"
 
 
-def _within(fd, ref) -> tuple[str, str]:
+def _within(fd, ref, paired=None) -> tuple[str, str]:
     """FD within 10% of the reference's (partly: 25%), read on the ratio's interval where the numbers carry one
-    (an `Estimate` ratio, or two estimates whose intervals bound it): inconclusive on a straddle."""
-    ratio = fd / ref if not hasattr(fd, "low") else _ratio(fd, ref)
+    (``paired``: the ratio's paired interval over the same x_T; else two estimates whose intervals bound it):
+    inconclusive on a straddle."""
+    ratio = paired if paired is not None else fd / ref if not hasattr(fd, "low") else _ratio(fd, ref)
     verdict = grade_interval(holds(ratio, 1.10), holds(ratio, 1.25))
     value = getattr(ratio, "value", ratio)
     return verdict, f"{100 * (value - 1):+.0f}% FD"
@@ -47,7 +48,7 @@ def _claims() -> list[Claim]:
     def solver(key, label):
         def rule(m):
             fd, ref = need(m, f"{key} FD", "reference FD")
-            verdict, ours = _within(fd, ref)
+            verdict, ours = _within(fd, ref, m.get(f"{key} FD ratio"))
             return verdict, f"{label}: FD {shown(fd)} vs {shown(ref)} for DDPM 1000 ({ours}), " \
                             f"{m[f'{key} speed-up']:.0f}x faster", "same U-Net, same x_T"
         return rule
@@ -82,14 +83,19 @@ CLAIMS = _claims()
 def measured_for_claims(part: dict) -> dict:
     """The numbers the claims read, from a digits map (`speed_quality_map.digits_map`); absent points stay absent."""
     by = {r["label"]: r for r in part["rows"]}
-    m = {"reference FD": by[part["reference"]][METRIC]}
+    ref = by[part["reference"]]
+    m = {"reference FD": ref.get(FD_INTERVAL, ref[METRIC])}
     for key, label in (("dpm20", "DPM-Solver++(2M) 20"), ("heun20", "Heun (Karras) 20")):
         if label in by:
-            m[f"{key} FD"], m[f"{key} speed-up"] = by[label][METRIC], by[label]["speed-up"]
+            r = by[label]
+            m[f"{key} FD"], m[f"{key} speed-up"] = r.get(FD_INTERVAL, r[METRIC]), r["speed-up"]
+            if r.get(RATIO) is not None:                 # paired over the same x_T: the ratio the rule reads
+                m[f"{key} FD ratio"] = r[RATIO]
     cache, plain = by.get("DeepCache N=5, DDIM 100"), by.get("DDIM 100")
     if cache and plain:
-        m.update({"deepcache speed-up": plain[TIME] / cache[TIME], "deepcache FD": cache[METRIC],
-                  "ddim100 FD": plain[METRIC], "deepcache FD ratio": cache[METRIC] / plain[METRIC]})
+        m.update({"deepcache speed-up": plain[TIME] / cache[TIME], "deepcache FD": cache.get(FD_INTERVAL, cache[METRIC]),
+                  "ddim100 FD": plain.get(FD_INTERVAL, plain[METRIC]),
+                  "deepcache FD ratio": cache.get(PAIRED, {}).get("DDIM 100", cache[METRIC] / plain[METRIC])})
     return m
 
 

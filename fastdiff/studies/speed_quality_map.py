@@ -61,6 +61,7 @@ TOLERANCE = 0.10                        # the headline: FD within 10% of the ref
 FD_STUDY = "07_report"                  # the map's section of results/<device>/digits_fd.json (speed_quality_map_fd)
 FD_INTERVAL = "FD [95%]"                # a row's FD from that measurement: bias-corrected, with its 95% interval
 RATIO = "FD / reference"                # its paired ratio FD(point) / FD(reference) over the same x_T, 95% interval
+PAIRED = "paired FD ratios"             # {label of b: FD(point) / FD(b) paired over the same x_T} for the section's pairs
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,8 @@ def read_fd(path, *, device) -> dict:
 def rows_with_fd(rows: list[dict], fd: dict, *, reference: str) -> list[dict]:
     """The map's ``rows`` with the FD measurement ``fd`` (`speed_quality_map_fd`'s section of digits_fd.json) of
     each point, matched by label: `METRIC` its bias-corrected FD, `FD_INTERVAL` that with its 95% interval (an
-    `Estimate`), `RATIO` its paired ratio to ``reference``'s FD over the same x_T, and "n" its sample count. A row
+    `Estimate`), `RATIO` its paired ratio to ``reference``'s FD over the same x_T, `PAIRED` its other paired ratios
+    (to its own baseline, to another step count: {label: Estimate}), and "n" its sample count. A row
     the measurement lacks is left as it is."""
     fds, ratios = fd_sweep.estimates(fd), fd_sweep.pairs(fd)
     key_of = {r["label"]: k for k, r in fd["settings"].items()}
@@ -284,6 +286,8 @@ def rows_with_fd(rows: list[dict], fd: dict, *, reference: str) -> list[dict]:
         extra = {METRIC: fds[k].value, FD_INTERVAL: fds[k], "n": fds[k].n}
         if (k, ref) in ratios:
             extra[RATIO] = ratios[(k, ref)]["ratio"]
+        label_of = {key: lab for lab, key in key_of.items()}
+        extra[PAIRED] = {label_of[b]: p["ratio"] for (a, b), p in ratios.items() if a == k and b != ref}
         out.append({**r, **extra})
     return out
 
@@ -292,7 +296,8 @@ def estimates_in(part: dict) -> dict:
     """A digits map read from JSON with its intervals as `Estimate`s again (rows and headline)."""
     def row(r):
         return r and {**r, **{k: fd_sweep.estimate_from(r[k]) for k in (FD_INTERVAL, RATIO)
-                              if isinstance(r.get(k), dict)}}
+                              if isinstance(r.get(k), dict)},
+                      **({PAIRED: {b: fd_sweep.estimate_from(e) for b, e in r[PAIRED].items()}} if r.get(PAIRED) else {})}
     return {**part, "rows": [row(r) for r in part["rows"]], "headline": row(part.get("headline"))}
 
 
