@@ -5,7 +5,8 @@ The level-walk wrappers under `fastdiff.methods` (each a `fastdiff.unet.UNetWrap
 - ``skipping``: `LayerSkippingUNet`, k given per call (neutral k = 0, active k = 1);
 - ``scheduled``: `ScheduledSkipping` over a `LayerSkippingUNet`, k = k(t) (neutral c = 0, active c = 2);
 - ``cache``: `DeepCache` (neutral interval 1, active interval 2);
-- ``vgg``: `VGGFeatureFusion` (neutral: zero features, active: the features of the LR image).
+- ``vgg``: `VGGFeatureFusion` (neutral: zero features, active: the features of the LR image);
+- ``fbcache``: `FirstBlockCache` (neutral threshold 0, active threshold 0.1: some calls cached, some full).
 
 For every ordered pair (outer over inner, over a tiny SR U-Net), a supported pair at neutral settings samples
 exactly what the U-Net alone samples, and at active settings each method keeps its own effect (DeepCache still
@@ -25,12 +26,21 @@ vgg over vgg   ValueError "both change the 'vgg'           both read the ``vgg``
                conditioning"                               fills: the outer would fuse the inner's features
 vgg over       ValueError "... is a sampling-time          a VGG fusion is a trained model whose checkpoint
 scheduled,     wrapper that no checkpoint holds; wrap      stores the spec of what it wraps; DeepCache and
-cache          the other way round"                        ScheduledSkipping are sampling-time wrappers (no
-                                                           spec), so they go over it, not under it
+cache,                                                     ScheduledSkipping are sampling-time wrappers (no
+fbcache                                                    spec), so they go over it, not under it
+skipping or    as vgg over scheduled (and scheduled        the same: FirstBlockCache is a sampling-time
+scheduled      drives a LayerSkippingUNet, refused over    wrapper; skipping under it is supported
+over fbcache   it the same way)
+fbcache over   ValueError "both change the steps the       two caches across steps: the outer one's cached
+fbcache        walk runs"                                  calls would leave the inner one's cache stale
+cache over     ValueError "FirstBlockCache goes            a cached call runs nothing past the first block,
+fbcache        outermost", at the first call               so DeepCache's record would never be made; the
+                                                           other order (fbcache over cache) is supported
 ============  ==========================================  ==============================================
 
-Supported: vgg over skipping (a `LayerSkippingUNet`, stored in checkpoints), and skipping / scheduled / cache over
-vgg.
+Supported: vgg over skipping (a `LayerSkippingUNet`, stored in checkpoints), skipping / scheduled / cache over
+vgg, and fbcache over any of skipping, scheduled, cache, vgg (its cached calls reach none of them: DeepCache counts
+and caches over the full calls only).
 
 `SwinDiffuser` changes the geometry (patches that move with the shift) and owns its patch denoiser (an SR U-Net):
 it is no level-walk wrapper. Every wrapper over it is refused (TypeError: it has no level walk), and it refuses a
@@ -48,13 +58,14 @@ import torch
 from fastdiff.diffusion import make_schedule, respace, space_timesteps
 from fastdiff.methods import vgg_features
 from fastdiff.methods.deep_cache import DeepCache
+from fastdiff.methods.first_block_cache import FirstBlockCache
 from fastdiff.methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping
 from fastdiff.methods.swin_diffuser import SwinConfig, SwinDiffuser, build_swin
 from fastdiff.methods.vgg_features import VGGFeatureFusion
 from fastdiff.sampling import prepare_condition, sample_ddim
 from fastdiff.unet import NO_HOOKS, LevelHooks, UNetWrapper, build_unet
 
-WRAPPERS = ("skipping", "scheduled", "cache", "vgg")
+WRAPPERS = ("skipping", "scheduled", "cache", "vgg", "fbcache")
 DEEP = {"skipping", "scheduled", "cache"}          # the methods that replace the deep levels of the walk
 PAIRS = list(itertools.product(WRAPPERS, repeat=2))
 VGGFeatures = vgg_features.VGGFeatures
@@ -67,8 +78,12 @@ def refusal(outer: str, inner: str) -> str | None:
         return "both change the deep levels"
     if outer == inner == "vgg":
         return "both change the 'vgg' conditioning"
-    if outer == "vgg" and inner in ("scheduled", "cache"):
+    if outer in ("vgg", "skipping", "scheduled") and inner in ("scheduled", "cache", "fbcache"):
         return "is a sampling-time wrapper that no checkpoint holds; wrap the other way round"
+    if outer == inner == "fbcache":
+        return "both change the steps the walk runs"
+    if outer == "cache" and inner == "fbcache":
+        return "FirstBlockCache goes outermost"
     return None
 
 
@@ -96,6 +111,8 @@ def wrap(name: str, inner, *, active: bool, lr_channels: int = 1):
         return ScheduledSkipping(LayerSkippingUNet(inner, skip_type="duplicate"), 2 if active else 0, T)
     if name == "cache":
         return DeepCache(inner, interval=2 if active else 1)
+    if name == "fbcache":
+        return FirstBlockCache(inner, threshold=0.1 if active else 0)
     return VGGFeatureFusion(inner, vgg_weights="random", lr_channels=lr_channels)
 
 
@@ -147,7 +164,9 @@ def sample(model, names, active=None):
 @pytest.mark.parametrize("outer,inner", pairs(supported=False))
 def test_an_unsupported_pair_is_refused_when_it_is_built(outer, inner):
     with pytest.raises(ValueError, match=refusal(outer, inner)):
-        build(outer, inner)
+        model = build(outer, inner)
+        with torch.no_grad():        # cache over fbcache: refused at the first call, where the hooks meet
+            sample(model, (outer, inner))
 
 
 @pytest.mark.parametrize("outer,inner", pairs(supported=True))
@@ -165,12 +184,17 @@ def test_at_active_settings_each_method_keeps_its_effect(outer, inner):
     with torch.no_grad():
         out = sample(model, names)
     vgg, cache = find(model, VGGFeatureFusion), find(model, DeepCache)
-    scheduled = find(model, ScheduledSkipping)
-    assert vgg.vgg.calls == 1                                    # once per sampling call, under the other method
+    scheduled, fbcache = find(model, ScheduledSkipping), find(model, FirstBlockCache)
+    reached = STEPS if fbcache is None else fbcache.run_calls["full"]     # the calls below a FirstBlockCache
+    if fbcache is not None:                                      # some calls cached, some full
+        assert 0 < fbcache.run_calls["cached"] < STEPS and sum(fbcache.run_calls.values()) == STEPS
+    if vgg is not None:
+        assert vgg.vgg.calls == 1                                    # once per sampling call, under the other method
     if cache is not None:                                        # a full call every 2 calls: 2 full, 2 partial
-        assert cache.calls == {"full": STEPS // 2, "partial": STEPS // 2}
+        assert cache.calls == {"full": (reached + 1) // 2, "partial": reached // 2}
     if scheduled is not None:                                    # k(t) at c = 2 over 3 levels takes 0, 1 and 2
-        assert set(scheduled.calls) == {0, 1, 2} and sum(scheduled.calls.values()) == STEPS
+        assert set(scheduled.calls) <= {0, 1, 2} and sum(scheduled.calls.values()) == reached
+        assert fbcache is not None or set(scheduled.calls) == {0, 1, 2}
     for name in names:                                           # each method changes the images on its own
         other = build(outer, inner, active={name: False})
         with torch.no_grad():
@@ -182,7 +206,8 @@ def test_at_active_settings_each_method_keeps_its_effect(outer, inner):
         with torch.no_grad():
             cond = prepare_condition(model, x, {"lr": lr})
             full, partial = model(x, t, **cond), model(x, t, **cond)
-        assert cache.calls["partial"] == STEPS // 2 + 1
+        # (under a FirstBlockCache the second call is a cached one, of the same inputs: DeepCache is not reached)
+        assert cache.calls["partial"] == reached // 2 + (fbcache is None)
         torch.testing.assert_close(partial, full, rtol=1e-5, atol=1e-6)
 
 

@@ -1,0 +1,135 @@
+"""Adaptive first-block caching over the level walk: threshold 0 is the plain U-Net under every solver; a large
+threshold caches every call after the first (counters, finite and different images); a cached call of the same
+inputs reuses the residual of the rest exactly; a sampling run starts afresh; a batch of another size is a full
+call; bad settings are refused. (Over and under the other methods: tests/test_stacking.py.)"""
+import pytest
+import torch
+
+from fastdiff.diffusion import make_schedule
+from fastdiff.measure.bench import count_flops
+from fastdiff.methods.deep_cache import DeepCache
+from fastdiff.methods.first_block_cache import FirstBlockCache
+from fastdiff.methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping
+from fastdiff.sampling import DDIM, DPMPP_2M, SAMPLERS, UNIPC, prepare_condition, sampler_call
+from fastdiff.unet import build_unet
+
+STEPS = 6
+
+
+@pytest.fixture
+def unet():
+    torch.manual_seed(0)
+    return build_unet("tiny", channel_mult=(1, 2, 2)).eval()
+
+
+def x_T(batch=2, seed=1):
+    return torch.randn(batch, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("sampler", [DDIM, DPMPP_2M, UNIPC], ids=lambda s: s.name)
+def test_threshold_zero_is_the_plain_unet_under_every_solver(unet, sampler):
+    assert SAMPLERS[sampler.name] is sampler
+    schedule = make_schedule("linear")
+    plain = sampler_call(unet, schedule, sampler, STEPS, x_T())()
+    cached = FirstBlockCache(unet, threshold=0)
+    assert torch.equal(sampler_call(cached, schedule, sampler, STEPS, x_T())(), plain)
+    assert cached.run_calls == {"full": STEPS, "cached": 0} and cached.nfe_share() == 1.0
+    assert cached.deltas[0] is None and all(d > 0 for d in cached.deltas[1:])
+
+
+def test_a_large_threshold_caches_every_call_after_the_first(unet):
+    schedule = make_schedule("linear")
+    plain = sampler_call(unet, schedule, DDIM, STEPS, x_T())()
+    model = FirstBlockCache(unet, threshold=float("inf"))
+    out = sampler_call(model, schedule, DDIM, STEPS, x_T())()
+    assert model.calls == model.run_calls == {"full": 1, "cached": STEPS - 1}
+    assert model.nfe_share() == pytest.approx(1 / STEPS)
+    assert torch.isfinite(out).all() and not torch.allclose(out, plain, atol=1e-3)
+
+
+def test_a_cached_call_reuses_the_residual_of_the_rest_and_costs_less(unet):
+    x, t = x_T(), torch.tensor([500, 500])
+    model = FirstBlockCache(unet, threshold=0.5)
+    with torch.no_grad():
+        ref = unet(x, t)
+        assert torch.equal(model(x, t), ref)                      # full: the wrapped model's walk
+        again = model(x, t)                                       # delta 0: cached, head(e0 + d0 - e0)
+        assert model.calls == {"full": 1, "cached": 1} and model.deltas == [None, 0.0]
+        torch.testing.assert_close(again, ref, rtol=1e-5, atol=1e-6)
+        near = model(x + 1e-3 * torch.randn_like(x), t)           # a small change: still cached, not the same
+        assert model.calls["cached"] == 2 and not torch.equal(near, again)
+        far = model(torch.randn_like(x), torch.tensor([10, 10]))  # a large change: full
+        assert model.calls["full"] == 2 and model.deltas[-1] > 0.5
+        model.reset()
+        flops_full = count_flops(lambda: model(x, t))
+        flops_cached = count_flops(lambda: model(x, t))
+    assert far.shape == x.shape and flops_cached < 0.3 * flops_full
+
+
+def test_a_new_run_starts_afresh_and_another_batch_size_is_a_full_call(unet):
+    model = FirstBlockCache(unet, threshold=0.2)
+    schedule = make_schedule("linear")
+    run = sampler_call(model, schedule, DDIM, 10, x_T())
+    first = run()
+    counts = dict(model.run_calls)
+    assert counts["full"] >= 2 and counts["cached"] >= 1
+    assert torch.equal(run(), first)                          # prepare_condition: nothing of the first run's cache
+    assert model.run_calls == counts and model.calls == {k: 2 * v for k, v in counts.items()}
+    x, t = x_T(3, seed=2), torch.tensor([90, 90, 90])
+    with torch.no_grad():
+        model(x, t)                                           # the cache of a batch of 2, no new run marked: full
+        assert model.run_calls["full"] == counts["full"] + 1 and model.deltas[-1] is None
+        assert model._first.shape[0] == 3
+    assert prepare_condition(model, x, {}) == {} and model.run_calls == {"full": 0, "cached": 0}
+    assert model._first is None and model.deltas == []
+
+
+def test_another_dtype_is_a_full_call(unet):
+    model = FirstBlockCache(unet.double(), threshold=float("inf"))
+    x, t = x_T().double(), torch.tensor([500, 500])
+    with torch.no_grad():
+        model(x, t)
+        model.base.float()
+        out = model(x.float(), t)
+    assert model.calls == {"full": 2, "cached": 0} and out.dtype == torch.float32
+
+
+def test_under_grad_the_cache_holds_no_graph(unet):
+    model = FirstBlockCache(unet, threshold=float("inf"))
+    x, t = x_T(), torch.tensor([500, 500])
+    model(x, t).sum().backward()
+    assert not model._first.requires_grad and not model._residual.requires_grad
+    model(x, t).sum().backward()                              # cached: gradients reach the first block and head
+    assert model.calls == {"full": 1, "cached": 1} and unet.head[-1].weight.grad is not None
+
+
+def test_neutral_stacks_with_deep_cache_and_scheduled_skipping_are_the_plain_unet(unet):
+    schedule = make_schedule("linear")
+    plain = sampler_call(unet, schedule, DPMPP_2M, STEPS, x_T())()
+    stacks = [FirstBlockCache(DeepCache(unet, interval=1), threshold=0),
+              FirstBlockCache(ScheduledSkipping(LayerSkippingUNet(unet, skip_type="duplicate"), 0, 1000), threshold=0)]
+    for model in stacks:
+        assert torch.equal(sampler_call(model, schedule, DPMPP_2M, STEPS, x_T())(), plain)
+    assert stacks[0].inner.calls == {"full": STEPS, "partial": 0}
+    # active: DeepCache counts only the calls that reach it, the full ones
+    model = FirstBlockCache(DeepCache(unet, interval=2), threshold=0.2)
+    sampler_call(model, schedule, DDIM, 10, x_T())()
+    full = model.run_calls["full"]
+    assert model.run_calls["cached"] >= 1 and model.inner.calls == {"full": (full + 1) // 2, "partial": full // 2}
+
+
+def test_cache_in_cache_and_bad_settings_are_refused(unet):
+    with pytest.raises(ValueError, match="FirstBlockCache goes outermost"):
+        sampler_call(DeepCache(FirstBlockCache(unet, threshold=0), interval=1), make_schedule("linear"), DDIM, 2,
+                     x_T())()
+    with pytest.raises(ValueError, match="both change the steps the walk runs"):
+        FirstBlockCache(FirstBlockCache(unet, threshold=0), threshold=0)
+    with pytest.raises(ValueError, match=">= 0"):
+        FirstBlockCache(unet, threshold=-0.1)
+    with pytest.raises(ValueError, match=">= 0"):
+        FirstBlockCache(unet, threshold=float("nan"))
+    for bad in ("0.1", None, True):
+        with pytest.raises(TypeError, match="threshold must be a number"):
+            FirstBlockCache(unet, threshold=bad)
+    with pytest.raises(TypeError, match="has none"):
+        FirstBlockCache(torch.nn.Linear(2, 2), threshold=0)
