@@ -372,16 +372,22 @@ def plot_roofline(layers: list[dict], roofs: dict, *, ax=None, title: str | None
 def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str] | None = None, by: str = "family",
                            label: str = "label", reference: str | None = None, highlight: str | None = None,
                            floor: float | None = None, floor_label: str = "real data (floor)", logx: bool = True,
-                           logy: bool = False, ax=None, title: str | None = None):
+                           logy: bool = False, ax=None, title: str | None = None, interval: str | None = None):
     """One point per row at (``x``, ``y``), coloured by ``by`` and labelled; the points named in ``front`` (the
     Pareto front, by ``label``) joined by a line; ``reference`` and ``highlight`` (the headline) ringed; an
-    optional dashed ``floor`` (real data against real data)."""
+    optional dashed ``floor`` (real data against real data); ``interval``: the key of each row's ``y`` interval
+    (anything with ``low`` and ``high``, e.g. an `Estimate`), drawn as a vertical bar."""
     ax = ax or plt.subplots(figsize=(9, 6))[1]
     usable = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
     for i, key in enumerate(dict.fromkeys(r[by] for r in usable)):
         pts = [r for r in usable if r[by] == key]
         ax.scatter([r[x] for r in pts], [r[y] for r in pts], s=28, color=plt.cm.tab10(i % 10), label=str(key),
                    zorder=3)
+        bars = [r for r in pts if interval and hasattr(r.get(interval), "low")]
+        if bars:
+            ax.errorbar([r[x] for r in bars], [r[y] for r in bars], fmt="none", color=plt.cm.tab10(i % 10), lw=0.8,
+                        alpha=0.5, zorder=2, yerr=[[max(0.0, r[y] - r[interval].low) for r in bars],
+                                                   [max(0.0, r[interval].high - r[y]) for r in bars]])
     for r in usable:
         ax.annotate(str(r[label]), (r[x], r[y]), xytext=(3, 2), textcoords="offset points", fontsize=6, alpha=0.85)
     if front:

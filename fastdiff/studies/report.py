@@ -86,13 +86,18 @@ def map_title(part: dict, what: str) -> str:
 
 
 def draw_digits_map(part: dict, *, ax=None):
-    """The digits map of a `benchmarks/report_map.py` result (``part = result["digits"]``)."""
+    """The digits map of a `benchmarks/report_map.py` result (``part = result["digits"]``), each FD with its 95%
+    interval where the map carries one."""
     best = part.get("headline")
-    return plotting.plot_speed_quality_map(
+    ax = plotting.plot_speed_quality_map(
         part["rows"], x=MAP_TIME, y=MAP_METRIC, front=part["front"], reference=part["reference"],
-        highlight=best["label"] if best else None, floor=part.get("floor"), logy=True, ax=ax,
+        highlight=best["label"] if best else None, floor=part.get("floor"), logy=True, ax=ax, interval=FD_INTERVAL,
         floor_label=f"held-out real digits ({part.get('floor n', part.get('n'))}) against the training digits",
-        title=map_title(part, "time per image against FD (LeNet-MNIST; lower is better in both)"))
+        title=map_title(part, "time per image against FD (LeNet-MNIST" + (
+            ", bias-corrected, bars: 95% bootstrap interval" if any(r.get(FD_INTERVAL) for r in part["rows"]) else "")
+            + "; lower is better in both)"))
+    ax.legend(fontsize=7, loc="upper right")      # the reference sits at the lower right
+    return ax
 
 
 def draw_sr_maps(sr: dict, metrics=SR_METRICS):
