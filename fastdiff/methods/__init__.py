@@ -8,6 +8,8 @@ factory (`fastdiff.nn.register_block`) or a layer swapped in any model (`im2col`
 - `deep_cache`: reuse the deep levels' output across adjacent steps (DeepCache, training-free; report 07);
 - `first_block_cache`: skip the walk past the first block while its output barely changes (FirstBlockCache /
   TeaCache, training-free, adaptive);
+- `encoder_propagation`: run the decoder alone on the last key step's encoder features (Faster Diffusion,
+  training-free);
 - `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1);
 - `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
 - `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
@@ -17,4 +19,5 @@ factory (`fastdiff.nn.register_block`) or a layer swapped in any model (`im2col`
 
 Importing this package registers every method's architecture (`fastdiff.registry`) and block.
 """
-from . import bottleneck, deep_cache, first_block_cache, im2col, layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)
+from . import bottleneck, deep_cache, encoder_propagation, first_block_cache, im2col  # noqa: F401  (registration)
+from . import layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)

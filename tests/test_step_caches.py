@@ -1,13 +1,22 @@
-"""Adaptive first-block caching over the level walk: threshold 0 is the plain U-Net under every solver; a large
-threshold caches every call after the first (counters, finite and different images); a cached call of the same
-inputs reuses the residual of the rest exactly; a sampling run starts afresh; a batch of another size is a full
-call; bad settings are refused. (Over and under the other methods: tests/test_stacking.py.)"""
+"""The step caches over the level walk, each a sampling-time wrapper that runs part of the U-Net at some calls:
+
+- `FirstBlockCache` (adaptive first-block caching): threshold 0 is the plain U-Net under every solver; a large
+  threshold caches every call after the first (counters, finite and different images); a cached call of the same
+  inputs reuses the residual of the rest exactly; a sampling run starts afresh; a batch of another size is a full
+  call; bad settings are refused.
+- `EncoderPropagation` (Faster Diffusion): interval 1 is the plain U-Net under every solver; at interval 2 half the
+  calls are full (counters) and the images are finite and different; a non-key call of the same inputs equals the
+  full call but for the timestep, and costs less; two runs are identical; a call of another batch size runs in
+  full; bad settings are refused.
+
+Over and under the other methods: tests/test_stacking.py."""
 import pytest
 import torch
 
 from fastdiff.diffusion import make_schedule
 from fastdiff.measure.bench import count_flops
 from fastdiff.methods.deep_cache import DeepCache
+from fastdiff.methods.encoder_propagation import EncoderPropagation
 from fastdiff.methods.first_block_cache import FirstBlockCache
 from fastdiff.methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping
 from fastdiff.sampling import DDIM, DPMPP_2M, SAMPLERS, UNIPC, prepare_condition, sampler_call
@@ -26,15 +35,23 @@ def x_T(batch=2, seed=1):
     return torch.randn(batch, 1, 8, 8, generator=torch.Generator().manual_seed(seed))
 
 
+# each cache at its neutral setting, and the name of its counter of calls that did not run the whole network
+NEUTRAL = {"first-block cache, threshold 0": (lambda m: FirstBlockCache(m, threshold=0), "cached"),
+           "encoder propagation, interval 1": (lambda m: EncoderPropagation(m, interval=1), "partial")}
+
+
+@pytest.mark.parametrize("cache", NEUTRAL)
 @pytest.mark.parametrize("sampler", [DDIM, DPMPP_2M, UNIPC], ids=lambda s: s.name)
-def test_threshold_zero_is_the_plain_unet_under_every_solver(unet, sampler):
+def test_each_cache_at_its_neutral_setting_is_the_plain_unet_under_every_solver(unet, sampler, cache):
     assert SAMPLERS[sampler.name] is sampler
     schedule = make_schedule("linear")
     plain = sampler_call(unet, schedule, sampler, STEPS, x_T())()
-    cached = FirstBlockCache(unet, threshold=0)
-    assert torch.equal(sampler_call(cached, schedule, sampler, STEPS, x_T())(), plain)
-    assert cached.run_calls == {"full": STEPS, "cached": 0} and cached.nfe_share() == 1.0
-    assert cached.deltas[0] is None and all(d > 0 for d in cached.deltas[1:])
+    build, skipped = NEUTRAL[cache]
+    model = build(unet)
+    assert torch.equal(sampler_call(model, schedule, sampler, STEPS, x_T())(), plain)
+    assert model.run_calls == {"full": STEPS, skipped: 0} and model.nfe_share() == 1.0
+    if isinstance(model, FirstBlockCache):
+        assert model.deltas[0] is None and all(d > 0 for d in model.deltas[1:])
 
 
 def test_a_large_threshold_caches_every_call_after_the_first(unet):
@@ -133,3 +150,85 @@ def test_cache_in_cache_and_bad_settings_are_refused(unet):
             FirstBlockCache(unet, threshold=bad)
     with pytest.raises(TypeError, match="has none"):
         FirstBlockCache(torch.nn.Linear(2, 2), threshold=0)
+
+
+# ---- encoder propagation
+
+
+@pytest.mark.parametrize("sampler", [DDIM, DPMPP_2M, UNIPC], ids=lambda s: s.name)
+def test_interval_two_halves_the_full_calls(unet, sampler):
+    schedule = make_schedule("linear")
+    plain = sampler_call(unet, schedule, sampler, STEPS, x_T())()
+    model = EncoderPropagation(unet, interval=2)
+    run = sampler_call(model, schedule, sampler, STEPS, x_T())
+    out = run()
+    assert model.run_calls == {"full": STEPS // 2, "partial": STEPS // 2} and model.nfe_share() == 0.5
+    assert torch.isfinite(out).all() and not torch.allclose(out, plain, atol=1e-3)
+    assert torch.equal(run(), out)                            # a second run: the same images, counted afresh
+    assert model.run_calls == {"full": STEPS // 2, "partial": STEPS // 2}
+    assert model.calls == {"full": STEPS, "partial": STEPS}
+
+
+def test_key_calls_choose_the_full_calls(unet):
+    model = EncoderPropagation(unet, key_calls=[2, 3])       # call 0 is always a key call
+    sampler_call(model, make_schedule("linear"), DDIM, STEPS, x_T())()
+    assert [model.is_key(i) for i in range(STEPS)] == [True, False, True, True, False, False]
+    assert model.run_calls == {"full": 3, "partial": 3}
+
+
+def test_a_non_key_call_decodes_the_recorded_encoder_features_and_costs_less(unet):
+    x, t = x_T(), torch.tensor([500, 500])
+    model = EncoderPropagation(unet, interval=2)
+    with torch.no_grad():
+        assert torch.equal(model(x, t), unet(x, t))          # key: the wrapped walk
+        torch.testing.assert_close(model(x, t), unet(x, t), rtol=1e-5, atol=1e-6)   # same inputs: the same
+        model(x, t)
+        other = model(torch.randn_like(x), torch.tensor([400, 400]))    # x_t is not read, the timestep is
+        model(x, t)
+        assert torch.equal(model(x, torch.tensor([400, 400])), other)
+        assert not torch.allclose(other, unet(x, t), atol=1e-4)
+        model.reset()
+        flops_full = count_flops(lambda: model(x, t))
+        flops_partial = count_flops(lambda: model(x, t))
+    assert model.calls == {"full": 4, "partial": 4} and flops_partial < 0.8 * flops_full
+
+
+def test_another_batch_size_or_dtype_runs_in_full(unet):
+    model = EncoderPropagation(unet, interval=100)
+    with torch.no_grad():
+        model(x_T(), torch.tensor([90, 90]))
+        out = model(x_T(3, seed=2), torch.tensor([80, 80, 80]))          # features of a batch of 2: full
+        assert model.run_calls == {"full": 2, "partial": 0} and model._middle.shape[0] == 3
+        assert torch.equal(out, unet(x_T(3, seed=2), torch.tensor([80, 80, 80])))
+        model.double()
+        model(x_T(3, seed=2).double(), torch.tensor([70, 70, 70]))       # another dtype: full
+        assert model.run_calls == {"full": 3, "partial": 0}
+    assert prepare_condition(model, x_T(), {}) == {} and model.run_calls == {"full": 0, "partial": 0}
+    assert model._middle is None and model._skips is None
+
+
+def test_under_grad_the_features_hold_no_graph(unet):
+    model = EncoderPropagation(unet, interval=2)
+    x, t = x_T(), torch.tensor([500, 500])
+    model(x, t).sum().backward()
+    assert not model._middle.requires_grad and not any(s.requires_grad for s in model._skips)
+    model(x, t).sum().backward()                              # partial: gradients reach the decoder and head
+    assert model.calls == {"full": 1, "partial": 1} and unet.head[-1].weight.grad is not None
+
+
+def test_bad_settings_and_other_step_caches_are_refused(unet):
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="interval must be a positive integer"):
+            EncoderPropagation(unet, interval=bad)
+    with pytest.raises(ValueError, match="either interval or key_calls"):
+        EncoderPropagation(unet, interval=2, key_calls=[0, 3])
+    with pytest.raises(TypeError, match="key_calls must be an iterable"):
+        EncoderPropagation(unet, key_calls=3)
+    with pytest.raises(ValueError, match="call indices >= 0"):
+        EncoderPropagation(unet, key_calls=[0, -2])
+    with pytest.raises(TypeError, match="has none"):
+        EncoderPropagation(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="both change the deep levels"):
+        EncoderPropagation(DeepCache(unet, interval=1))
+    with pytest.raises(ValueError, match="both change the steps the walk runs"):
+        FirstBlockCache(EncoderPropagation(unet), threshold=0)
