@@ -142,7 +142,7 @@ def collect_results(run, *, part: dict, sr: dict | None, verdicts: list[dict], s
         kw = dict(steps=r["steps"], n=r["n"], batch=r["batch"], sampler=r["sampler"], rung=r["rung"], source=source,
                   measured=part.get("utc", ""))
         res.add("speed/quality map", r["label"], "time per image", r[TIME], **kw)
-        res.add("speed/quality map", r["label"], METRIC, r[METRIC], **kw)
+        res.add("speed/quality map", r["label"], METRIC, r.get(FD_INTERVAL) or r[METRIC], **kw)   # its interval too
     for name, panel in (sr or {}).items():
         for r in panel["rows"]:
             for metric in SR_METRICS:
