@@ -57,6 +57,40 @@ def test_only_samples_the_named_settings_and_bad_keys_are_refused(tmp_path, x_T)
                          progress=False)
 
 
+def chunked(key, calls, *, n=None, fail_at=None):
+    def sample(x_T, start=0):
+        if start == fail_at:
+            raise KeyboardInterrupt("SIGTERM")
+        calls.append(start)
+        return x_T * 2 + start     # depends on the chunk's place, as a sampler seeded by index does
+    return FDSetting(key, "chunked", {"scale": 2}, sample, entry="toy/entry", sha256="a" * 64, n=n, chunk=16)
+
+
+def test_a_chunked_setting_keeps_finished_chunks_and_extends_a_smaller_earlier_run(tmp_path, x_T):
+    calls = []
+    whole = fd_sweep.collect([chunked("c", calls)], features, x_T=x_T, x_T_seed=0, cache=tmp_path / "w",
+                             progress=False)["c"]
+    assert calls == [0, 16, 32, 48] and whole["n"] == 64
+    # an interrupted run keeps its finished chunks, and the next resumes after them
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        fd_sweep.collect([chunked("c", calls, fail_at=32)], features, x_T=x_T, x_T_seed=0, cache=tmp_path,
+                         progress=False)
+    assert calls == [0, 16] and (tmp_path / "c.part.pt").is_file() and not (tmp_path / "c.pt").exists()
+    calls.clear()
+    got = fd_sweep.collect([chunked("c", calls)], features, x_T=x_T, x_T_seed=0, cache=tmp_path, progress=False)
+    assert calls == [32, 48] and torch.equal(got["c"]["features"], whole["features"])
+    assert not (tmp_path / "c.part.pt").exists()
+    # an earlier complete run on the first 32 x_T is extended, not sampled again; one of 24 (not whole chunks) is not
+    for n, resumed in ((32, [32, 48]), (24, [0, 16, 32, 48])):
+        calls.clear()
+        cache = tmp_path / f"n{n}"
+        fd_sweep.collect([chunked("c", calls, n=n)], features, x_T=x_T, x_T_seed=0, cache=cache, progress=False)
+        calls.clear()
+        got = fd_sweep.collect([chunked("c", calls)], features, x_T=x_T, x_T_seed=0, cache=cache, progress=False)
+        assert calls == resumed and torch.equal(got["c"]["features"], whole["features"])
+
+
 def test_summarise_gives_intervals_and_paired_gaps_over_the_common_samples(tmp_path, x_T):
     calls = []
     settings = [setting("a", 1.0, calls), setting("b", 0.5, calls, n=32), setting("c", 2.0, calls)]

@@ -4,7 +4,9 @@ A study lists its settings (`FDSetting`: a key, how it samples, a function x_T -
 its verdicts compare. `collect` samples every setting from the same ``n`` x_T (a setting may take fewer, the first
 ``n`` of them) and keeps its LeNet features in a cache folder, one file per setting fingerprinted by its sampling,
 its weights' sha256, n and the x_T seed: an interrupted run (SIGTERM, a full disk) loses only the setting it was
-sampling, and two runs on different settings can fill the cache side by side. `summarise` turns the cached features
+sampling, and two runs on different settings can fill the cache side by side. A costly setting may sample in
+chunks (`FDSetting.chunk`): each finished chunk is kept, so an interrupted run resumes at its last chunk, and an
+earlier run of the same setting on fewer x_T (a whole number of chunks) is extended instead of sampled again. `summarise` turns the cached features
 into the file's content: for each setting FD (LeNet-MNIST) with its bias-corrected bootstrap interval
 (`fastdiff.measure.intervals.fd_interval`) and KID (mean and standard deviation over subsets, as torch-fidelity);
 for the real held-out digits the same (the floor); for each pair the *paired* bootstrap of FD(a) - FD(b) and
@@ -41,7 +43,9 @@ class FDSetting:
     """One sampling setting of a sweep: ``key`` (unique within the study, e.g. "ddim50"), ``label`` (for tables),
     ``sampling`` (how it samples, as JSON: sampler, options, steps, c, batch ...), ``sample`` (x_T (n, C, H, W) on
     the CPU -> images in [-1, 1]), ``entry``/``sha256`` (the zoo weights, recorded) and ``n`` (fewer samples than
-    the sweep's, for a costly setting: the first ``n`` of x_T; None: all)."""
+    the sweep's, for a costly setting: the first ``n`` of x_T; None: all). ``chunk``: sample that many x_T at a
+    time, calling ``sample(x_T[a:a + chunk], start=a)`` (the function must draw the same images for a chunk as
+    for the whole, e.g. seeding each batch by its absolute index); None: all at once."""
     key: str
     label: str
     sampling: dict
@@ -49,6 +53,7 @@ class FDSetting:
     entry: str | None = None
     sha256: str | None = None
     n: int | None = None
+    chunk: int | None = None
 
     def record(self) -> dict:
         return {"label": self.label, "sampling": self.sampling, "entry": self.entry, "sha256": self.sha256}
@@ -86,6 +91,56 @@ def _cached(cache: Path, setting: FDSetting, fp: str) -> dict | None:
     return got if isinstance(got, dict) and got.get("fingerprint") == fp else None
 
 
+def _prefix(cache: Path, setting: FDSetting, *, n: int, x_T_seed: int) -> dict:
+    """What a chunked setting has of its first n x_T: the kept chunks of this run ("<key>.part.pt") or an earlier
+    complete run on fewer x_T (a whole number of chunks), as {"features", "seconds", "n"} (n = 0: nothing)."""
+    fp = fingerprint(setting, n=n, x_T_seed=x_T_seed)
+    best = {"fingerprint": fp, "features": None, "seconds": 0.0, "n": 0}
+    for path in (_cache_file(cache, setting.key + ".part"), _cache_file(cache, setting.key)):
+        try:
+            got = torch.load(path, weights_only=True) if path.is_file() else None
+        except Exception:      # damaged or foreign: not used
+            got = None
+        if not isinstance(got, dict) or not isinstance(got.get("n"), int) or not 0 < got["n"] < n \
+                or got["n"] % setting.chunk or got.get("fingerprint") not in (
+                    fp, fingerprint(setting, n=got["n"], x_T_seed=x_T_seed)) or got["n"] <= best["n"]:
+            continue
+        best = {**best, "features": got["features"], "seconds": float(got["seconds"]), "n": got["n"]}
+    return best
+
+
+def _sample_features(cache: Path, s: FDSetting, features, x_T: torch.Tensor, *, n: int, x_T_seed: int,
+                     progress: bool) -> dict:
+    """Sample ``s`` on x_T[:n] (chunk by chunk when it has a ``chunk``, each kept as it finishes), its features."""
+    fp = fingerprint(s, n=n, x_T_seed=x_T_seed)
+    if s.chunk is None:
+        start = time.perf_counter()
+        with torch.no_grad():
+            images = s.sample(x_T[:n]).float().cpu()
+        if images.shape[0] != n:
+            raise ValueError(f"setting {s.key!r} returned {images.shape[0]} images for {n} x_T")
+        return {"fingerprint": fp, "features": features(images).float().cpu(),
+                "seconds": time.perf_counter() - start, "n": n}
+    got = _prefix(cache, s, n=n, x_T_seed=x_T_seed)
+    if got["n"] and progress:
+        print(f"{s.key}: resuming after {got['n']} of {n} samples", flush=True)
+    while got["n"] < n:
+        a, b = got["n"], min(got["n"] + s.chunk, n)
+        start = time.perf_counter()
+        with torch.no_grad():
+            images = s.sample(x_T[a:b], start=a).float().cpu()
+        if images.shape[0] != b - a:
+            raise ValueError(f"setting {s.key!r} returned {images.shape[0]} images for {b - a} x_T")
+        f = features(images).float().cpu()
+        got = {"fingerprint": fp, "n": b, "seconds": got["seconds"] + time.perf_counter() - start,
+               "features": f if got["features"] is None else torch.cat([got["features"], f])}
+        if b < n:
+            atomic_write(_cache_file(cache, s.key + ".part"), lambda fh, got=got: torch.save(got, fh))
+            if progress:
+                print(f"{s.key}: {b} of {n} samples ({got['seconds']:.0f} s)", flush=True)
+    return got
+
+
 def collect(settings: list[FDSetting], features: Callable[[torch.Tensor], torch.Tensor], *, x_T: torch.Tensor,
             x_T_seed: int, cache: str | Path, only: set[str] | None = None, progress: bool = True) -> dict:
     """The LeNet ``features`` of every setting's samples from ``x_T`` (or its first ``setting.n``), from the cache
@@ -104,14 +159,9 @@ def collect(settings: list[FDSetting], features: Callable[[torch.Tensor], torch.
         fp = fingerprint(s, n=n, x_T_seed=x_T_seed)
         got = _cached(cache, s, fp)
         if got is None and (only is None or s.key in only):
-            start = time.perf_counter()
-            with torch.no_grad():
-                images = s.sample(x_T[:n]).float().cpu()
-            if images.shape[0] != n:
-                raise ValueError(f"setting {s.key!r} returned {images.shape[0]} images for {n} x_T")
-            got = {"fingerprint": fp, "features": features(images).float().cpu(),
-                   "seconds": time.perf_counter() - start, "n": n}
+            got = _sample_features(cache, s, features, x_T, n=n, x_T_seed=x_T_seed, progress=progress)
             atomic_write(_cache_file(cache, s.key), lambda f, got=got: torch.save(got, f))
+            _cache_file(cache, s.key + ".part").unlink(missing_ok=True)
             if progress:
                 print(f"{s.key}: {n} samples in {got['seconds']:.0f} s", flush=True)
         if got is not None:

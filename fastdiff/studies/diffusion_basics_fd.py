@@ -1,8 +1,8 @@
 """Study 0's FD settings, measured once by ``python benchmarks/digits_fd.py --study 00`` (`fastdiff.measure.fd_sweep`):
 the zoo model `basics/quick-ddpm` sampled by DDIM (eta 0) at 5-50 steps, by DDIM at eta 0.5 and 1 at 10 and 20
 steps (the DDIM paper's Table 1 columns: its eta columns differ most at 10 steps), and by DDPM's full 1000-step
-ancestral chain on the first 250 x_T (1000 network calls per image: 10 s on one core, 3 hours for 1000 images; 250
-is what one session's spare core could give it), every setting from the same x_T."""
+ancestral chain (1000 network calls per image: 10 s on one core, 3 hours for 1000 images, sampled in chunks of
+250 that an interrupted run keeps), every setting from the same x_T."""
 from __future__ import annotations
 
 import torch
@@ -19,7 +19,6 @@ DDIM_STEPS = (5, 10, 20, 25, 50)
 ETA_STEPS = (10, 20)
 ETAS = (0.5, 1.0)
 DDPM_STEPS = 1000
-DDPM_N = 250
 BATCH = 250
 IMAGE_SIZE = 32
 # the pairs the verdicts read (a, b): FD(a) - FD(b) and FD(a) / FD(b) over their common x_T
@@ -33,9 +32,12 @@ def key(steps: int, eta: float = 0.0) -> str:
 
 
 def _sampling_fn(model, schedule, sampler: Sampler, steps: int, *, device, seed: int = 0):
-    def sample(x_T: torch.Tensor) -> torch.Tensor:
+    def sample(x_T: torch.Tensor, start: int = 0) -> torch.Tensor:
+        """Images from x_T, batch by batch, each batch seeded by its index in the whole x_T (``start``: where
+        this x_T begins there), so a chunk draws what the whole does."""
         x_T = x_T.to(device)
-        return torch.cat([sampler_call(model, schedule, sampler, steps, x_T[i:i + BATCH], seed=seed + 1 + i)()
+        return torch.cat([sampler_call(model, schedule, sampler, steps, x_T[i:i + BATCH],
+                                       seed=seed + 1 + start + i)()
                           .float().cpu() for i in range(0, len(x_T), BATCH)])
     return sample
 
@@ -53,14 +55,15 @@ def fd_settings(device="cpu", *, model=None, schedule=None) -> list[FDSetting]:
     schedule = schedule or make_schedule("linear")
     T = schedule.num_train_timesteps
 
-    def setting(sampler: Sampler, steps: int, label: str, k: str, n: int | None = None) -> FDSetting:
+    def setting(sampler: Sampler, steps: int, label: str, k: str, chunk: int | None = None) -> FDSetting:
         sampling = {"sampler": sampler.label, "options": dict(sampler.options), "steps": steps, "batch": BATCH}
-        return FDSetting(k, label, sampling, _sampling_fn(model, schedule, sampler, steps, device=device), n=n,
+        return FDSetting(k, label, sampling, _sampling_fn(model, schedule, sampler, steps, device=device),
+                         chunk=chunk,
                          **common)
     out = [setting(DDIM, k, f"DDIM {k} steps, eta 0", key(k)) for k in DDIM_STEPS if k <= T]
     out += [setting(DDIM.with_options(eta=eta), k, f"DDIM {k} steps, eta {eta:g}", key(k, eta))
             for k in ETA_STEPS for eta in ETAS if k <= T]
-    out.append(setting(DDPM, T, f"DDPM {T} steps (ancestral)", "ddpm1000", n=DDPM_N))
+    out.append(setting(DDPM, T, f"DDPM {T} steps (ancestral)", "ddpm1000", chunk=BATCH))
     return out
 
 
