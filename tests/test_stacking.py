@@ -7,7 +7,9 @@ The level-walk wrappers under `fastdiff.methods` (each a `fastdiff.unet.UNetWrap
 - ``cache``: `DeepCache` (neutral interval 1, active interval 2);
 - ``vgg``: `VGGFeatureFusion` (neutral: zero features, active: the features of the LR image);
 - ``fbcache``: `FirstBlockCache` (neutral threshold 0, active threshold 0.1: some calls cached, some full);
-- ``encprop``: `EncoderPropagation` (neutral interval 1, active interval 2: half the calls decoder-only).
+- ``encprop``: `EncoderPropagation` (neutral interval 1, active interval 2: half the calls decoder-only);
+- ``blockcache``: `BlockCaching` (neutral: no schedule, every block at every call; active: every block computes at
+  the even calls only, its cached output reused at the odd ones).
 
 For every ordered pair (outer over inner, over a tiny SR U-Net), a supported pair at neutral settings samples
 exactly what the U-Net alone samples, and at active settings each method keeps its own effect (DeepCache still
@@ -22,33 +24,41 @@ any two of     ValueError "both change the deep levels"    each replaces what th
 skipping,                                                  (its bottom): two of them would both cut the walk
 scheduled,                                                 and one's fill or cache would stand in for the
 cache,                                                     other's (a cache recorded under a cut walk, a
-encprop                                                    skip below a cached level; encprop records the
-                                                           middle block's output as its bottom)
+encprop,                                                   skip below a cached level; encprop records the
+blockcache                                                 middle block's output as its bottom; blockcache
+                                                           decides per call whether the middle block and
+                                                           every level's blocks run, so a cut walk would
+                                                           leave its schedule and caches stale)
 vgg over vgg   ValueError "both change the 'vgg'           both read the ``vgg`` key that prepare_condition
                conditioning"                               fills: the outer would fuse the inner's features
 vgg over       ValueError "... is a sampling-time          a VGG fusion is a trained model whose checkpoint
 scheduled,     wrapper that no checkpoint holds; wrap      stores the spec of what it wraps; DeepCache and
 cache,                                                     ScheduledSkipping are sampling-time wrappers (no
 fbcache,                                                   spec), so they go over it, not under it
-encprop
+encprop,
+blockcache
 skipping or    as vgg over scheduled (and scheduled        the same: FirstBlockCache is a sampling-time
 scheduled      drives a LayerSkippingUNet, refused over    wrapper; skipping under it is supported
 over fbcache   it the same way)
 fbcache over   ValueError "both change the steps the       two caches across steps: the outer one's cached
 fbcache,       walk runs"                                  calls would leave the inner one's cache stale
-fbcache over
-encprop, and
+fbcache over                                               (blockcache's schedule counts the calls of a run:
+encprop,                                                   under fbcache it would not see the cached ones)
 encprop over
-fbcache
+fbcache, and
+fbcache and
+blockcache
+either way
 cache over     ValueError "FirstBlockCache goes            a cached call runs nothing past the first block,
 fbcache        outermost", at the first call               so DeepCache's record would never be made; the
                                                            other order (fbcache over cache) is supported
 ============  ==========================================  ==============================================
 
 Supported: vgg over skipping (a `LayerSkippingUNet`, stored in checkpoints), skipping / scheduled / cache / encprop
-over vgg (encprop's key calls record the VGG-fused skip tensors, its decoder-only calls reuse them), and fbcache over
-any of skipping, scheduled, cache, vgg (its cached calls reach none of them: DeepCache counts and caches over the
-full calls only).
+/ blockcache over vgg (encprop's key calls record the VGG-fused skip tensors, its decoder-only calls reuse them;
+blockcache caches the raw block outputs, and the VGG features are added to a cached one as to a computed one), and
+fbcache over any of skipping, scheduled, cache, vgg (its cached calls reach none of them: DeepCache counts and caches
+over the full calls only).
 
 `SwinDiffuser` changes the geometry (patches that move with the shift) and owns its patch denoiser (an SR U-Net):
 it is no level-walk wrapper. Every wrapper over it is refused (TypeError: it has no level walk), and it refuses a
@@ -65,6 +75,7 @@ import torch
 
 from fastdiff.diffusion import make_schedule, respace, space_timesteps
 from fastdiff.methods import vgg_features
+from fastdiff.methods.block_caching import BlockCaching
 from fastdiff.methods.deep_cache import DeepCache
 from fastdiff.methods.encoder_propagation import EncoderPropagation
 from fastdiff.methods.first_block_cache import FirstBlockCache
@@ -74,8 +85,8 @@ from fastdiff.methods.vgg_features import VGGFeatureFusion
 from fastdiff.sampling import prepare_condition, sample_ddim
 from fastdiff.unet import NO_HOOKS, LevelHooks, UNetWrapper, build_unet
 
-WRAPPERS = ("skipping", "scheduled", "cache", "vgg", "fbcache", "encprop")
-DEEP = {"skipping", "scheduled", "cache", "encprop"}   # the methods that replace the deep levels of the walk
+WRAPPERS = ("skipping", "scheduled", "cache", "vgg", "fbcache", "encprop", "blockcache")
+DEEP = {"skipping", "scheduled", "cache", "encprop", "blockcache"}   # the methods that own the deep levels of the walk
 PAIRS = list(itertools.product(WRAPPERS, repeat=2))
 VGGFeatures = vgg_features.VGGFeatures
 STEPS, T = 4, 1000
@@ -87,9 +98,10 @@ def refusal(outer: str, inner: str) -> str | None:
         return "both change the deep levels"
     if outer == inner == "vgg":
         return "both change the 'vgg' conditioning"
-    if outer in ("vgg", "skipping", "scheduled") and inner in ("scheduled", "cache", "fbcache", "encprop"):
+    if outer in ("vgg", "skipping", "scheduled") and inner in ("scheduled", "cache", "fbcache", "encprop",
+                                                              "blockcache"):
         return "is a sampling-time wrapper that no checkpoint holds; wrap the other way round"
-    if {outer, inner} <= {"fbcache", "encprop"}:
+    if {outer, inner} <= {"fbcache", "encprop", "blockcache"}:
         return "both change the steps the walk runs"
     if outer == "cache" and inner == "fbcache":
         return "FirstBlockCache goes outermost"
@@ -124,6 +136,9 @@ def wrap(name: str, inner, *, active: bool, lr_channels: int = 1):
         return FirstBlockCache(inner, threshold=0.1 if active else 0)
     if name == "encprop":
         return EncoderPropagation(inner, interval=2 if active else 1)
+    if name == "blockcache":
+        model = BlockCaching(inner)
+        return BlockCaching(inner, schedule={block: range(0, STEPS, 2) for block in model.names}) if active else model
     return VGGFeatureFusion(inner, vgg_weights="random", lr_channels=lr_channels)
 
 
@@ -196,7 +211,7 @@ def test_at_active_settings_each_method_keeps_its_effect(outer, inner):
         out = sample(model, names)
     vgg, cache = find(model, VGGFeatureFusion), find(model, DeepCache)
     scheduled, fbcache = find(model, ScheduledSkipping), find(model, FirstBlockCache)
-    encprop = find(model, EncoderPropagation)
+    encprop, blockcache = find(model, EncoderPropagation), find(model, BlockCaching)
     reached = STEPS if fbcache is None else fbcache.run_calls["full"]     # the calls below a FirstBlockCache
     if fbcache is not None:                                      # some calls cached, some full
         assert 0 < fbcache.run_calls["cached"] < STEPS and sum(fbcache.run_calls.values()) == STEPS
@@ -204,6 +219,10 @@ def test_at_active_settings_each_method_keeps_its_effect(outer, inner):
         assert vgg.vgg.calls == 1                                    # once per sampling call, under the other method
     if encprop is not None:                                      # a key call every 2 calls: 2 full, 2 decoder-only
         assert encprop.run_calls == {"full": (STEPS + 1) // 2, "partial": STEPS // 2}
+    if blockcache is not None:                                   # every block at the even calls: 2 of 4 cached
+        blocks = len(blockcache.names)
+        assert blockcache.run_calls == {"full": blocks * ((STEPS + 1) // 2), "cached": blocks * (STEPS // 2)}
+        assert all(calls == list(range(0, STEPS, 2)) for calls in blockcache.computed.values())
     if cache is not None:                                        # a full call every 2 calls: 2 full, 2 partial
         assert cache.calls == {"full": (reached + 1) // 2, "partial": reached // 2}
     if scheduled is not None:                                    # k(t) at c = 2 over 3 levels takes 0, 1 and 2
