@@ -1,7 +1,10 @@
 """Study 5's inference ladder: one configuration per rung (precision, memory layout, attention kernel, torch.compile
 with and without frozen weights, im2col convolution) and `prepare`, which configures a copy of a model for a rung.
 Shared by study 5 (`performance`: the ladder timed with its quality cost) and the speed/quality map of notebook 07
-(`speed_quality_map`: a rung as one of a point's methods). A leaf: it imports no study module."""
+(`speed_quality_map`: a rung as one of a point's methods). A leaf: it imports no study module.
+
+`INT8_DYNAMIC`, int8 dynamic quantization through torchao, is a rung outside `LADDER`: study 5's FD measurement
+keys every `LADDER` rung (`performance_fd.RUNG_KEYS`), and this one has no measurement there."""
 from __future__ import annotations
 
 import copy
@@ -28,6 +31,8 @@ class Rung:
     freeze: bool = False                 # torch.compile with inductor's freezing: weights folded as constants and
     #                                      prepacked for the convolution library (inference only)
     im2col: bool = False
+    quantize: str | None = None          # "int8-dynamic": torchao's int8 weights and per-call int8 activations
+    #                                      in every nn.Linear (`quantize_int8_dynamic`)
 
 
 LADDER = (
@@ -41,6 +46,30 @@ LADDER = (
     Rung("bf16 + compile, frozen weights", dtype="bf16", channels_last=True, compile=True, freeze=True),
     Rung("im2col convolution", im2col=True),
 )
+# Linear layers only (torchao has no int8 convolution); on the digits U-Net, 16 Linear (the time embedding and each
+# block's embedding projection) of 69 Linear + Conv2d layers, a small share of its FLOPs
+INT8_DYNAMIC = Rung("int8 dynamic (torchao)", quantize="int8-dynamic")
+TORCHAO = "torchao>=0.18,<0.19"
+
+
+def quantize_int8_dynamic(model: nn.Module) -> nn.Module:
+    """``model`` with every ``nn.Linear``'s weight replaced, in place, by an int8 tensor (torchao's
+    ``Int8DynamicActivationInt8WeightConfig``: symmetric, one scale per output channel); each call quantizes the
+    input to int8 (one scale per row), multiplies in int8 with int32 sums and rescales to floating point.
+    Convolutions stay fp32: torchao's int8 tensor has no ``aten.convolution``, and the one int8 dynamic convolution
+    in torch (``torch.ao.nn.quantized.dynamic.Conv2d``) belongs to the deprecated ``torch.ao.quantization``."""
+    pytree_log = logging.getLogger("torch.utils._pytree")   # torchao's import warns about a torch.compile detail
+    level = pytree_log.level
+    pytree_log.setLevel(logging.ERROR)
+    try:
+        from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    except ImportError as e:
+        raise ImportError(f"the {INT8_DYNAMIC.name!r} rung needs torchao: pip install '{TORCHAO}'") from e
+    finally:
+        pytree_log.setLevel(level)
+    # set_inductor_config=False: torchao would otherwise change inductor's global settings for every later compile
+    quantize_(model, Int8DynamicActivationInt8WeightConfig(set_inductor_config=False))
+    return model
 
 
 def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: bool = True) -> tuple[nn.Module, float]:
@@ -56,6 +85,10 @@ def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: 
         set_attention(m, rung.attention)
     if rung.im2col:
         convert_to_im2col(m)
+    if rung.quantize == "int8-dynamic":
+        quantize_int8_dynamic(m)
+    elif rung.quantize is not None:
+        raise ValueError(f"unknown quantization {rung.quantize!r} (known: 'int8-dynamic')")
     if rung.channels_last:
         m = m.to(memory_format=torch.channels_last)
     if not rung.compile:
