@@ -44,6 +44,11 @@ _SWIN128 = "SwinDiffuser thesis (Ye 2024), CelebA 128x128 from 32x32 (4x), times
 _DEEPCACHE = "DeepCache (Ma et al. 2024), DDPM on CIFAR-10"
 _DPMSOLVER = "DPM-Solver++ (Lu et al. 2022), high-quality samples"
 _EDM = "EDM (Karras et al. 2022), CIFAR-10"
+_UNIPC = "UniPC (Zhao et al. 2023), CIFAR-10"
+_FASTER = "Faster Diffusion (Li et al. 2023), Stable Diffusion"
+_BLOCKCACHE = "Block Caching (Wimbauer et al. 2024, Cache Me if You Can), LDM / EMU"
+_PTQ = "8-bit post-training quantization of the Stable Diffusion U-Net, as issue 30 cites it"
+_FBCACHE = "ParaAttention's First Block Cache (after TeaCache, Liu et al. 2024), FLUX.1-dev"
 _S2, _S3, _S4, _S7 = "02_adaptive_layer_skipping", "03_continuous_unet", "04_swindiffuser", "07_report"
 
 NUMBERS: tuple[PaperNumber, ...] = (
@@ -139,6 +144,13 @@ NUMBERS: tuple[PaperNumber, ...] = (
     PaperNumber(_S7, "Abstract", "DPM-Solver++(2M), most", "steps", 20.0, "", _DPMSOLVER),
     PaperNumber(_S7, "Table 2", "Heun, Karras sigmas", "steps", 18.0, "", _EDM),
     PaperNumber(_S7, "Table 2", "Heun, Karras sigmas", "NFE", 35.0, "", _EDM),
+    # the methods issue 30 adds, with the anchors it names
+    PaperNumber(_S7, "Table 1", "UniPC (bh2), 10 NFE", "FID", 3.87, "", _UNIPC),
+    PaperNumber(_S7, "Abstract", "encoder propagation, DDIM 50", "speed-up", 1.8, "x", _FASTER),
+    PaperNumber(_S7, "README", "First Block Cache, FLUX.1-dev", "speed-up", 1.4, "x", _FBCACHE),
+    PaperNumber(_S7, "README", "First Block Cache, FLUX.1-dev", "LPIPS", 0.08, "", _FBCACHE),
+    PaperNumber(_S7, "Abstract", "Block Caching, fewest", "speed-up", 1.5, "x", _BLOCKCACHE),
+    PaperNumber(_S7, "Abstract", "Block Caching, most", "speed-up", 1.8, "x", _BLOCKCACHE),
 )
 
 

@@ -372,11 +372,14 @@ def plot_roofline(layers: list[dict], roofs: dict, *, ax=None, title: str | None
 def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str] | None = None, by: str = "family",
                            label: str = "label", reference: str | None = None, highlight: str | None = None,
                            floor: float | None = None, floor_label: str = "real data (floor)", logx: bool = True,
-                           logy: bool = False, ax=None, title: str | None = None, interval: str | None = None):
+                           logy: bool = False, ax=None, title: str | None = None, interval: str | None = None,
+                           spread: str | None = None):
     """One point per row at (``x``, ``y``), coloured by ``by`` and labelled; the points named in ``front`` (the
     Pareto front, by ``label``) joined by a line; ``reference`` and ``highlight`` (the headline) ringed; an
     optional dashed ``floor`` (real data against real data); ``interval``: the key of each row's ``y`` interval
-    (anything with ``low`` and ``high``, e.g. an `Estimate`), drawn as a vertical bar."""
+    (anything with ``low`` and ``high``, e.g. an `Estimate`), drawn as a vertical bar; ``spread``: the key of each
+    row's ``x`` spread (the interquartile range of a timing's rounds), drawn as a horizontal bar of that width
+    centred on the point."""
     ax = ax or plt.subplots(figsize=(9, 6))[1]
     usable = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
     for i, key in enumerate(dict.fromkeys(r[by] for r in usable)):
@@ -388,6 +391,11 @@ def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str]
             ax.errorbar([r[x] for r in bars], [r[y] for r in bars], fmt="none", color=plt.cm.tab10(i % 10), lw=0.8,
                         alpha=0.5, zorder=2, yerr=[[max(0.0, r[y] - r[interval].low) for r in bars],
                                                    [max(0.0, r[interval].high - r[y]) for r in bars]])
+        wide = [r for r in pts if spread and r.get(spread) is not None]
+        if wide:
+            ax.errorbar([r[x] for r in wide], [r[y] for r in wide], fmt="none", color=plt.cm.tab10(i % 10), lw=0.8,
+                        alpha=0.5, zorder=2, xerr=[[min(r[spread] / 2, 0.999 * r[x]) for r in wide],
+                                                   [r[spread] / 2 for r in wide]])
     for r in usable:
         ax.annotate(str(r[label]), (r[x], r[y]), xytext=(3, 2), textcoords="offset points", fontsize=6, alpha=0.85)
     if front:

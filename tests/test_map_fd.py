@@ -14,7 +14,7 @@ from fastdiff.devices import device_name
 from fastdiff.diffusion import make_schedule
 from fastdiff.measure import fd_sweep
 from fastdiff.measure.intervals import Estimate
-from fastdiff.measure.pareto import headline_with_intervals
+from fastdiff.measure.pareto import headline, headline_with_intervals
 from fastdiff.methods.layer_skipping import LayerSkippingUNet
 from fastdiff.studies import report
 from fastdiff.studies import speed_quality_map as M
@@ -87,7 +87,7 @@ def test_the_headline_is_the_fastest_point_whose_whole_ratio_interval_holds():
     none = headline_with_intervals(rows[:1] + rows[2:3], ref, x="ms", ratio="r")
     assert none["headline"] is None and [r["label"] for r in none["inconclusive"]] == ["straddles"]
     # plain FDs would have chosen the straddling point (its value 1.08 is within 10%)
-    assert M.headline([{**r, "FD": r["r"].value} for r in rows[:2]], {**ref, "FD": 1.0}, x="ms", y="FD")["label"] \
+    assert headline([{**r, "FD": r["r"].value} for r in rows[:2]], {**ref, "FD": 1.0}, x="ms", y="FD")["label"] \
         == "straddles"
 
 

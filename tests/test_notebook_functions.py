@@ -17,6 +17,7 @@ from fastdiff.studies import adaptive_layer_skipping_fd as skipping_fd_module
 from fastdiff.studies import continuous_unet as cunet
 from fastdiff.studies import diffusion_basics as basics
 from fastdiff.studies import diffusion_basics_fd as basics_fd
+from fastdiff.studies import speed_quality_map as M
 from fastdiff.studies import fool_rate_game, performance, performance_claims, report
 from fastdiff.studies import patch_parallel_sr_summary
 from fastdiff.studies import vgg_conditioned_sr as vggsr
@@ -427,3 +428,36 @@ def test_report_map_lines_table_and_summary(capsys):
                          "  ddim-5 + DeepCache: 2.00x ddim-5, FD 5.40 vs 5.10"]
     assert lines[4].startswith("the studies' claims: 1 reproduced, 1 partly, 0 ")
     assert lines[5:] == VERDICT_LINES
+
+
+def test_report_equal_time_table_within_interval_and_what_to_reach_for():
+    from fastdiff.measure.intervals import Estimate
+    from fastdiff.studies.speed_quality_map import FD_INTERVAL, FLOPS, METRIC, RATIO, TIME
+
+    def point(label, family, ms, fd, nfe, *, cache=None, gflops=1.0, steps=50, sampler="DDIM", half=1.0):
+        return {"label": label, "family": family, "model": "U-Net", "sampler": sampler, "steps": steps, "NFE": nfe,
+                "rung": "fp32", "cache interval": None, "cache": cache, "c": None, TIME: ms, METRIC: fd,
+                FD_INTERVAL: Estimate(fd, fd - half, fd + half, 1000, "t"), RATIO: Estimate(fd / 2, 0.1, 9, 1000, "t"),
+                FLOPS: gflops}
+    rows = [point("DDPM 1000", "DDPM (ancestral)", 100.0, 2.0, 1000, sampler="DDPM", steps=1000, gflops=20.0),
+            point("DDIM 50", "DDIM", 5.0, 3.0, 50), point("DDIM 10", "DDIM", 1.0, 12.0, 10, steps=10, gflops=0.2),
+            point("cache 2", "DeepCache", 3.0, 3.1, 50, cache="DeepCache N=2", gflops=0.6),
+            point("fbc", "first-block cache", 0.9, 5.0, 50, cache="first-block cache 0.1", gflops=0.1, half=0.5),
+            point("lost", "encoder propagation", 4.9, 3.0, 50, cache="encoder propagation N=2", gflops=0.5)]
+    part = {"rows": rows, "reference": "DDPM 1000", "device": "cpu (2 threads)",
+            **{k: v for k, v in M.judge_map(rows, rows[0]).items()}}
+    lines = report.within_interval_lines(part)
+    assert lines[0].startswith("fastest setting whose FD is within DDPM 1000's interval (2.00 [1.00, 3.00]: FD <= "
+                               "3.00): lost (50 evaluations), FD 3.00 [2.00, 4.00]")      # cache 2 is faster, at 3.1
+    assert lines[1].startswith("  within 10 network evaluations: fastest within the interval: none; best FD: "
+                               "DDIM 10 (10 evaluations), FD 12.00")
+    table = report.equal_time_table(part)
+    assert list(table.index) == [0.9, 3.0, 4.9]
+    assert table.loc[0.9, "caching vs steps"] == "-"                  # no step count that fast
+    assert table.loc[3.0, report.STEPS].startswith("DDIM 10: FD 12.00") and \
+        table.loc[3.0, "caching vs steps"] == report.CACHES
+    assert table.loc[4.9, report.CACHES].startswith("lost: FD 3.00") and \
+        table.loc[4.9, report.DISTILLED] == "no distilled model on this map yet"
+    reach = report.reach_for_lines(part)
+    assert reach[1].startswith("  first-block cache: fbc, 0.900 ms per image") and "lost (50% fewer FLOPs, 2% less " \
+        "time)" in reach[-1]

@@ -49,3 +49,37 @@ def test_the_map_claims_read_the_paired_ratios_when_the_map_carries_them():
     part = sqm.estimates_in({"rows": rows, "reference": "DDPM 1000", "headline": None})
     measured = report_claims.measured_for_claims(part)
     assert measured["deepcache FD ratio"].high == 1.41 and verdict("deepcache", measured) == "reproduced"
+
+
+@pytest.mark.parametrize("key, label", [("encoder-propagation", "encprop"), ("first-block-cache", "fbcache"),
+                                        ("block-caching", "blockcache")])
+def test_the_added_step_caches_are_judged_on_speed_and_the_paired_fd_ratio(key, label):
+    variant = {"encprop": "encoder propagation, DDIM 50", "fbcache": "First Block Cache, FLUX.1-dev",
+               "blockcache": "Block Caching, fewest"}[label]
+    anchor = papers.value("07_report", variant, "speed-up")
+    m = {f"{label} speed-up": anchor, f"{label} FD": 3.2, "DDIM 50 FD": 3.1, f"{label} FD ratio": 1.03}
+    assert verdict(key, m) == "reproduced"
+    slower = 0.8 * anchor - 0.01                   # under the paper's bar: partly if still >= 1.2x
+    assert verdict(key, {**m, f"{label} speed-up": slower}) == ("partly" if slower >= 1.2 else "contradicted")
+    assert verdict(key, {**m, f"{label} speed-up": 1.25}) in ("partly", "reproduced")
+    assert verdict(key, {**m, f"{label} FD ratio": 2.0}) == "contradicted"       # fast, but quality lost
+    assert verdict(key, {**m, f"{label} FD ratio": Estimate(1.4, 1.2, 1.7, 1000, "p")}) == "inconclusive"
+
+
+def test_unipc_is_judged_on_its_paired_ratio_to_dpm_solver_at_the_same_steps():
+    ratio = lambda v, lo, hi: {"unipc10 FD ratio": Estimate(v, lo, hi, 1000, "p")}  # noqa: E731
+    assert verdict("unipc", ratio(0.8, 0.7, 0.9)) == "reproduced"
+    assert verdict("unipc", ratio(1.2, 1.1, 1.3)) == "contradicted"
+    assert verdict("unipc", ratio(0.95, 0.8, 1.1)) == "inconclusive"
+    from fastdiff.studies import speed_quality_map as sqm
+    rows = [{"label": "DDPM 1000", sqm.METRIC: 1.4, sqm.TIME: 1.0},
+            {"label": "UniPC 10", sqm.METRIC: 1.0, sqm.TIME: 0.01,
+             sqm.PAIRED: {"DPM-Solver++(2M) 10": {"value": 0.5, "low": 0.4, "high": 0.6, "n": 1000, "method": "p"}}}]
+    part = sqm.estimates_in({"rows": rows, "reference": "DDPM 1000", "headline": None})
+    assert verdict("unipc", report_claims.measured_for_claims(part)) == "reproduced"
+
+
+def test_int8_with_fp32_convolutions_is_reported_but_not_judged():
+    m = {"int8 speed-up": 0.85, "int8 FD": 3.2, "DDIM 50 FD": 3.1, "int8 FD ratio": 1.03}
+    row = next(r for r in judge(report_claims.CLAIMS, m) if r["key"] == "int8")
+    assert row["verdict"] == "not testable here" and "0.85x" in row["ours"] and "convolution" in row["why"]

@@ -7,7 +7,7 @@ from fastdiff.diffusion import make_schedule
 from fastdiff.methods.layer_skipping import LayerSkippingUNet
 from fastdiff.sampling import DDIM, DDPM, HEUN, Sampler, sample_ddim, sampler_call
 from fastdiff.studies import speed_quality_map as M
-from fastdiff.studies.speed_quality_map import headline
+from fastdiff.measure.pareto import headline
 from fastdiff.unet import build_unet
 
 
@@ -46,7 +46,8 @@ def test_point_accounting():
 
 
 @pytest.mark.parametrize("kw, match", [({"model": "VGG"}, "model"), ({"sampler": "euler"}, "sampler"),
-                                       ({"rung": "int8"}, "rung"), ({"steps": 0}, "steps")])
+                                       ({"rung": "int8"}, "rung"), ({"steps": 0}, "steps"),
+                                       ({"cache_interval": 2, "encprop_interval": 2}, "deep levels")])
 def test_bad_points_are_refused(kw, match):
     with pytest.raises(ValueError, match=match):
         M.Point("bad", "DDIM", **kw)
@@ -70,6 +71,17 @@ def test_measure_map_on_tiny_models():
                                                                                         abs=1e-6)
     cache = next(r for r in rows if r["cache interval"])
     assert cache["full U-Net calls"] == 2 and cache["NFE"] == 3
+    # FLOPs per image of the sampling call: DDIM 3 runs the U-Net 3 times, DeepCache N=2 once in full and once
+    # shallow, encoder propagation N=2 once in full and once decoder-only; a first-block cache counts what it ran
+    # (on these random weights every call is full, plus the first-block probe of the calls after the first)
+    by = {r["label"]: r for r in rows}
+    one = M.count_flops(lambda: models["U-Net"](x_T[:2], torch.full((2,), 500))) / 2 / 1e9
+    assert by["DDIM 3"][M.FLOPS] == pytest.approx(3 * one, rel=1e-6)
+    for label in ("DeepCache N=2, DDIM 3", "encoder propagation N=2, DDIM 3"):
+        assert 2 * one < by[label][M.FLOPS] < 3 * one and by[label]["full U-Net calls"] == 2
+    fbc = by["first-block cache 0.1, DDIM 3"]
+    assert fbc["full U-Net calls"] is None and fbc["cache"] == "first-block cache 0.1" \
+        and 3 * one < fbc[M.FLOPS] < 3.5 * one
 
 
 def test_measure_map_times_only_without_a_score():
@@ -119,3 +131,34 @@ def test_each_method_point_stands_against_its_own_baseline():
     against = {r["point"]: (r["against"], r["speed-up"]) for r in beside_base(rows)}
     assert against == {"skip c=0": ("DDIM 50", 1.0), "skip c=2": ("skip c=0", 2.0), "cache": ("DDIM 50", 2.5),
                        "skip + DPM 10": ("DPM 10", 2.0), "U-Net 3": ("DDIM 50", 0.5), "cU-Net": ("U-Net 3", 2.0)}
+
+
+def test_the_headline_within_the_reference_interval_and_per_budget():
+    from fastdiff.measure.intervals import Estimate
+    from fastdiff.measure.pareto import fastest_within_interval
+
+    def row(label, ms, fd, nfe, lo=None, hi=None):
+        return {"label": label, M.TIME: ms, M.METRIC: fd, "NFE": nfe,
+                M.FD_INTERVAL: Estimate(fd, fd - 1 if lo is None else lo, fd + 1 if hi is None else hi, 1000, "t")}
+    ref = row("DDPM 1000", 100.0, 2.0, 1000, lo=1.0, hi=3.0)
+    rows = [ref, row("a", 1.0, 3.5, 5), row("b", 2.0, 3.0, 10), row("c", 3.0, 1.0, 20), row("d", 4.0, 2.5, 10)]
+    got = fastest_within_interval(rows, ref, x=M.TIME, y=M.METRIC, interval=M.FD_INTERVAL, budget_key="NFE",
+                                  budgets=(5, 10, 20))
+    assert got["limit"] == 3.0 and got["headline"]["label"] == "b" and got["headline"]["speed-up"] == 50.0
+    assert got["budgets"][5] == {"headline": None, "best": rows[1]}           # a (3.5) is above the limit
+    assert got["budgets"][10]["headline"]["label"] == "b" and got["budgets"][10]["best"]["label"] == "d"
+    assert got["budgets"][20]["best"]["label"] == "c"
+    judged = M.judge_map(rows, ref)          # rows without paired ratios: the plain headline; none within
+    assert "within interval" not in judged
+
+
+def test_flops_that_do_not_become_time_are_flagged():
+    from fastdiff.studies.report_claims import beside_base
+    row = lambda label, ms, gflops, cache=None: {  # noqa
+        "label": label, "model": "U-Net", "sampler": "ddim", "steps": 50, "c": None, "cache interval": None,
+        "cache": cache, "rung": "fp32", M.TIME: ms, M.METRIC: 5.0, M.FLOPS: gflops}
+    rows = [row("DDIM 50", 10.0, 1.0), row("real", 6.0, 0.5, cache="x"), row("lost", 9.0, 0.5, cache="y"),
+            row("small", 10.0, 0.95, cache="z")]
+    got = {r["point"]: r for r in beside_base(rows)}
+    assert not got["real"]["FLOPs not time"] and got["lost"]["FLOPs not time"] and not got["small"]["FLOPs not time"]
+    assert got["lost"]["FLOP saving"] == pytest.approx(0.5) and got["lost"]["time saving"] == pytest.approx(0.1)

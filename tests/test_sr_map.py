@@ -13,7 +13,8 @@ from fastdiff.measure.sr_eval import bicubic, sr_metrics
 from fastdiff.studies import sr_map, patch_parallel_sr
 from fastdiff.studies import vgg_conditioned_sr as vggsr
 
-KEYS = {"study", "model", "weights", "steps", "ms per image", "IQR (ms)", "PSNR", "SSIM", "LR-PSNR", "LPIPS"}
+KEYS = {"study", "model", "weights", "steps", "ms per image", "IQR (ms)", "PSNR", "SSIM", "LR-PSNR", "LPIPS",
+        "PSNR [95%]", "SSIM [95%]", "LR-PSNR [95%]"}
 # study 4's patch denoiser at a test size (the study's `build` with a narrower U-Net)
 SWIN_UNET = {**patch_parallel_sr.CPU_UNET, "base_channels": 8, "channel_mult": (1, 2), "norm_groups": 4}
 
@@ -41,6 +42,9 @@ def test_a_panel_has_a_row_per_point_and_bicubic_on_the_same_lr_images(panel):
         assert set(r) == KEYS and r["study"] == spec["study"]
         assert r["ms per image"] > 0 and r["IQR (ms)"] >= 0
         assert all(math.isfinite(r[k]) for k in ("PSNR", "SSIM", "LR-PSNR"))
+        for k in sr_map.SR_METRICS:          # the mean with its bootstrap interval over the n images
+            e = r[sr_map.interval_key(k)]
+            assert e["value"] == pytest.approx(r[k], rel=1e-5) and e["low"] <= r[k] <= e["high"] and e["n"] == 2
     assert all(r["weights"] == "given" for r in rows[1:])
     # the LR inputs are the first n held-out images downsampled as the study does: bicubic's scores, recomputed
     hr = spec["loader"]()[:2]

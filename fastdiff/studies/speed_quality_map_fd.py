@@ -22,7 +22,8 @@ from .. import zoo
 from ..devices import instruction_class
 from ..diffusion import make_schedule
 from ..measure.fd_sweep import FDSetting
-from .speed_quality_map import (FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, UNWRAP, Point, build_point,
+from .inference_ladder import INT8_DYNAMIC
+from .speed_quality_map import (CALIBRATION, FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, UNWRAP, Point, build_point,
                                 sample_point)
 
 STUDY = "07_report"
@@ -39,6 +40,9 @@ def point_key(point: Point) -> str:
     parts += [MODEL_KEYS[point.model]] if MODEL_KEYS[point.model] else []
     parts += [f"skip{point.skip_c:g}"] if point.skip_c is not None else []
     parts += [f"cache{point.cache_interval}"] if point.cache_interval is not None else []
+    parts += [f"encprop{point.encprop_interval}"] if point.encprop_interval is not None else []
+    parts += [f"fbc{point.fb_threshold:g}"] if point.fb_threshold is not None else []
+    parts += [f"bc{point.block_threshold:g}"] if point.block_threshold is not None else []
     parts += [re.sub(r"[^a-z0-9]+", "-", point.rung.lower()).strip("-")] if point.rung != "fp32" else []
     return "-".join(parts)
 
@@ -52,7 +56,8 @@ REF = point_key(REFERENCE)
 _LABEL = keys()
 # a converged sampler should not move between these step counts (the scatter issue 26 names); (fewer, more)
 STEP_PAIRS = (("DPM-Solver++(2M) 20", "DPM-Solver++(2M) 50"), ("DPM-Solver++(2M) 10", "DPM-Solver++(2M) 20"),
-              ("Heun (Karras) 10", "Heun (Karras) 20"), ("DDIM 50", "DDIM 100"), ("DDIM 20", "DDIM 50"))
+              ("Heun (Karras) 10", "Heun (Karras) 20"), ("DDIM 50", "DDIM 100"), ("DDIM 20", "DDIM 50"),
+              ("UniPC 10", "UniPC 20"), ("DEIS 10", "DEIS 20"))
 # (a method's point, its baseline: the same model and sampler without the method), as report_claims.beside_base
 BASELINE_PAIRS = (
     *((f"skipping c={c:g}, DDIM 50", "skipping c=0, DDIM 50") for c in (1, 2, 3, 5)),
@@ -64,12 +69,22 @@ BASELINE_PAIRS = (
     ("skipping c=2 + DPM-Solver++ 10", "DPM-Solver++(2M) 10"),
     ("DeepCache N=2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
     (f"fewer levels + DPM-Solver++ 10 + {FAST_RUNG}", "DPM-Solver++(2M) 10"),
-    ("cU-Net + DPM-Solver++ 10", "DPM-Solver++(2M) 10"))
+    ("cU-Net + DPM-Solver++ 10", "DPM-Solver++(2M) 10"),
+    *((f"first-block cache {t:g}, DDIM 50", "DDIM 50") for t in (0.05, 0.1)),
+    *((f"encoder propagation N={n}, DDIM 50", "DDIM 50") for n in (2, 3)),
+    ("first-block cache 0.05 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
+    ("encoder propagation N=2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
+    *((f"Block Caching {t:g}, DDIM 50", "DDIM 50") for t in (0.1, 0.2)),
+    ("Block Caching 0.2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
+    (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"))
+# the newer multistep solvers against DPM-Solver++(2M) at the same steps (what UniPC's claim reads)
+SOLVER_PAIRS = (("UniPC 10", "DPM-Solver++(2M) 10"), ("UniPC 5", "DPM-Solver++(2M) 5"),
+                ("DEIS 10", "DPM-Solver++(2M) 10"), ("DEIS 20", "DPM-Solver++(2M) 20"))
 # what the notebook shows of the scatter: the step pairs and DDPM's shorter chains against the reference
 SCATTER = STEP_PAIRS + (("DDPM 250", REFERENCE.label), ("DDPM 100", REFERENCE.label))
 # the pairs the map reads (a, b): FD(a) - FD(b) and FD(a) / FD(b) over their common x_T
 PAIRS = tuple((k, REF) for k in _LABEL.values() if k != REF) + \
-    tuple((_LABEL[a], _LABEL[b]) for a, b in STEP_PAIRS + BASELINE_PAIRS)
+    tuple((_LABEL[a], _LABEL[b]) for a, b in STEP_PAIRS + BASELINE_PAIRS + SOLVER_PAIRS)
 
 
 def _sampler(point: Point, model, schedule, *, device, batch: int):
@@ -110,6 +125,11 @@ def fd_settings(device="cpu", *, points="quick", models: dict | None = None, bat
         sampling = {"point": p.label, "model": p.model, "sampler": p.sampler.label, "options": dict(p.sampler.options),
                     "steps": p.steps, "c": p.skip_c, "cache_interval": p.cache_interval, "rung": p.rung,
                     "dtype": rung.dtype, "batch": batch}
+        # the other step caches only where a point has them (the earlier points' fingerprints stay as they were)
+        sampling.update({k: v for k, v in (("fb_threshold", p.fb_threshold), ("encprop_interval", p.encprop_interval),
+                                           ("block_threshold", p.block_threshold)) if v is not None})
+        if p.block_threshold is not None:
+            sampling["calibration"] = dict(CALIBRATION)
         if rung.dtype != "fp32" and device.type == "cpu":
             sampling["arithmetic"] = instruction_class()
         entry, sha = weights[p.model]

@@ -3,7 +3,8 @@ SR3 variants on the digits (8x8 -> 32x32) and study 4's SwinDiffuser variants on
 one point per (model, step count) of ancestral sampling (DDIM, eta = 1, respaced, as both studies sample).
 
 A point's quality is PSNR / SSIM / LR-PSNR (and LPIPS where AlexNet's weights are here) of its SR outputs for the
-first ``n`` held-out HR images (`fastdiff.measure.sr_eval.sr_metrics`); every point of a panel sees the same LR
+first ``n`` held-out HR images (`fastdiff.measure.sr_eval.sr_metrics`), PSNR, SSIM and LR-PSNR each with the 95%
+bootstrap interval of its mean over the images (`interval_key`); every point of a panel sees the same LR
 images, made as its study makes them (`fastdiff.data.downsample`: antialiased bicubic), and starts from the same x_T
 and noise seed. A point's speed is the time per image of one sampling call of ``batch_size`` LR images, all points of
 a panel timed side by side in one interleaved run (`fastdiff.measure.bench.interleaved`). Bicubic upsampling is a row
@@ -26,7 +27,8 @@ from ..data import downsample, mnist_split
 from ..devices import device_name
 from ..diffusion import make_schedule
 from ..measure.bench import interleaved
-from ..measure.sr_eval import bicubic, sr_metrics, super_resolve as sr3_super_resolve
+from ..measure.intervals import mean_interval
+from ..measure.sr_eval import bicubic, per_image_metrics, sr_metrics, super_resolve as sr3_super_resolve
 from ..progress import progress_bar
 from . import patch_parallel_sr, vgg_conditioned_sr
 from .vgg_sr_evaluation import STUDY as VGG_STUDY
@@ -35,6 +37,20 @@ BICUBIC = "bicubic (no model)"
 METRICS = ("PSNR", "SSIM", "LR-PSNR", "LPIPS")
 SR_METRICS = METRICS[:3]                # the report's panels (LPIPS needs AlexNet weights, absent offline)
 TIME = "ms per image"                   # the one name of a map's speed axis (the digits map uses it too)
+
+
+def interval_key(metric: str) -> str:
+    """The key of a row's 95% bootstrap interval of ``metric``'s mean over the images ("PSNR [95%]")."""
+    return f"{metric} [95%]"
+
+
+def _with_intervals(sr: torch.Tensor, hr: torch.Tensor, lr: torch.Tensor, *, device) -> dict:
+    """`sr_metrics` (the means) and, for each of `SR_METRICS`, the mean's 95% bootstrap interval over the images
+    (`mean_interval`, as its fields)."""
+    import dataclasses
+    each = per_image_metrics(sr, hr, lr)
+    return {**sr_metrics(sr, hr, lr, device=device),
+            **{interval_key(m): dataclasses.asdict(mean_interval(each[m])) for m in SR_METRICS}}
 _DIGITS = vgg_conditioned_sr.PROFILES["quick"]
 _PHOTOS = patch_parallel_sr.PROFILES["quick"]
 
@@ -148,18 +164,18 @@ def measure_panel(panel: str, *, models: dict | None = None, device="cpu", n: in
 
     points = [(label, k) for label in models for k in steps]
     rows = [{"study": spec["study"], "model": BICUBIC, "weights": "none (interpolation)", "steps": None,
-             **sr_metrics(bicubic(lr, scale), hr, lr, device=device)}]
+             **_with_intervals(bicubic(lr, scale), hr, lr, device=device)}]
     for label, k in progress_bar(points, desc=f"{panel}: quality", disable=not progress):
         sr = call(models[label], lr, k, spec["eval_batch"])()
         rows.append({"study": spec["study"], "model": label, "weights": provenance[label], "steps": k,
-                     **sr_metrics(sr, hr, lr, device=device)})
+                     **_with_intervals(sr, hr, lr, device=device)})
     lr_on_device = lr_timed.to(device)
     calls = {(BICUBIC, None): lambda: bicubic(lr_on_device, scale)}
     calls.update({(label, k): call(models[label], lr_timed, k, batch_size) for label, k in points})
     times = interleaved(calls, device=device, rounds=rounds, warmup=1, progress=progress)
     for row, t in zip(rows, times.values()):   # same order: bicubic, then the points
         row[TIME], row["IQR (ms)"] = 1e3 * t["median_s"] / batch_size, 1e3 * t["iqr_s"] / batch_size
-    keys = ("study", "model", "weights", "steps", TIME, "IQR (ms)", *METRICS)
+    keys = ("study", "model", "weights", "steps", TIME, "IQR (ms)", *METRICS, *map(interval_key, SR_METRICS))
     return {"panel": panel, "study": spec["study"], "data": spec["data"], "scale": scale, "n": len(hr),
             "batch": batch_size, "eval batch": spec["eval_batch"], "rounds": rounds, "device": device_name(device),
             "dtype": "fp32", "rows": [{k: r[k] for k in keys} for r in rows],
