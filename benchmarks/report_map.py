@@ -16,8 +16,11 @@ to DDPM 1000); the headline then respects the intervals. The measurement must co
 (or GPU): another's is refused, one machine per verdict. On 2 CPU threads this takes 10-15 minutes, most of it the
 1000-step DDPM reference's four timed calls:
 
-    python benchmarks/report_map.py --parts digits --fd-from results/cpu/digits_fd.json Writes <out>/<cpu|cuda>/report_map.json; each part records the machine (label, CPU flags) and the date
-it was measured on, so a part kept from an earlier run keeps its own.
+    python benchmarks/report_map.py --parts digits --fd-from results/cpu/digits_fd.json
+
+Writes <out>/<cpu|cuda>/report_map.json; each part records the machine (label, CPU flags) and the date it was
+measured on, so a part kept from an earlier run keeps its own. Each digits point also records its FLOPs per image;
+each SR point its metrics' 95% bootstrap intervals over the images.
 """
 from __future__ import annotations
 

@@ -33,6 +33,8 @@ class Recipe:
     timesteps: object = None                    # (model, schedule) -> timestep sampler, or None
     evaluate: object = None                     # (device) -> evaluate(ema) -> dict, logged into the curves
     evaluate_every: int = 0
+    loss: object = None                         # (model, schedule) -> loss_fn (`fastdiff.train.train`), or None:
+                                                # the noise loss; its ``timesteps`` hook, if any, draws the timesteps
 
 
 # The spread of retraining: a calibration set of zoo models is trained again with these seeds (initial weights,

@@ -117,6 +117,7 @@ class TrainState:
     sessions: int = 1                   # calls of `train` that trained this run, this one included
     resumed_from: int | None = None     # the step this call resumed at (None: from scratch)
     last_saved: int | None = None       # the step the checkpoint file holds (None: none written by this run)
+    objective: dict | None = None       # what a ``loss_fn`` says it is (``describe()``); None: the noise loss
 
     @classmethod
     def start(cls, model: nn.Module, schedule: Schedule, cfg: TrainConfig,
@@ -151,8 +152,9 @@ class TrainState:
 
     def to_checkpoint(self, rng: dict | None = None) -> dict:
         """The checkpoint (`fastdiff.checkpoint`'s format, version 2); ``rng``: generator states to store instead of
-        the current ones."""
-        return {"version": 2, "model_spec": self.spec, "train_config": dataclasses.asdict(self.cfg),
+        the current ones. A run with a ``loss_fn`` that describes itself also stores that as ``objective``."""
+        extra = {} if self.objective is None else {"objective": self.objective}
+        return {**extra, "version": 2, "model_spec": self.spec, "train_config": dataclasses.asdict(self.cfg),
                 "schedule": self.schedule_state(), "step": self.step, "model": self.model.state_dict(),
                 "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng or self.rng_state(), "history": self.history,
@@ -189,6 +191,8 @@ def resume_from(state: TrainState, checkpoint: Path, on_change: str = "error") -
         raise ValueError(f"checkpoint {checkpoint} holds a different model ({ckpt['model_spec']['arch']}: "
                          f"{ckpt['model_spec']['config']}); use another path or resume=False to start over")
     diffs = resume_differences(ckpt, state.cfg, state.schedule_state())
+    if ckpt.get("objective") != state.objective:
+        diffs.append(f"objective: {_brief(ckpt.get('objective'))} in the checkpoint, {_brief(state.objective)} asked")
     if diffs and on_change == "error":
         raise ValueError(f"checkpoint {checkpoint} (step {ckpt['step']}) was trained with other settings: "
                          + "; ".join(diffs) + ". Use the same settings to resume exactly, on_change='continue' "
@@ -199,6 +203,12 @@ def resume_from(state: TrainState, checkpoint: Path, on_change: str = "error") -
     if state.step > state.cfg.steps:
         warnings.warn(f"checkpoint {checkpoint} already holds {state.step} steps, more than the {state.cfg.steps} "
                       f"asked: returning its model as it is (not retrained, not cut back)", stacklevel=3)
+
+
+def _brief(objective: dict | None) -> str:
+    """An objective (`TrainState.objective`) in a line: the noise loss, or its fields (long values cut)."""
+    fields = ", ".join(f"{k}: {str(v)[:16]}" for k, v in (objective or {}).items())
+    return "the noise loss" if objective is None else "{" + fields + "}"
 
 
 def save(state: TrainState, checkpoint: Path | None, rng: dict | None = None) -> None:
@@ -256,9 +266,10 @@ def _global_mean(loss: torch.Tensor) -> float:
     return total.item() / dist.get_world_size()
 
 
-def compute_gradients(state: TrainState, data, timesteps=None) -> float:
+def compute_gradients(state: TrainState, data, timesteps=None, loss_fn=None) -> float:
     """Step ``state.step + 1`` up to the update: its LR, this rank's rows of the global batch, the loss (returned:
-    the global batch's) and its (clipped) gradients. The weights are untouched; a non-finite loss stops here."""
+    the global batch's; ``loss_fn`` in `noise_loss`'s signature replaces it) and its (clipped) gradients. The
+    weights are untouched; a non-finite loss stops here."""
     cfg, device, g_noise = state.cfg, state.device, state.g_noise
     for group in state.optimizer.param_groups:
         group["lr"] = lr_at(cfg, state.step)
@@ -281,7 +292,8 @@ def compute_gradients(state: TrainState, data, timesteps=None) -> float:
     i = None if i is None else i[lo:hi]
     amp_dtype = None if cfg.amp == "fp32" else DTYPES[cfg.amp]
     with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        loss = noise_loss(state.net, x0, state.schedule, loss=cfg.loss, cond=cond, i=i, noise=noise, generator=g_noise)
+        loss = (loss_fn or noise_loss)(state.net, x0, state.schedule, loss=cfg.loss, cond=cond, i=i, noise=noise,
+                                       generator=g_noise)
     value = loss.item() if state.world == 1 else _global_mean(loss)  # the one host sync of the step
     if not math.isfinite(value):
         raise FloatingPointError(f"loss is {value} at step {state.step + 1}: lower the learning rate, keep "
@@ -337,7 +349,7 @@ def run_evaluation(state: TrainState, evaluate, clock: _Stopwatch) -> None:
 def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, checkpoint: str | Path | None = None,
           resume: bool = True, on_change: str = "error", device: str | torch.device | None = None,
           progress: bool = True, callback=None, timesteps=None, evaluate=None, evaluate_every: int = 0,
-          until: int | None = None) -> dict:
+          until: int | None = None, loss_fn=None) -> dict:
     """Train ``model`` to predict the noise (DDPM Alg. 1) on ``data`` (a tensor of images, or a dataset of
     images or of {"x0": ..., **cond} dicts). Resumes from ``checkpoint`` when it exists and ``resume``.
 
@@ -356,6 +368,11 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     on the EMA model at step 0 and every ``evaluate_every`` steps; its rows {"step", "seconds", **result} are stored
     in the checkpoint, so a resumed run continues the curve. It runs under `torch.random.fork_rng` and its time is not
     counted as training time, so training with or without it gives the same weights.
+    ``loss_fn(net, x0, schedule, *, loss, cond, i, noise, generator)`` replaces the noise loss (`noise_loss`, whose
+    signature it shares; progressive distillation's: `fastdiff.methods.progressive_distillation.DistillationLoss`);
+    it must draw from ``generator`` (or take ``i`` and ``noise`` when given) so that resume stays exact. If it has
+    ``describe() -> dict`` (e.g. its teacher's digest), that is stored in the checkpoint, and resuming with another
+    one is a change like other settings.
     Under ``torchrun`` (a `torch.distributed` process group is initialised: gloo on the CPU, nccl on CUDA) every
     rank trains a `DistributedDataParallel` copy on its own ``cfg.batch_size`` samples of one global batch of
     ``world_size * batch_size``: the indices, timesteps and noise of the global batch are drawn from the same
@@ -377,6 +394,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     resume = check_bool("resume", resume)               # papermill's -p resume false arrives as the text "false"
     check_training_data(data, next(model.parameters()).dtype)   # once: dtype and [-1, 1], on a sample of the data
     state = TrainState.start(model, schedule, cfg, device)
+    describe = getattr(loss_fn, "describe", None)
+    state.objective = describe() if describe is not None else None
     checkpoint = Path(checkpoint) if checkpoint else None
     # one process trains a checkpoint at a time: a second one stops here with the holder's pid (not after
     # deleting the first one's temporaries and resuming from an older step)
@@ -398,7 +417,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
             try:
                 while state.step < target:
                     mid_step, rng_before = True, state.rng_state()  # until the update an error saves this state
-                    value = compute_gradients(state, data, timesteps)
+                    value = compute_gradients(state, data, timesteps, loss_fn)
                     rng_before = None                               # from here an error keeps the last checkpoint
                     apply_update(state)
                     mid_step, step = False, state.step

@@ -10,8 +10,12 @@ factory (`fastdiff.nn.register_block`) or a layer swapped in any model (`im2col`
   TeaCache, training-free, adaptive);
 - `encoder_propagation`: run the decoder alone on the last key step's encoder features (Faster Diffusion,
   training-free);
+- `block_caching`: recompute each U-Net block only where its calibrated change accumulates past a threshold, its
+  last output reused in between (Block Caching, "Cache Me if You Can", training-free part);
 - `vgg_features`: frozen VGG-11 features of the low-res image added at every encoder block (study 1);
 - `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
+- `progressive_distillation`: a student that takes one DDIM step for two of its teacher's (Salimans & Ho 2022),
+  the v-prediction wrapper it samples with;
 - `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
 - `bottleneck`: the 1x1 -> 3x3 -> 1x1 bottleneck ResNet block, for the block factory (study 5);
 - `patch_parallel`: rolling shifts, patches and position masks of the SwinDiffuser (study 4);
@@ -21,3 +25,5 @@ Importing this package registers every method's architecture (`fastdiff.registry
 """
 from . import bottleneck, deep_cache, encoder_propagation, first_block_cache, im2col  # noqa: F401  (registration)
 from . import layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)
+from . import progressive_distillation  # noqa: F401  (registration: VPrediction)
+from . import block_caching  # noqa: F401  (a sampling-time wrapper: nothing to register)
