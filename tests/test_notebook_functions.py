@@ -453,9 +453,9 @@ def test_report_equal_time_table_within_interval_and_what_to_reach_for():
                                "DDIM 10 (10 evaluations), FD 12.00")
     table = report.equal_time_table(part)
     assert list(table.index) == [0.9, 3.0, 4.9]
-    assert table.loc[0.9, "caching vs steps"] == "-"                  # no step count that fast
-    assert table.loc[3.0, report.STEPS].startswith("DDIM 10: FD 12.00") and \
-        table.loc[3.0, "caching vs steps"] == report.CACHES
+    assert table.loc[0.9, report.BEST] == "-"                          # no step count that fast
+    assert table.loc[3.0, report.STEPS].startswith("DDIM 10: FD 12.00") and table.loc[3.0, report.BEST] == report.CACHES
+    assert table.loc[4.9, report.BEST] == report.CACHES                 # DDIM 50 takes 5.0 ms
     assert table.loc[4.9, report.CACHES].startswith("lost: FD 3.00") and \
         table.loc[4.9, report.DISTILLED] == "no distilled model on this map yet"
     reach = report.reach_for_lines(part)

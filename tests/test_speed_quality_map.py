@@ -162,3 +162,21 @@ def test_flops_that_do_not_become_time_are_flagged():
     got = {r["point"]: r for r in beside_base(rows)}
     assert not got["real"]["FLOPs not time"] and got["lost"]["FLOPs not time"] and not got["small"]["FLOPs not time"]
     assert got["lost"]["FLOP saving"] == pytest.approx(0.5) and got["lost"]["time saving"] == pytest.approx(0.1)
+
+
+def test_a_distilled_student_samples_ddim_on_its_own_grid_and_nothing_else():
+    from fastdiff.methods.progressive_distillation import VPrediction, student_schedule
+    label, n = next((label, n) for label, n in M.STUDENTS.items() if n == 4)
+    with pytest.raises(ValueError, match="samples by DDIM in 4 steps"):
+        M.Point("pd", "distillation", model=label, steps=8)
+    with pytest.raises(ValueError, match="samples by DDIM"):
+        M.Point("pd", "distillation", model=label, sampler=HEUN, steps=4)
+    torch.manual_seed(0)
+    student = VPrediction(build_unet("tiny", image_size=16, channel_mult=(1, 2, 2))).eval()
+    schedule = make_schedule("linear")
+    point = M.Point("pd", "distillation", model=label, steps=n)
+    x = torch.randn((2, 1, 16, 16), generator=torch.Generator().manual_seed(0))
+    got = M.point_call(point, student, schedule, x, seed=1)()
+    want = sampler_call(student, student_schedule(schedule, n), DDIM, n, x, seed=1)()
+    assert torch.equal(got, want)
+    assert point.nfe == n == point.full_calls

@@ -249,6 +249,7 @@ def within_interval_lines(part: dict) -> list[str]:
 CACHES = "step caching"
 STEPS = "fewer steps"
 DISTILLED = "distillation"
+BEST = "best at this time"
 
 
 def approach(r: dict) -> str | None:
@@ -267,9 +268,10 @@ def approach(r: dict) -> str | None:
 def equal_time_table(part: dict):
     """Caching vs fewer steps vs distillation at equal time: for each caching point, its time as the budget, and in
     each approach the point of lowest FD that runs within that time (fewer steps and distillation: any sampler or
-    step count), each FD with its 95% interval. "better" names the approach whose interval lies wholly below the
-    other's (an unpaired reading: the two were sampled from the same x_T, so it only errs towards "inconclusive");
-    "inconclusive" where the intervals overlap."""
+    step count; a student with what its distillation chain cost to train), each FD with its 95% interval. `BEST`
+    names the approach of lowest FD when its interval lies wholly below every other's there, else "inconclusive"
+    with the approaches whose intervals overlap it (an unpaired reading of settings sampled from the same x_T: it can
+    only err towards inconclusive)."""
     import pandas as pd
     rows = [r for r in part["rows"] if r["label"] != part["reference"]]
     by = {k: [r for r in rows if approach(r) == k] for k in (CACHES, STEPS, DISTILLED)}
@@ -287,11 +289,12 @@ def equal_time_table(part: dict):
         t, row = c[MAP_TIME], {"time budget (ms per image)": round(c[MAP_TIME], 3)}
         got = {CACHES: best(CACHES, t), STEPS: best(STEPS, t), DISTILLED: best(DISTILLED, t)}
         for kind, r in got.items():
-            row[kind] = "-" if r is None else f"{r['label']}: FD {_shown(r, FD_INTERVAL, MAP_METRIC)}"
-        a, b = got[CACHES], got[STEPS]
-        ea, eb = (interval(a), interval(b)) if a and b else (None, None)
-        row["caching vs steps"] = ("-" if ea is None or eb is None else CACHES if ea.high < eb.low
-                                   else STEPS if eb.high < ea.low else "inconclusive")
+            paid = f" (trained {r['training (min)']:.0f} min)" if r is not None and r.get("training (min)") else ""
+            row[kind] = "-" if r is None else f"{r['label']}: FD {_shown(r, FD_INTERVAL, MAP_METRIC)}{paid}"
+        there = {kind: interval(r) for kind, r in got.items() if r is not None and interval(r) is not None}
+        lead = min(there, key=lambda k: there[k].value) if len(there) > 1 else None
+        rivals = [k for k in there if k != lead and not there[lead].high < there[k].low] if lead else []
+        row[BEST] = "-" if lead is None else lead if not rivals else f"inconclusive ({', '.join([lead, *rivals])})"
         out.append(row)
     if not by[DISTILLED]:
         note = "no distilled model on this map yet"

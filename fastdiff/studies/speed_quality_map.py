@@ -44,6 +44,7 @@ from ..methods.deep_cache import DeepCache
 from ..methods.encoder_propagation import EncoderPropagation
 from ..methods.first_block_cache import FirstBlockCache
 from ..methods.layer_skipping import ScheduledSkipping
+from ..methods.progressive_distillation import student_schedule
 from ..profiles import profile_by_name
 from ..progress import progress_bar
 from ..results import read_benchmark
@@ -57,7 +58,11 @@ from .sr_map import PANELS, TIME, measure_panel
 # baseline), "U-Net, skip-trained" the one trained for skipping at c = 2 (the wrapper kept).
 MODELS = {"U-Net": "skipping/baseline-plain", "U-Net, skip-trained": "skipping/zero-consistent-c2",
           "fewer levels": "perf/fewer-levels", "bottleneck": "perf/bottleneck",
-          "U-Net (study 3)": "cunet/unet", "cU-Net": "cunet/cunet"}
+          "U-Net (study 3)": "cunet/unet", "cU-Net": "cunet/cunet",
+          **{f"PD student, {n} step{'s' * (n > 1)}": f"distill/pd-{n}" for n in (8, 4, 2, 1)}}
+# the progressive-distillation students (`fastdiff.methods.progressive_distillation`): each samples by DDIM in its own
+# number of steps on its trailing grid (`student_schedule`), not on the map's evenly respaced one
+STUDENTS = {label: int(entry.rsplit("-", 1)[1]) for label, entry in MODELS.items() if entry.startswith("distill/")}
 UNWRAP = ("U-Net",)
 RUNGS = {r.name: r for r in (*LADDER, INT8_DYNAMIC)}     # int8: the map's, not (yet) study 5's ladder
 # Block Caching's schedule is set from the blocks' changes on a calibration run of the point's own sampler and
@@ -88,6 +93,9 @@ class Point:
             raise ValueError(f"point {self.label!r}: rung {self.rung!r} is not one of {list(RUNGS)}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"point {self.label!r}: steps must be a positive integer, got {self.steps!r}")
+        if self.model in STUDENTS and (self.sampler.name != DDIM.name or self.steps != STUDENTS[self.model]):
+            raise ValueError(f"point {self.label!r}: the {self.model} samples by DDIM in "
+                             f"{STUDENTS[self.model]} steps, not {self.sampler.label} in {self.steps}")
         if self.encprop_interval is not None and self.cache_interval is not None:
             raise ValueError(f"point {self.label!r}: encoder propagation and DeepCache both own the deep levels; "
                              f"give one of encprop_interval and cache_interval")
@@ -138,6 +146,7 @@ def _methods() -> list[Point]:
     pts += [Point(f"encoder propagation N={n}, DDIM 50", "encoder propagation", encprop_interval=n) for n in (2, 3)]
     pts += [Point(f"Block Caching {t:g}, DDIM 50", "Block Caching", block_threshold=t) for t in (0.1, 0.2)]
     pts += [Point(f"{INT8_DYNAMIC.name}, DDIM 50", "precision / compile (study 5)", rung=INT8_DYNAMIC.name)]
+    pts += [Point(label, "distillation", model=label, steps=n) for label, n in STUDENTS.items()]
     pts += [Point(f"{m}, DDIM 50", "architecture (studies 3, 5)", model=m)
             for m in ("fewer levels", "bottleneck", "U-Net (study 3)", "cU-Net")]
     pts += [Point(f"{r}, DDIM 50", "precision / compile (study 5)", rung=r)
@@ -190,6 +199,18 @@ def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
     return models, provenance
 
 
+def training_minutes(model_label: str) -> float | None:
+    """What a student cost to train: the wall minutes of its distillation chain as the zoo records it (its own stage
+    and every earlier one: pd-N, pd-2N, ... while in the zoo), None for a model that is not a student or not there."""
+    if model_label not in STUDENTS:
+        return None
+    index, chain, n = zoo.entries(), [], STUDENTS[model_label]
+    while f"distill/pd-{n}" in index:
+        chain.append(index[f"distill/pd-{n}"].wall_seconds)
+        n *= 2
+    return sum(chain) / 60 if chain else None
+
+
 def build_point(point: Point, models: dict, schedule, *, device, batch_size: int):
     """The sampler-ready model of ``point``: its zoo model wrapped by the point's methods, configured for its rung
     (a copy: the loaded model stays as it is; a compiled rung builds its graph on the first call)."""
@@ -215,6 +236,8 @@ def build_point(point: Point, models: dict, schedule, *, device, batch_size: int
 def point_call(point: Point, model, schedule, x: torch.Tensor, *, seed: int):
     """One sampling call of ``point`` (``model``: its `build_point`) from the batch ``x``, not yet run: the
     sampler, steps and the rung's dtype, the sampler's noise seeded by ``seed``."""
+    if point.model in STUDENTS:                  # a student's own grid
+        schedule = student_schedule(schedule, point.steps)
     return sampler_call(model, schedule, point.sampler, point.steps, x, dtype=DTYPES[RUNGS[point.rung].dtype],
                         seed=seed)
 
@@ -263,7 +286,8 @@ def measure_map(points, models: dict, schedule, score, *, n: int, batch_size: in
         row = {"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler.name, "steps": p.steps,
                "NFE": p.nfe, "full U-Net calls": p.full_calls, "c": p.skip_c, "cache interval": p.cache_interval,
                "cache": p.cache, "rung": p.rung, "batch": batch_size, "weights": (provenance or {}).get(p.model, ""),
-               FLOPS: flops_per_image(p, models, schedule, x_T[:batch_size], seed=seed + 1) / 1e9}
+               FLOPS: flops_per_image(p, models, schedule, x_T[:batch_size], seed=seed + 1) / 1e9,
+               "training (min)": training_minutes(p.model)}
         if score is not None:
             images = sample_point(p, built[p.label], schedule, x_T, batch_size=batch_size, seed=seed)
             row.update({"n": n, **score(images)})

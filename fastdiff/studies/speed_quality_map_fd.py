@@ -23,14 +23,15 @@ from ..devices import instruction_class
 from ..diffusion import make_schedule
 from ..measure.fd_sweep import FDSetting
 from .inference_ladder import INT8_DYNAMIC
-from .speed_quality_map import (CALIBRATION, FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, UNWRAP, Point, build_point,
+from .speed_quality_map import (CALIBRATION, FAST_RUNG, STUDENTS, MODELS, POINTS, REFERENCE, RUNGS, UNWRAP, Point, build_point,
                                 sample_point)
 
 STUDY = "07_report"
 IMAGE_SIZE = 16
 BATCH = 50                      # the map's batch: its quality run's noise seeds and its compiled rung's shape
 MODEL_KEYS = {"U-Net": "", "U-Net, skip-trained": "skiptrained", "fewer levels": "fewer-levels",
-              "bottleneck": "bottleneck", "U-Net (study 3)": "unet3", "cU-Net": "cunet"}
+              "bottleneck": "bottleneck", "U-Net (study 3)": "unet3", "cU-Net": "cunet",
+              **{label: f"pd{n}" for label, n in STUDENTS.items()}}
 
 
 def point_key(point: Point) -> str:
@@ -76,7 +77,9 @@ BASELINE_PAIRS = (
     ("encoder propagation N=2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
     *((f"Block Caching {t:g}, DDIM 50", "DDIM 50") for t in (0.1, 0.2)),
     ("Block Caching 0.2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
-    (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"))
+    (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"),
+    # a student against DDIM at about its steps on the U-Net it was distilled from (its teacher's own model)
+    *((label, "DDIM 10") for label in STUDENTS))
 # the newer multistep solvers against DPM-Solver++(2M) at the same steps (what UniPC's claim reads)
 SOLVER_PAIRS = (("UniPC 10", "DPM-Solver++(2M) 10"), ("UniPC 5", "DPM-Solver++(2M) 5"),
                 ("DEIS 10", "DPM-Solver++(2M) 10"), ("DEIS 20", "DPM-Solver++(2M) 20"))
