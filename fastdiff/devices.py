@@ -70,6 +70,19 @@ def instruction_class(features: dict | None = None) -> str:
     return "no AVX2"
 
 
+BF16_NATIVE_CLASSES = ("AMX", "AVX-512 BF16")     # CPU instruction classes with bf16 in hardware
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 in hardware, so that timing a model in bf16 can pay: a GPU torch calls
+    bf16-capable, or a CPU of class AMX or AVX-512 BF16 whose oneDNN runs bf16. Elsewhere bf16 is emulated (AVX2:
+    ~25x slower than fp32). Whether it is *faster* for a given model is a measurement
+    (`fastdiff.measure.dtype_choice`): on one AMX CPU the digits U-Net runs at 0.83x its fp32 speed in bf16."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return instruction_class() in BF16_NATIVE_CLASSES and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
 def device_name(device: torch.device) -> str:
     """What every number is labelled with: the GPU's name, or the CPU's model, its instruction class and the
     threads torch uses (two CPUs of one model name can differ in class: AVX2-only and AVX-512 BF16 EPYCs)."""

@@ -1,6 +1,7 @@
 """Measurement, importing only the core (``fastdiff/README.md`` maps every module):
 
 - `bench`: the one timing harness (warm-up, synchronisation, median and spread, FLOPs, peak memory);
+- `dtype_choice`: the precision a model samples in, chosen by timing it here (fp32 unless bf16 pays by a margin);
 - `roofline`: this machine's measured roofs and a per-layer roofline of a forward call;
 - `peers`: diffusers' U-Net in fastdiff's calling convention, for side-by-side timing;
 - `metrics`: PSNR, SSIM, LR-PSNR, LPIPS, FID/KID, FD (LeNet-MNIST);

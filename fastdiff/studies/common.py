@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..devices import cpu_features, dtype_name, environment, instruction_class, resolve_device, resolve_dtype
+from ..measure.dtype_choice import resolve_dtype_for
 
 
 @dataclass
@@ -21,11 +22,26 @@ class NotebookRun:
     dtype: torch.dtype
     out: Path
     env: dict = field(default_factory=dict)
+    dtype_asked: str = "auto"          # the name given to `setup`; `inference_dtype` resolves it per model
 
     @property
     def dtype_name(self) -> str:
         """fp32 | bf16 | fp16: the vocabulary of `TrainConfig.amp` and of every results row."""
         return dtype_name(self.dtype)
+
+    def inference_dtype(self, model: torch.nn.Module, example=None, *, batch_size: int | None = None,
+                        quiet: bool = False, **options) -> torch.dtype:
+        """The precision to sample ``model`` in (issue 30): the dtype asked for when it was fixed; with ``auto``,
+        the faster of fp32 and bf16 for this model on this machine, measured once per model and batch shape
+        (`fastdiff.measure.dtype_choice.resolve_dtype_for`; on one AMX CPU bf16 for the CIFAR-10 U-Net, fp32 for
+        the digits U-Net). ``example`` is (x, t) or (x, t, cond), else the model's own inputs of ``batch_size``.
+        `dtype` stays what training uses (``train_amp``); the labels of rows sampled this way should carry the
+        returned dtype. Prints the reason unless ``quiet``."""
+        dtype, record = resolve_dtype_for(self.dtype_asked, model, example, device=self.device,
+                                          batch_size=batch_size, **options)
+        if not quiet:
+            print(f"sampling dtype {record['dtype']}: {record['reason']}{' (cached)' if record.get('cached') else ''}")
+        return dtype
 
     def banner(self, *, data: str = "", weights: str = "") -> str:
         lines = [f"{self.notebook} · profile {self.profile} · seed {self.seed}",
@@ -66,7 +82,7 @@ def setup(notebook: str, *, profile: str, device: str = "auto", dtype: str = "au
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"output_dir {str(out)!r} cannot be created ({e.strerror}); choose a writable folder") from e
-    run = NotebookRun(notebook, profile, seed, dev, dt, out, environment(dev, dt))
+    run = NotebookRun(notebook, profile, seed, dev, dt, out, environment(dev, dt), dtype_asked=dtype)
     if not quiet:
         print(run.banner(data=data, weights=weights))
     return run
