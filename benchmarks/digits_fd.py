@@ -26,7 +26,8 @@ from fastdiff.results import load_json
 NAME = "digits_fd"
 # each study's settings module (fastdiff.studies.<module>): STUDY, IMAGE_SIZE, PAIRS and fd_settings(device)
 STUDIES = {"00": "diffusion_basics_fd", "02": "adaptive_layer_skipping_fd", "03": "continuous_unet_fd",
-           "05": "performance_fd", "07": "speed_quality_map_fd"}
+           "05": "performance_fd", "07": "speed_quality_map_fd",
+           "vs": "vs_diffusers"}
 
 
 def machine(env: dict) -> str:
