@@ -18,7 +18,8 @@ in its place. A fastdiff config maps when its blocks are ``resnet``, it has no c
 The scheduler written is a ``DDPMScheduler`` with fastdiff's betas (linear by its ends, others as
 ``trained_betas``), epsilon prediction, ``clip_sample`` (fastdiff's samplers clip x_0), ``fixed_small`` variance
 (as `fastdiff.sampling.sample_ddpm`) and ``leading`` spacing with no offset: diffusers' DDIM at N steps then visits
-the steps of ``space_timesteps(T, "ddimN")`` (0, T/N, ...), i.e. `sample_ddim` on ``respace(schedule, those)``.
+the steps of ``space_timesteps(T, "ddimN")`` (0, T/N, ...), i.e. `sample_ddim` on ``respace(schedule, those)``, when
+N divides T (at N = 3 diffusers visits 0, 333, 666 and fastdiff 0, 334, 668).
 """
 from __future__ import annotations
 
