@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import fastdiff.results
+from fastdiff.studies import report_claims as claims
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
@@ -35,7 +36,7 @@ def test_the_report_notebook_measures_a_small_map_and_writes_its_results(tmp_pat
                         log_output=False)
     results = json.loads((tmp_path / "07_report.json").read_text())
     assert results["schema"] == fastdiff.results.SCHEMA and results["context"]["profile"] == "smoke"
-    assert len(results["verdicts"]) == 3
+    assert len(results["verdicts"]) == len(claims.CLAIMS) == 8
     assert {r["method"] for r in results["rows"]} >= {"speed/quality map", "SR map: digits", "SR map: photos"}
     assert "zoo:skipping/baseline-plain" in results["context"]["weights"]
     gathered = results["details"]["gathered"]
