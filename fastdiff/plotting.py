@@ -373,13 +373,13 @@ def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str]
                            label: str = "label", reference: str | None = None, highlight: str | None = None,
                            floor: float | None = None, floor_label: str = "real data (floor)", logx: bool = True,
                            logy: bool = False, ax=None, title: str | None = None, interval: str | None = None,
-                           spread: str | None = None):
+                           spread: str | None = None, flagged=(), flagged_label: str = "flagged"):
     """One point per row at (``x``, ``y``), coloured by ``by`` and labelled; the points named in ``front`` (the
     Pareto front, by ``label``) joined by a line; ``reference`` and ``highlight`` (the headline) ringed; an
     optional dashed ``floor`` (real data against real data); ``interval``: the key of each row's ``y`` interval
     (anything with ``low`` and ``high``, e.g. an `Estimate`), drawn as a vertical bar; ``spread``: the key of each
     row's ``x`` spread (the interquartile range of a timing's rounds), drawn as a horizontal bar of that width
-    centred on the point."""
+    centred on the point; ``flagged``: labels of points marked with a red cross (``flagged_label`` in the legend)."""
     ax = ax or plt.subplots(figsize=(9, 6))[1]
     usable = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
     for i, key in enumerate(dict.fromkeys(r[by] for r in usable)):
@@ -401,6 +401,10 @@ def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str]
     if front:
         pts = sorted((r[x], r[y]) for r in usable if r[label] in front)
         ax.plot(*zip(*pts), "-", color="black", lw=1, alpha=0.6, label="Pareto front", zorder=2)
+    marked = [r for r in usable if r[label] in set(flagged)]
+    if marked:
+        ax.scatter([r[x] for r in marked], [r[y] for r in marked], marker="x", s=70, color="tab:red", lw=1.2, zorder=5,
+                   label=flagged_label)
     for name, colour, text in ((reference, "black", "reference"), (highlight, "tab:red", "headline")):
         hit = [r for r in usable if r[label] == name]
         if hit:
