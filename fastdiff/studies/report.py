@@ -92,7 +92,8 @@ def draw_digits_map(part: dict, *, ax=None):
     ax = plotting.plot_speed_quality_map(
         part["rows"], x=MAP_TIME, y=MAP_METRIC, front=part["front"], reference=part["reference"],
         highlight=best["label"] if best else None, floor=part.get("floor"), logy=True, ax=ax, interval=FD_INTERVAL,
-        spread="IQR (ms)", flagged=[r["point"] for r in beside_base(part["rows"]) if r.get("FLOPs not time")],
+        spread="IQR (ms)", flagged=[r["point"] for r in beside_base(part["rows"]) if r.get("FLOPs not time")]
+        if any(r.get(FLOPS) for r in part["rows"]) else [],       # maps measured before FLOPs were counted: none
         flagged_label="FLOP saving that did not become a time saving",
         floor_label=f"held-out real digits ({part.get('floor n', part.get('n'))}) against the training digits",
         title=map_title(part, "time per image (bars: interquartile range of the rounds) against FD (LeNet-MNIST" + (
