@@ -65,7 +65,8 @@ def _export_diffusers(args) -> int:
 def _report(args) -> int:
     import warnings
     from pathlib import Path
-    from .studies.report import gather_verdicts, headline_line, read_map, verdict_counts, write_claims, write_maps
+    from .studies.report import (gather_verdicts, headline_line, read_map, verdict_counts, within_interval_lines,
+                                 write_claims, write_maps)
     root = Path(args.results)
     if not root.is_dir():
         raise FileNotFoundError(f"no results folder {root}: run from the repository root or pass --results")
@@ -88,7 +89,8 @@ def _report(args) -> int:
             print(f"no {device_type} map: {e}")
             continue
         if "digits" in maps:
-            print(f"{device_type}: " + headline_line(maps["digits"]))
+            print(f"{device_type}: " + "\n  ".join([headline_line(maps["digits"]),
+                                                    *within_interval_lines(maps["digits"])]))
         for path in write_maps(maps, out if device_type == "cpu" else out / device_type):
             print(f"wrote {path}")
     return 0

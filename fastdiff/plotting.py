@@ -382,18 +382,20 @@ def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str]
     centred on the point; ``flagged``: labels of points marked with a red cross (``flagged_label`` in the legend)."""
     ax = ax or plt.subplots(figsize=(9, 6))[1]
     usable = [r for r in rows if r.get(x) is not None and r.get(y) is not None]
-    for i, key in enumerate(dict.fromkeys(r[by] for r in usable)):
+    groups = list(dict.fromkeys(r[by] for r in usable))
+    cmap = plt.cm.tab10 if len(groups) <= 10 else plt.cm.tab20       # a colour per group
+    for i, key in enumerate(groups):
         pts = [r for r in usable if r[by] == key]
-        ax.scatter([r[x] for r in pts], [r[y] for r in pts], s=28, color=plt.cm.tab10(i % 10), label=str(key),
+        ax.scatter([r[x] for r in pts], [r[y] for r in pts], s=28, color=cmap(i % cmap.N), label=str(key),
                    zorder=3)
         bars = [r for r in pts if interval and hasattr(r.get(interval), "low")]
         if bars:
-            ax.errorbar([r[x] for r in bars], [r[y] for r in bars], fmt="none", color=plt.cm.tab10(i % 10), lw=0.8,
+            ax.errorbar([r[x] for r in bars], [r[y] for r in bars], fmt="none", color=cmap(i % cmap.N), lw=0.8,
                         alpha=0.5, zorder=2, yerr=[[max(0.0, r[y] - r[interval].low) for r in bars],
                                                    [max(0.0, r[interval].high - r[y]) for r in bars]])
         wide = [r for r in pts if spread and r.get(spread) is not None]
         if wide:
-            ax.errorbar([r[x] for r in wide], [r[y] for r in wide], fmt="none", color=plt.cm.tab10(i % 10), lw=0.8,
+            ax.errorbar([r[x] for r in wide], [r[y] for r in wide], fmt="none", color=cmap(i % cmap.N), lw=0.8,
                         alpha=0.5, zorder=2, xerr=[[min(r[spread] / 2, 0.999 * r[x]) for r in wide],
                                                    [r[spread] / 2 for r in wide]])
     for r in usable:

@@ -96,10 +96,12 @@ def draw_digits_map(part: dict, *, ax=None):
         if any(r.get(FLOPS) for r in part["rows"]) else [],       # maps measured before FLOPs were counted: none
         flagged_label="FLOP saving that did not become a time saving",
         floor_label=f"held-out real digits ({part.get('floor n', part.get('n'))}) against the training digits",
-        title=map_title(part, "time per image (bars: interquartile range of the rounds) against FD (LeNet-MNIST" + (
-            ", bias-corrected, bars: 95% bootstrap interval" if any(r.get(FD_INTERVAL) for r in part["rows"]) else "")
-            + "; lower is better in both)"))
-    ax.legend(fontsize=7, loc="upper right")      # the reference sits at the lower right
+        title=map_title(part, "time per image against FD (LeNet-MNIST" + (
+            ", bias-corrected)\nbars: 95% bootstrap interval of FD, interquartile range of the timing rounds"
+            if any(r.get(FD_INTERVAL) for r in part["rows"]) else ")") + "; lower is better in both"))
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))     # beside the map: it covers no point
+    ax.figure.set_size_inches(13, 6.5)
+    ax.figure.tight_layout()
     return ax
 
 
@@ -361,7 +363,7 @@ def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_row
     that only change the sampler), the Pareto front, each method beside its own baseline, the verdicts of every
     study (``claim_rows``: `gather_verdicts`' rows; this project's own targets named apart) and this notebook's."""
     rows = part["rows"]
-    lines = [headline_line(part)]
+    lines = [headline_line(part), *within_interval_lines(part)]
     solver_best = judge_map([rows[0]] + [r for r in solver_rows if r is not rows[0]], rows[0],
                             tolerance=part.get("tolerance", TOLERANCE))["headline"]
     if solver_best:
