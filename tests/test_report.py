@@ -151,3 +151,20 @@ def test_a_damaged_map_file_stops_the_report_with_the_field_named(tmp_path, caps
     (root / "cpu" / "report_map.json").write_text(json.dumps(part))
     code, _, err = report(root, capsys)
     assert code == 2 and "sr.digits.rows[0]: missing field 'model'" in err and "benchmarks/report_map.py" in err
+
+
+def test_the_vs_diffusers_result_reads_as_a_line_and_a_table(tmp_path):
+    from fastdiff.studies import report
+    row = lambda label, lib, ms: {"label": label, "library": lib, "FD [95%]": "2.0 [1.0, 3.0]",  # noqa: E731
+                                  "ms per image": ms, "IQR (ms)": 0.1, "time / fastdiff best": ms / 4.0}
+    data = {"benchmark": "vs_diffusers", "environment": {"device": "CPU: X (2 threads)", "utc": "2026-12-06T09:00"},
+            "batch": 50, "rounds": 5, "reference": {"label": "DDPM 1000", "limit": 2.3, "FD [95%]": "1.4 [0.1, 2.3]"},
+            "diffusers best": row("diffusers DEIS 15", "diffusers", 8.0), "fastdiff best": row("fd", "fastdiff", 4.0),
+            "rows": [row("diffusers DEIS 15", "diffusers", 8.0), row("fd", "fastdiff", 4.0)],
+            "speed-up": {"ratio": 2.0, "ratio range (IQRs)": [1.9, 2.1]}, "target": "2x", "target met": True}
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "vs_diffusers.json").write_text(json.dumps(data))
+    line, table = report.vs_diffusers(tmp_path)
+    assert line.startswith("CPU: X (2 threads), 2026-12-06") and "2.00x as fast [1.90, 2.10" in line \
+        and line.endswith("is met")
+    assert list(table.index) == ["diffusers DEIS 15", "fd"] and table.loc["fd", "time / fastdiff best"] == 1.0

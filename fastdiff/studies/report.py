@@ -380,6 +380,25 @@ def summary(part: dict, *, solver_rows: list[dict], front: list[dict], claim_row
     print("\n".join(lines + verdict_lines(verdicts)))
 
 
+# ---- fastdiff against diffusers on the same weights (benchmarks/vs_diffusers.py)
+
+def vs_diffusers(results_dir, device_type: str = "cpu"):
+    """(a line: the machine, date, each side's best and the ratio against the target; the timed rows as a DataFrame)
+    of the committed `benchmarks/vs_diffusers.py` result."""
+    import pandas as pd
+    data = read_benchmark("vs_diffusers", device_type, root=results_dir)
+    d, f, env = data["diffusers best"], data["fastdiff best"], data["environment"]
+    lo, hi = data["speed-up"]["ratio range (IQRs)"]
+    line = (f"{env['device']}, {env['utc'][:10]}, batch {data['batch']}, {data['rounds']} interleaved rounds; equal "
+            f"quality: FD <= {data['reference']['limit']:.2f} (the upper end of {data['reference']['label']}'s "
+            f"interval {data['reference']['FD [95%]']}). diffusers' best: {d['label']} ({d['ms per image']:.2f} ms per "
+            f"image, FD {d['FD [95%]']}); fastdiff's best: {f['label']} ({f['ms per image']:.2f} ms, FD "
+            f"{f['FD [95%]']}); fastdiff is {data['speed-up']['ratio']:.2f}x as fast [{lo:.2f}, {hi:.2f} over the "
+            f"IQRs]: the target ({data['target']}) is " + ("met" if data["target met"] else "not met"))
+    cols = ["library", "FD [95%]", "ms per image", "IQR (ms)", "time / fastdiff best"]
+    return line, pd.DataFrame(data["rows"]).set_index("label").reindex(columns=cols)
+
+
 # ---- the map's FD measurement itself (its noise, read on pairs that share x_T)
 
 def read_map_fd(results_dir) -> dict:
