@@ -180,3 +180,11 @@ def test_a_distilled_student_samples_ddim_on_its_own_grid_and_nothing_else():
     want = sampler_call(student, student_schedule(schedule, n), DDIM, n, x, seed=1)()
     assert torch.equal(got, want)
     assert point.nfe == n == point.full_calls
+
+
+def test_a_students_training_cost_is_its_whole_distillation_chain():
+    index = zoo.entries()
+    chain = [index[f"distill/pd-{n}"].wall_seconds for n in (32, 16, 8, 4, 2, 1)]
+    assert M.training_minutes("PD student, 1 step") == pytest.approx(sum(chain) / 60)
+    assert M.training_minutes("PD student, 8 steps") == pytest.approx(sum(chain[:3]) / 60)
+    assert M.training_minutes("U-Net") is None
