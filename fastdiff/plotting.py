@@ -373,7 +373,8 @@ def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str]
                            label: str = "label", reference: str | None = None, highlight: str | None = None,
                            floor: float | None = None, floor_label: str = "real data (floor)", logx: bool = True,
                            logy: bool = False, ax=None, title: str | None = None, interval: str | None = None,
-                           spread: str | None = None, flagged=(), flagged_label: str = "flagged"):
+                           spread: str | None = None, flagged=(), flagged_label: str = "flagged",
+                           highlight_label: str = "headline"):
     """One point per row at (``x``, ``y``), coloured by ``by`` and labelled; the points named in ``front`` (the
     Pareto front, by ``label``) joined by a line; ``reference`` and ``highlight`` (the headline) ringed; an
     optional dashed ``floor`` (real data against real data); ``interval``: the key of each row's ``y`` interval
@@ -407,7 +408,7 @@ def plot_speed_quality_map(rows: list[dict], *, x: str, y: str, front: list[str]
     if marked:
         ax.scatter([r[x] for r in marked], [r[y] for r in marked], marker="x", s=70, color="tab:red", lw=1.2, zorder=5,
                    label=flagged_label)
-    for name, colour, text in ((reference, "black", "reference"), (highlight, "tab:red", "headline")):
+    for name, colour, text in ((reference, "black", "reference"), (highlight, "tab:red", highlight_label)):
         hit = [r for r in usable if r[label] == name]
         if hit:
             ax.scatter([hit[0][x]], [hit[0][y]], s=160, facecolors="none", edgecolors=colour, lw=1.5, zorder=4,

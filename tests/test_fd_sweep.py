@@ -67,6 +67,9 @@ def chunked(key, calls, *, n=None, fail_at=None):
 
 
 def test_a_chunked_setting_keeps_finished_chunks_and_extends_a_smaller_earlier_run(tmp_path, x_T):
+    for bad in (0, -4, 2.5, True, "16"):
+        with pytest.raises(ValueError, match="chunk must be a positive"):
+            FDSetting("c", "chunked", {}, lambda x, start=0: x, chunk=bad)
     calls = []
     whole = fd_sweep.collect([chunked("c", calls)], features, x_T=x_T, x_T_seed=0, cache=tmp_path / "w",
                              progress=False)["c"]

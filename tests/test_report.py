@@ -168,3 +168,10 @@ def test_the_vs_diffusers_result_reads_as_a_line_and_a_table(tmp_path):
     assert line.startswith("CPU: X (2 threads), 2026-12-06") and "2.00x as fast [1.90, 2.10" in line \
         and line.endswith("is met")
     assert list(table.index) == ["diffusers DEIS 15", "fd"] and table.loc["fd", "time / fastdiff best"] == 1.0
+    # no diffusers setting at equal quality: said, not a KeyError
+    data.update({"diffusers best": None, "why": "no scheduler reaches FD <= 2.3", "fastdiff within limit": False})
+    del data["speed-up"], data["target met"]
+    (tmp_path / "cpu" / "vs_diffusers.json").write_text(json.dumps(data))
+    line, _ = report.vs_diffusers(tmp_path)
+    assert "above the limit" in line and line.endswith("diffusers: no setting at equal quality (no scheduler "
+                                                       "reaches FD <= 2.3)")

@@ -55,6 +55,12 @@ class FDSetting:
     n: int | None = None
     chunk: int | None = None
 
+    def __post_init__(self):
+        if self.chunk is not None and (isinstance(self.chunk, bool) or not isinstance(self.chunk, int)
+                                       or self.chunk < 1):
+            raise ValueError(f"setting {self.key!r}: chunk must be a positive number of x_T or None, got "
+                             f"{self.chunk!r}")
+
     def record(self) -> dict:
         return {"label": self.label, "sampling": self.sampling, "entry": self.entry, "sha256": self.sha256}
 

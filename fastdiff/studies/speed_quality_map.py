@@ -226,8 +226,8 @@ def build_point(point: Point, models: dict, schedule, *, device, batch_size: int
     if point.block_threshold is not None:
         g = torch.Generator().manual_seed(CALIBRATION["seed"])
         x_cal = torch.randn((CALIBRATION["n"], *CALIBRATION["shape"]), generator=g).to(device)
-        model = BlockCaching.calibrated(model, lambda m: sampler_call(m, schedule, point.sampler, point.steps,
-                                                                      x_cal)(), threshold=point.block_threshold)
+        model = BlockCaching.calibrated(model, lambda m: point_call(point, m, schedule, x_cal, seed=0)(),
+                                        threshold=point.block_threshold)        # the point's own grid and sampler
     if point.fb_threshold is not None:          # outermost: a cached call runs nothing past the first block
         model = FirstBlockCache(model, threshold=point.fb_threshold)
     return prepare(model, RUNGS[point.rung], device=device, batch_size=batch_size, warm=False)[0]

@@ -316,7 +316,8 @@ def compare(digits_fd: dict, map_part: dict, *, device, fastdiff_label: str | No
         rows[name].update(t)
     diff_best, diff_why = fastest_within([r for r in rows.values() if r["library"] == "diffusers"], limit) \
         if short else (None, why)
-    fast = rows["fastdiff best"]
+    # fastdiff's side as diffusers': the faster of its timed variants (the same point and FD; compile as diffusers')
+    fast = min((r for r in rows.values() if r["library"] == "fastdiff"), key=lambda r: r[TIME])
     for r in rows.values():          # every row against fastdiff's best: the runners-up read here
         r["time / fastdiff best"] = r[TIME] / fast[TIME]
     out = {"reference": {"label": REFERENCE.label, "FD [95%]": ref["fd"].format(3), "limit": limit},
