@@ -86,15 +86,18 @@ def _cache_file(cache: Path, key: str) -> Path:
     return cache / f"{''.join(ch if ch.isalnum() or ch in '-_.' else '_' for ch in key)}.pt"
 
 
-def _cached(cache: Path, setting: FDSetting, fp: str) -> dict | None:
-    path = _cache_file(cache, setting.key)
-    if not path.is_file():
-        return None
+def _load(path: Path) -> dict | None:
+    """A cache file's content, or None when it is missing, damaged or foreign (then sampled again, overwritten)."""
     try:
-        got = torch.load(path, weights_only=True)
-    except Exception:          # damaged or foreign: sampled again and overwritten
+        got = torch.load(path, weights_only=True) if path.is_file() else None
+    except Exception:
         return None
-    return got if isinstance(got, dict) and got.get("fingerprint") == fp else None
+    return got if isinstance(got, dict) else None
+
+
+def _cached(cache: Path, setting: FDSetting, fp: str) -> dict | None:
+    got = _load(_cache_file(cache, setting.key))
+    return got if got is not None and got.get("fingerprint") == fp else None
 
 
 def _prefix(cache: Path, setting: FDSetting, *, n: int, x_T_seed: int) -> dict:
@@ -103,11 +106,8 @@ def _prefix(cache: Path, setting: FDSetting, *, n: int, x_T_seed: int) -> dict:
     fp = fingerprint(setting, n=n, x_T_seed=x_T_seed)
     best = {"fingerprint": fp, "features": None, "seconds": 0.0, "n": 0}
     for path in (_cache_file(cache, setting.key + ".part"), _cache_file(cache, setting.key)):
-        try:
-            got = torch.load(path, weights_only=True) if path.is_file() else None
-        except Exception:      # damaged or foreign: not used
-            got = None
-        if not isinstance(got, dict) or not isinstance(got.get("n"), int) or not 0 < got["n"] < n \
+        got = _load(path)
+        if got is None or not isinstance(got.get("n"), int) or not 0 < got["n"] < n \
                 or got["n"] % setting.chunk or got.get("fingerprint") not in (
                     fp, fingerprint(setting, n=got["n"], x_T_seed=x_T_seed)) or got["n"] <= best["n"]:
             continue

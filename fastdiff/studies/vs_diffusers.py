@@ -32,7 +32,7 @@ from ..measure.bench import interleaved
 from ..measure.fd_sweep import FDSetting, estimates
 from ..measure.pareto import fastest_within_interval
 from .speed_quality_map import (FAST_RUNG, FD_INTERVAL, FD_STUDY, METRIC, MODELS, POINTS, REFERENCE, TIME,
-                                build_point, estimates_in, judge_map, load_models, point_call)
+                                build_point, estimates_in, load_models, point_call)
 from .speed_quality_map_fd import point_key
 
 STUDY = "07_vs_diffusers"
@@ -236,8 +236,7 @@ def fastdiff_best(map_part: dict, device, *, label: str | None = None) -> tuple[
     rows = part["rows"]
     ref = next(r for r in rows if r["label"] == part["reference"])
     if label is None:
-        within = judge_map(rows, ref).get("within interval") or fastest_within_interval(
-            rows, ref, x=TIME, y=METRIC, interval=FD_INTERVAL)
+        within = fastest_within_interval(rows, ref, x=TIME, y=METRIC, interval=FD_INTERVAL)   # judge_map's rule
         if within["headline"] is None:
             raise ValueError(f"no point of the map lies within the reference's interval (FD <= {within['limit']:.3g})")
         label = within["headline"]["label"]
