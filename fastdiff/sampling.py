@@ -2,13 +2,13 @@
 
 Shared signature: ``sample_x(model, x, schedule, *, steps=None, cond=None, generator=None, callback=None,
 progress=True)``. ``x`` is the starting noise x_T; device and dtype follow it. ``steps`` places the sampler's own
-timesteps on ``schedule`` (the training schedule): DDPM, DDIM, DPM-Solver++, UniPC and DEIS keep ``steps`` evenly
+timesteps on ``schedule`` (the training schedule): DDPM, DDIM, DPM-Solver++, UniPC, DEIS and iPNDM keep ``steps`` evenly
 spaced ones (`space_timesteps`), Heun ``steps`` Karras noise levels at fractional timesteps; None samples on
 ``schedule`` as it is (e.g. one respaced beforehand). Conditioning that is fixed for the call is prepared once
 (`prepare_condition`). ``callback`` receives a dict per step (``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the
 predicted x_0) for plots and per-step timing.
 
-A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`, `UNIPC`, `DEIS`) is such a function with its options
+A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`, `UNIPC`, `DEIS`, `IPNDM`) is such a function with its options
 (``DDIM.with_options(eta=1)``), its label for result rows and ``nfe(steps)``, its number of network evaluations;
 it is called like the function. `SAMPLERS` names them for parameters given as text (`get_sampler`).
 """
@@ -25,7 +25,7 @@ from .checks import check_image_dtype
 from .devices import autocast
 from .diffusion import Schedule, space_timesteps
 from .progress import progress_bar
-from .solvers import deis_update, unipc_bh2_update
+from .solvers import AB_GAMMA, deis_update, ipndm_update, unipc_bh2_update
 
 
 def _check_steps(steps) -> None:
@@ -342,6 +342,29 @@ def sample_deis(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None
     return x
 
 
+@torch.no_grad()
+def sample_ipndm(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None, order: int = 4,
+                 cond: dict | None = None, clip_x0: bool = True, generator: torch.Generator | None = None,
+                 callback: Callable[[dict], None] | None = None, progress: bool = True) -> torch.Tensor:
+    """iPNDM (Zhang & Chen 2023, DEIS: PNDM's linear multistep on eps with DDIM's transfer, its Runge-Kutta warm-up
+    replaced by lower-order Adams-Bashforth steps; `ipndm_update`), one network evaluation per step, deterministic:
+    the k-th step takes order min(k, ``order``) to the end (``order=1``: DDIM). Its steps equal diffusers'
+    ``PNDMScheduler(skip_prk_steps=True)`` given the same eps (diffusers' first step takes two evaluations)."""
+    if not isinstance(order, int) or isinstance(order, bool) or not 1 <= order <= len(AB_GAMMA):
+        raise ValueError(f"order must be 1, 2, 3 or 4 (iPNDM's highest Adams-Bashforth order; 1: DDIM), got {order!r}")
+    schedule, ts, alpha_bar, alpha_bar_next, cond = _multistep_setup(model, x, schedule, steps, cond)
+    finite, epss = _Finite(), []
+    for i in _steps(schedule, progress, "iPNDM"):
+        eps, x0 = _predict(model, x, ts[i], alpha_bar[i], cond, clip_x0)
+        finite.add(eps, ts[i])
+        epss = (epss + [eps])[-order:]          # the warm start: as many as there are, up to the order
+        x = ipndm_update(x, epss, alpha_bar[i], alpha_bar_next[i])
+        if callback is not None:
+            callback({"i": i, "t": ts[i], "x": x, "x0": x0})
+    finite.check("iPNDM sampling")
+    return x
+
+
 def _one_per_step(steps: int) -> int:
     return steps
 
@@ -396,7 +419,8 @@ DPMPP_2M = Sampler("dpmpp2m", "DPM-Solver++(2M)", sample_dpmpp_2m)
 HEUN = Sampler("heun", "Heun (Karras)", sample_heun_karras, nfe=_heun_evaluations)
 UNIPC = Sampler("unipc", "UniPC (bh2)", sample_unipc)
 DEIS = Sampler("deis", "DEIS", sample_deis)
-SAMPLERS = {s.name: s for s in (DDPM, DDIM, DPMPP_2M, HEUN, UNIPC, DEIS)}   # by name: for text parameters only
+IPNDM = Sampler("ipndm", "iPNDM", sample_ipndm)
+SAMPLERS = {s.name: s for s in (DDPM, DDIM, DPMPP_2M, HEUN, UNIPC, DEIS, IPNDM)}   # by name: for text parameters only
 
 
 def get_sampler(name: str | Sampler) -> Sampler:
@@ -415,7 +439,7 @@ def sampler_call(model, schedule: Schedule, sampler: Sampler, steps: int, x_T: t
     Every call reseeds, so repeated (timed) calls return the same images."""
     if not isinstance(sampler, Sampler):
         raise TypeError(f"sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, DPMPP_2M, HEUN, UNIPC, DEIS, "
-                        f"DDIM.with_options(eta=...), or get_sampler(name) for a name), got {sampler!r}")
+                        f"IPNDM, DDIM.with_options(eta=...), or get_sampler(name) for a name), got {sampler!r}")
     _check_steps(steps)
 
     def run() -> torch.Tensor:

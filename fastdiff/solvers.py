@@ -1,12 +1,13 @@
-"""Multistep update rules of the fast ODE solvers: one step of UniPC (bh2) and of DEIS, on tensors and Python floats.
+"""Multistep update rules of the fast ODE solvers: one step of UniPC (bh2), of DEIS and of iPNDM, on tensors and
+Python floats.
 
-The sampling loops that call them (`fastdiff.sampling.sample_unipc`, `sample_deis`) evaluate the network; these
-functions only combine its outputs. Notation, per point of the (respaced) discrete schedule, abar = alpha_bar_t:
-alpha = sqrt(abar), sigma = sqrt(1 - abar) (x_t = alpha x_0 + sigma eps), lambda = log(alpha / sigma) (half the
-log-SNR, increasing towards the data), rho = sigma / alpha (DEIS's time variable). Histories are lists, oldest
-first: ``x0s`` / ``epss`` the network's predictions at the last points visited, ``abars`` those points' abar; the
-last entry is the current point, and the length of the list is the order of the step. ``abar_next = 1`` is the
-end of sampling (sigma = 0).
+The sampling loops that call them (`fastdiff.sampling.sample_unipc`, `sample_deis`, `sample_ipndm`) evaluate the
+network; these functions only combine its outputs. Notation, per point of the (respaced) discrete schedule,
+abar = alpha_bar_t: alpha = sqrt(abar), sigma = sqrt(1 - abar) (x_t = alpha x_0 + sigma eps), lambda =
+log(alpha / sigma) (half the log-SNR, increasing towards the data), rho = sigma / alpha (DEIS's time variable).
+Histories are lists, oldest first: ``x0s`` / ``epss`` the network's predictions at the last points visited,
+``abars`` those points' abar; the last entry is the current point, and the length of the list is the order of the
+step. ``abar_next = 1`` is the end of sampling (sigma = 0).
 """
 from __future__ import annotations
 
@@ -106,3 +107,35 @@ def deis_update(x: torch.Tensor, epss: list[torch.Tensor], abars: list[float], a
     c0 = _lagrange_integral(rho_n, rho0, rho1) - _lagrange_integral(rho0, rho0, rho1)
     c1 = _lagrange_integral(rho_n, rho1, rho0) - _lagrange_integral(rho0, rho1, rho0)
     return a_n * (x / a0 + c0 * eps0 + c1 * eps1)
+
+
+# Adams-Bashforth in backward differences (Hairer, Norsett & Wanner, Sec. III.1): the order-p combination is
+# sum_{j<p} gamma_j nabla^j eps_n, nabla^j the j-th backward difference at the newest point. Expanded: order 1: 1;
+# 2: (3, -1) / 2; 3: (23, -16, 5) / 12; 4: (55, -59, 37, -9) / 24 (newest first). In this form a constant eps is
+# kept bit for bit (every difference is 0), so a step on it is DDIM's step exactly.
+AB_GAMMA = (1.0, 1 / 2, 5 / 12, 3 / 8)
+
+
+def ipndm_update(x: torch.Tensor, epss: list[torch.Tensor], abar: float, abar_next: float) -> torch.Tensor:
+    """One iPNDM step (Zhang & Chen 2023, DEIS, their improved PNDM): PNDM's linear multistep on the noise
+    prediction (Liu et al. 2022, PLMS: the Adams-Bashforth combination of the last ``len(epss)`` eps, with the
+    coefficients of equal steps, whatever the spacing) moved by DDIM's transfer from x at the current point
+    (abar) to abar_next:
+
+        eps' = sum_{j<p} gamma_j nabla^j eps_n,  x0' = (x - sigma_0 eps') / alpha_0,
+        x_next = alpha_next x0' + sigma_next eps',
+
+    p = len(epss) in 1..4 (oldest first, the last at the current point); order 1 is DDIM (eta = 0); at
+    abar_next = 1 the step lands on x0'. Given the same 2, 3 or 4 eps, the same as diffusers'
+    ``PNDMScheduler(skip_prk_steps=True).step_plms`` (whose transfer, PNDM's eq. 9, is DDIM's rearranged)."""
+    order = len(epss)
+    if not 1 <= order <= len(AB_GAMMA):
+        raise ValueError(f"iPNDM takes orders 1 to {len(AB_GAMMA)} (one eps per order), got {order} predictions")
+    # 1. the Adams-Bashforth extrapolation of eps over the step
+    eps, diffs = epss[-1], list(epss)
+    for gamma in AB_GAMMA[1:order]:
+        diffs = [new - old for old, new in zip(diffs, diffs[1:])]     # the next backward differences, oldest first
+        eps = eps + gamma * diffs[-1]
+    # 2. DDIM's transfer with it: x_0 predicted from x, then noised to abar_next
+    x0 = (x - math.sqrt(1 - abar) * eps) / math.sqrt(abar)
+    return math.sqrt(abar_next) * x0 + math.sqrt(max(0.0, 1 - abar_next)) * eps

@@ -7,8 +7,9 @@ tanh(x_t)); the whole sampler follows the same trajectory. Heun on Karras sigmas
 timesteps equal diffusers' HeunDiscreteScheduler(use_karras_sigmas=True) to its float32 precision, and given the
 same noise levels every step and the whole sampler agree within 1e-6 in float64. UniPC (bh2) and DEIS: given
 diffusers' UniPCMultistepScheduler / DEISMultistepScheduler (defaults) our timesteps and a float64 sigma table,
-every step from the same x_t, and every step of the whole sampler's trajectory, agree within 1e-6 in float64; both
-stack on deep-feature caching and layer skipping."""
+every step from the same x_t, and every step of the whole sampler's trajectory, agree within 1e-6 in float64; both,
+and iPNDM (tested against diffusers' PNDMScheduler in test_ipndm.py), stack on deep-feature caching and layer
+skipping."""
 import diffusers
 import pytest
 import torch
@@ -16,7 +17,7 @@ import torch
 from fastdiff.diffusion import Schedule, make_schedule, respace, space_timesteps
 from fastdiff.methods.deep_cache import DeepCache
 from fastdiff.methods.layer_skipping import LayerSkippingUNet, ScheduledSkipping
-from fastdiff.sampling import (DEIS, HEUN, UNIPC, dpmpp_2m_update, heun_update, karras_sigmas, sample_deis,
+from fastdiff.sampling import (DEIS, HEUN, IPNDM, UNIPC, dpmpp_2m_update, heun_update, karras_sigmas, sample_deis,
                                sample_dpmpp_2m, sample_heun_karras, sample_unipc, sampler_call)
 from fastdiff.solvers import deis_update, unipc_bh2_update
 
@@ -221,8 +222,8 @@ def test_unipc_and_deis_first_order_steps_are_ddim_and_land_on_x0():
         deis_update(x, [eps] * 3, [0.1, 0.2, 0.3], 0.5)
 
 
-@pytest.mark.parametrize("sampler", [UNIPC, DEIS], ids=["unipc", "deis"])
-def test_unipc_and_deis_through_sampler_call_and_on_method_stacks(tiny_model, sampler):
+@pytest.mark.parametrize("sampler", [UNIPC, DEIS, IPNDM], ids=["unipc", "deis", "ipndm"])
+def test_unipc_deis_and_ipndm_through_sampler_call_and_on_method_stacks(tiny_model, sampler):
     s, steps = make_schedule("linear"), 6
     x_T = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     plain = sampler_call(tiny_model, s, sampler, steps, x_T)()

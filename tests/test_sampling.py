@@ -145,10 +145,10 @@ def test_options_labels_and_bad_names():
     assert half.option("eta") == 0.5 and DDIM.option("eta") == 0.0 and half.nfe(10) == 10
     assert half.describe(20) == "DDIM 20, η=0.5" and DDPM.describe(1000) == "DDPM 1000"
     assert [s.label for s in SAMPLERS.values()] == ["DDPM", "DDIM", "DPM-Solver++(2M)", "Heun (Karras)",
-                                                        "UniPC (bh2)", "DEIS"]
+                                                        "UniPC (bh2)", "DEIS", "iPNDM"]
     assert get_sampler("heun") is HEUN and get_sampler(half) is half
     with pytest.raises(ValueError, match=r"unknown sampler 'euler'; choose one of \['ddim', 'ddpm', 'deis', "
-                                         r"'dpmpp2m', 'heun', 'unipc'\]"):
+                                         r"'dpmpp2m', 'heun', 'ipndm', 'unipc'\]"):
         get_sampler("euler")
     with pytest.raises(ValueError, match=r"DDIM has no option 'etta'; its options: \['eta', 'clip_x0'\]"):
         DDIM.with_options(etta=1)
