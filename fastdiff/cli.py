@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="output folder (default: runs/<timestamp>/)")
     rep.add_argument("--notebooks", default=None, help="folder of notebooks (default: ./notebooks)")
     rep.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's own)")
+    rep.add_argument("--pretrained", default=None, metavar="ID_OR_FOLDER",
+                     help="a diffusers DDPM pipeline (google/ddpm-cifar10-32, or a folder written by fastdiff "
+                          "export-diffusers): notebooks 00, 02, 05 and 07 also measure the papers' settings on it")
     inf = sub.add_parser("info", help="versions, devices, dtype support, pretrained weights and datasets present")
     inf.add_argument("--data-root", default="data", help="where torchvision datasets are looked for")
     wts = sub.add_parser("weights", help="download the pretrained files the studies use, and report them")
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             from .runner import reproduce
             code, _ = reproduce(profile=args.profile, device=args.device, only=args.only, out=args.out,
-                                notebooks_dir=args.notebooks, kernel_name=args.kernel)
+                                notebooks_dir=args.notebooks, kernel_name=args.kernel, pretrained=args.pretrained)
             return code
         if args.command == "info":
             from .info import format_info

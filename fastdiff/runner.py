@@ -82,10 +82,25 @@ def run_notebook(notebook: Path, out_dir: Path, parameters: dict, kernel_name: s
     return record
 
 
+def _pretrained_parameter(notebook: Path, pretrained: str | None) -> dict:
+    """{"pretrained": ...} for a notebook whose parameters cell has one (a local folder made absolute: the notebooks
+    run in their own folder), else {}."""
+    if pretrained is None:
+        return {}
+    import papermill as pm
+    if "pretrained" not in pm.inspect_notebook(str(notebook)):
+        return {}
+    local = Path(pretrained).expanduser()
+    return {"pretrained": str(local.resolve()) if local.exists() else pretrained}
+
+
 def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None = None,
               out: str | Path | None = None, notebooks_dir: str | Path | None = None,
-              kernel_name: str | None = None, progress: bool = True) -> tuple[int, list[dict]]:
-    """Run the notebooks; carry on past failures. Returns (exit code, one record per notebook)."""
+              kernel_name: str | None = None, progress: bool = True,
+              pretrained: str | None = None) -> tuple[int, list[dict]]:
+    """Run the notebooks; carry on past failures. Returns (exit code, one record per notebook). ``pretrained``: a
+    diffusers DDPM pipeline (hub id or folder) for the notebooks that take one (a ``pretrained`` parameter: 00, 02,
+    05 and 07), which then also measure the papers' settings on it."""
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if device not in DEVICES:
@@ -104,7 +119,8 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
     with file_lock(out_dir / "summary.json", what=f"the run folder {out_dir}"):   # one reproduce per folder
         for nb in bar:
             bar.set_postfix_str(nb.stem)
-            records.append(run_notebook(nb, out_dir, parameters, kernel_name))
+            records.append(run_notebook(nb, out_dir, {**parameters, **_pretrained_parameter(nb, pretrained)},
+                                        kernel_name))
         save_results(out_dir, "summary", {"parameters": parameters, "notebooks": records})
 
     failed = [r for r in records if r["status"] != "ok"]

@@ -178,7 +178,7 @@ NOTEBOOK_OF = {"diffusion_basics": "00", "diffusion_basics_fd": "00", "vgg_condi
                "patch_parallel_sr": "04",
                "patch_parallel_sr_summary": "04", "patch_parallel_sr_quality": "04", "performance": "05",
                "performance_claims": "05", "performance_fd": "05", "fool_rate_game": "06", "speed_quality_map": "07", "speed_quality_map_fd": "07", "speed_quality_map_judge": "07", "sr_map": "07",
-               "report": "07", "report_claims": "07", "vs_diffusers": "07"}
+               "report": "07", "report_claims": "07", "vs_diffusers": "07", "pretrained": "07"}
 # the cross-study report draws the SR panels of studies 1 and 4 from those studies' own models and samplers
 CROSS_STUDY = {("sr_map", "vgg_conditioned_sr"), ("sr_map", "vgg_sr_evaluation"), ("sr_map", "patch_parallel_sr")}
 

@@ -29,11 +29,18 @@ def test_the_notebook_trains_from_scratch_and_writes_its_results(name, tmp_path)
 
 def test_the_report_notebook_measures_a_small_map_and_writes_its_results(tmp_path):
     """Notebook 07 trains nothing: at the smoke profile it measures a few points on the zoo models, reads the SR map
-    and every study's verdicts from the committed results, and writes its own results file."""
+    and every study's verdicts from the committed results, and writes its own results file. Given a pretrained
+    pipeline (here the plain digits U-Net exported in diffusers' format), it also runs the map's anchors on it."""
     import papermill as pm
+
+    from fastdiff.diffusers_io import export_pipeline
+    pipe = export_pipeline("skipping/baseline-plain", None, tmp_path / "pipeline")
     pm.execute_notebook(str(NOTEBOOKS / "07_report.ipynb"), str(tmp_path / "07_report.ipynb"), cwd=str(NOTEBOOKS),
-                        parameters={"profile": "smoke", "output_dir": str(tmp_path)}, progress_bar=False,
-                        log_output=False)
+                        parameters={"profile": "smoke", "output_dir": str(tmp_path), "pretrained": str(pipe),
+                                    "pretrained_n": 4}, progress_bar=False, log_output=False)
+    on_pipeline = json.loads((tmp_path / "07_report_pretrained.json").read_text())
+    assert on_pipeline["source"].endswith("pipeline") and on_pipeline["n"] == 4
+    assert {"DDPM 1000", "DeepCache N=5, DDIM 100"} <= {r["label"] for r in on_pipeline["settings"].values()}
     results = json.loads((tmp_path / "07_report.json").read_text())
     assert results["schema"] == fastdiff.results.SCHEMA and results["context"]["profile"] == "smoke"
     assert len(results["verdicts"]) == len(claims.CLAIMS) == 8
