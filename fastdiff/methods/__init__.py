@@ -16,6 +16,8 @@ factory (`fastdiff.nn.register_block`) or a layer swapped in any model (`im2col`
 - `ode_unet`: the continuous U-Net's dynamic (second-order neural-ODE) block, for the block factory (study 3);
 - `progressive_distillation`: a student that takes one DDIM step for two of its teacher's (Salimans & Ho 2022),
   the v-prediction wrapper it samples with;
+- `consistency_distillation`: a consistency model (Song et al. 2023) distilled from the PF-ODE of a teacher, sampled
+  in 1 or 2 steps, the same v-prediction wrapper;
 - `im2col`: convolution as unfold + matmul, a drop-in for ``nn.Conv2d`` (study 5);
 - `bottleneck`: the 1x1 -> 3x3 -> 1x1 bottleneck ResNet block, for the block factory (study 5);
 - `patch_parallel`: rolling shifts, patches and position masks of the SwinDiffuser (study 4);
@@ -27,3 +29,4 @@ from . import bottleneck, deep_cache, encoder_propagation, first_block_cache, im
 from . import layer_skipping, ode_unet, swin_diffuser, vgg_features  # noqa: F401  (registration)
 from . import progressive_distillation  # noqa: F401  (registration: VPrediction)
 from . import block_caching  # noqa: F401  (a sampling-time wrapper: nothing to register)
+from . import consistency_distillation  # noqa: F401  (a loss and a sampler: nothing to register)
