@@ -30,6 +30,7 @@ def test_an_exported_zoo_model_runs_a_studys_paper_settings_with_intervals(pipel
     assert written["settings"].keys() == section["settings"].keys()
     assert len(section["settings"]) == 5 and section["metric"] == "FD (LeNet-MNIST), not FID"
     assert section["source"] == str(pipeline) and section["n"] == 4 and "CPU" in section["device"]
+    assert section["floor"]["n"] == 500 and section["floor"]["label"] == "the 500 held-out digits"
     for key, r in section["settings"].items():
         assert r["n"] == 4 and r["NFE"] == 100 and r["ms_per_image"] > 0
         assert r["fd"]["low"] <= r["fd"]["value"] <= r["fd"]["high"]
@@ -41,7 +42,7 @@ def test_an_exported_zoo_model_runs_a_studys_paper_settings_with_intervals(pipel
     assert list(t["ours vs paper"]) == ["not comparable"] * 5         # FD (LeNet) at n = 4 is not the papers' FID
     assert "FD (LeNet-MNIST)" in t.columns and "FID" not in " ".join(map(str, t.columns[:4]))
     assert pretrained.headline(section).startswith(("fastest within", "no setting"))
-    again = pretrained.measure(str(pipeline), "02", n=4, device="cpu", batch=8, n_boot=50, compile_rungs=False,
+    again = pretrained.measure(str(pipeline), "02", n=4, device="cpu", batch=8, n_boot=20, compile_rungs=False,
                                progress=False, cache=tmp_path / "cache")
     assert {k: r["fd"]["uncorrected"] for k, r in again["settings"].items()} == \
         {k: r["fd"]["uncorrected"] for k, r in section["settings"].items()}        # the same x_T, the same images
@@ -110,3 +111,35 @@ def test_reproduce_hands_the_pipeline_only_to_the_notebooks_that_take_it(tmp_pat
         assert _pretrained_parameter(NOTEBOOKS / f"{nb}.ipynb", "google/ddpm-cifar10-32") == {}
     assert _pretrained_parameter(NOTEBOOKS / "00_diffusion_basics.ipynb", None) == {}
     assert _pretrained_parameter(NOTEBOOKS / "07_report.ipynb", str(tmp_path)) == {"pretrained": str(tmp_path)}
+
+
+def test_an_rgb_pipeline_gets_fid_through_torch_fidelitys_inception(tmp_path, monkeypatch):
+    """The RGB path end to end on stand-ins (offline: no Inception weights, no CIFAR-10): a tiny random RGB U-Net
+    exported as a pipeline, torch-fidelity's Inception-v3 with random weights, 24 random "CIFAR-10" images. The
+    numbers mean nothing; what is tested is that the features are Inception's 2048, FID is named FID, the paper
+    column is filled and the like-for-like test reads the metric and n."""
+    import torch
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    import fastdiff.data
+    import fastdiff.weights
+    from fastdiff.unet import build_unet
+    torch.manual_seed(0)
+    folder = export_pipeline(build_unet("tiny", in_channels=3, image_size=16, attention_resolutions=(8,)), "linear", tmp_path / "rgb")
+    blank = tmp_path / "inception.pth"
+    torch.save({}, blank)
+    monkeypatch.setattr(fastdiff.weights, "require", lambda key: blank)
+    monkeypatch.setattr(FeatureExtractorInceptionV3, "load_state_dict", lambda self, state: None)
+    real = fastdiff.data.load_dataset
+    fake = {"train": torch.rand(24, 3, 16, 16) * 2 - 1, "val": torch.rand(12, 3, 16, 16) * 2 - 1}
+    monkeypatch.setattr(fastdiff.data, "load_dataset",
+                        lambda name, **kw: fake[kw["split"]] if name == "cifar10" else real(name, **kw))
+    section = pretrained.measure(str(folder), "05", n=4, device="cpu", batch=4, n_boot=10, compile_rungs=False,
+                                 progress=False, cache=tmp_path / "cache")
+    assert section["metric"] == "FID (Inception-v3, torch-fidelity)" and "24 CIFAR-10" in section["reference"]
+    assert section["floor"]["n"] == 12
+    assert not pretrained.comparable(section)                          # n = 4, not the papers' 50,000
+    t = pretrained.table(section)
+    assert "FID (Inception-v3" in t.columns and t.loc[0, "paper FID"] == 4.16
+    assert list(t["ours vs paper"]) == ["not comparable", "", ""]
+    assert pretrained.comparable({**section, "n": pretrained.PAPER_N})

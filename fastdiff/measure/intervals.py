@@ -203,15 +203,36 @@ def _fd(f: torch.Tensor, ref: _Reference, idx: torch.Tensor, *, chunk_elements: 
         tr (Sigma_b Sigma_r)^1/2 = sum_i sqrt(lambda_i(M_b))   (similar matrices)
     Every resample's sum_k w_k g_k g_k^T comes from one product of the counts with the rows' outer products (their
     upper triangles; ``triangles``, the default up to d = 256) or, for wide features, from a weighted Gram
-    product per resample; then one batched symmetric eigensolve. Chunks hold about ``chunk_elements`` numbers."""
+    product per resample; then one batched symmetric eigensolve. Fewer samples than dimensions (n < d: a smoke run
+    on Inception's 2048) take the n x n twin instead: M_b = Y^T Y / (n - 1) with Y_k = sqrt(w_k) (g_k - gbar), whose
+    nonzero eigenvalues are those of Y Y^T / (n - 1). Chunks hold about ``chunk_elements`` numbers."""
     n, d = f.shape
     if ref.mu.shape != (d,):
         raise ValueError(f"generated features have {d} dimensions, the reference {len(ref.mu)}")
     if triangles is None:
         triangles = d <= 256
+    if n < d and not triangles:
+        with _single_thread(f.device):
+            return torch.cat([_fd_chunk_few(f, ref, batch) for batch in
+                              idx.to(f.device).split(max(1, chunk_elements // (n * d)))])
     with _single_thread(f.device):
         return torch.cat([_fd_chunk(f, ref, batch, triangles, chunk_elements) for batch in
                           idx.to(f.device).split(max(1, chunk_elements // (max(n, d * d) if triangles else n * d)))])
+
+
+def _fd_chunk_few(f: torch.Tensor, ref: _Reference, batch: torch.Tensor) -> torch.Tensor:
+    """`_fd_chunk` for n < d, through the n x n Gram matrix of each resample (see `_fd`)."""
+    n, _ = f.shape
+    mean = f.mean(0)
+    x = f - mean
+    g = x @ ref.root.to(f.device)
+    w = torch.zeros(len(batch), n, dtype=f.dtype, device=f.device)
+    w.scatter_add_(1, batch, torch.ones(batch.shape, dtype=f.dtype, device=f.device))
+    mx = w @ x / n
+    trace = (w @ x.pow(2).sum(1) - n * mx.pow(2).sum(1)) / (n - 1)
+    y = w.sqrt()[:, :, None] * (g[None] - (w @ g / n)[:, None, :])          # (B, n, d)
+    tr_sqrt = torch.linalg.eigvalsh(y @ y.transpose(1, 2) / (n - 1)).clamp_min(0).sqrt().sum(-1)
+    return (mx + mean - ref.mu.to(f.device)).pow(2).sum(1) + trace + ref.trace - 2 * tr_sqrt
 
 
 def _fd_chunk(f: torch.Tensor, ref: _Reference, batch: torch.Tensor, triangles: bool,

@@ -129,7 +129,7 @@ def scorer(image_shape, *, device, root: str | Path | None = None, batch_size: i
         features, ref_stats = lenet_features(reference, device=device)
         return (features, ref_stats, features(reference), features(held_out),
                 {"metric": "FD (LeNet-MNIST), not FID", "reference": f"the {len(reference)} built-in MNIST training "
-                 f"digits at {h}x{w}", "floor": f"the {len(held_out)} held-out digits"})
+                 f"digits at {h}x{w}", "floor_set": f"the {len(held_out)} held-out digits"})
     if c != 3:
         raise ValueError(f"a pretrained pipeline of {c}-channel images has no score here (1: digits, 3: RGB)")
     features = inception_features(device=device, batch_size=batch_size)
@@ -139,7 +139,7 @@ def scorer(image_shape, *, device, root: str | Path | None = None, batch_size: i
     from torch_fidelity.metric_fid import fid_features_to_statistics
     return (features, fid_features_to_statistics(ref), ref, _dataset_features(features, test, batch_size),
             {"metric": "FID (Inception-v3, torch-fidelity)", "reference": f"the {len(train)} CIFAR-10 training "
-             f"images", "floor": f"the {len(test)} CIFAR-10 test images"})
+             f"images", "floor_set": f"the {len(test)} CIFAR-10 test images"})
 
 
 def _dataset_features(features, dataset, batch_size: int) -> torch.Tensor:
@@ -181,13 +181,15 @@ def _settings(pairs, models, schedule, *, source: str, sha256: str, device, batc
     return out
 
 
-def measure(source, study: str, *, n: int, device="cpu", batch: int = 250, n_boot: int = 1000,
+def measure(source, study: str, *, n: int, device="cpu", batch: int = 250, n_boot: int | None = None,
             cache: str | Path | None = None, root: str | Path | None = None, compile_rungs: bool = True,
             progress: bool = True) -> dict:
     """``study``'s settings on the pipeline ``source`` (hub id or folder): each sampled from the first ``n`` of one
     x_T (seed 0) in batches of ``batch`` and scored with its interval; the pairs are each setting against the
     study's reference setting (paired: same x_T). Returns the section: settings, pairs, floor (as
-    `fastdiff.measure.fd_sweep.summarise`), the points' NFE, the paper numbers, the machine and the date."""
+    `fastdiff.measure.fd_sweep.summarise`), the points' NFE, the paper numbers, the machine and the date.
+    ``n_boot`` None: 1000 resamples for FD (LeNet), 200 for FID (each resample of 2048-d features takes a matrix
+    square root of 2048 x 2048: seconds)."""
     from ..checks import check_int
     from ..diffusers_io import load_pipeline
     key = _study(study)
@@ -209,8 +211,9 @@ def measure(source, study: str, *, n: int, device="cpu", batch: int = 250, n_boo
     got = fd_sweep.collect(settings, features, x_T=x_T, x_T_seed=0, cache=cache / f"{key}-{sha[:12]}",
                            progress=progress)
     ref = _key(REFERENCE[key])
+    n_boot = n_boot or (1000 if ref_features.shape[1] < 1000 else 200)
     section = fd_sweep.summarise(settings, got, ref_stats=ref_stats, ref_features=ref_features,
-                                 floor_features=floor_features, floor_label=about["floor"], n_boot=n_boot,
+                                 floor_features=floor_features, floor_label=about["floor_set"], n_boot=n_boot,
                                  pairs_of=[(s.key, ref) for s in settings if s.key != ref])
     for (point, paper), s in zip(chosen, settings):
         section["settings"][s.key].update({
@@ -300,7 +303,7 @@ def run(source, study: str, *, profile: str, device, out: str | Path | None = No
     check_int("pretrained_n", n, low=2)
     try:
         section = measure(source, study, n=n, device=device, batch=batch or (8 if profile == "smoke" else 250),
-                          n_boot=50 if profile == "smoke" else 1000, compile_rungs=profile != "smoke",
+                          n_boot=20 if profile == "smoke" else None, compile_rungs=profile != "smoke",
                           cache=cache, progress=progress)
     except (OSError, FileNotFoundError) as e:
         print(f"The pretrained pipeline {source!r} is not here, so this section measures nothing: {e}")
