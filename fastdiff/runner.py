@@ -121,7 +121,8 @@ def reproduce(*, profile: str = "quick", device: str = "auto", only: str | None 
             bar.set_postfix_str(nb.stem)
             records.append(run_notebook(nb, out_dir, {**parameters, **_pretrained_parameter(nb, pretrained)},
                                         kernel_name))
-        save_results(out_dir, "summary", {"parameters": parameters, "notebooks": records})
+        save_results(out_dir, "summary", {"parameters": {**parameters, "pretrained": pretrained},
+                                          "notebooks": records})
 
     failed = [r for r in records if r["status"] != "ok"]
     for r in records:

@@ -21,28 +21,31 @@ def pipeline(tmp_path_factory):
 
 
 def test_an_exported_zoo_model_runs_a_studys_paper_settings_with_intervals(pipeline, tmp_path, capsys):
-    """Study 2's rows (the plainly trained model skipping at inference) on the exported digits model: FD (LeNet)
-    with intervals, paired ratios to c = 0, the paper's Table 1 row beside each; a second run reads the cache."""
-    section = pretrained.run(str(pipeline), "02", profile="smoke", device="cpu", out=tmp_path, n=4,
+    """Study 5's rows (DDIM 100 on the ladder's rungs, compile left out) on the exported digits model: FD (LeNet)
+    with intervals, paired ratios to fp32, the DDIM paper's number beside fp32's (not compared: another metric, n
+    and step spacing); a second run reads the cache."""
+    section = pretrained.run(str(pipeline), "05", profile="smoke", device="cpu", out=tmp_path, n=4,
                              cache=tmp_path / "cache")
     assert "only for orientation" in capsys.readouterr().out
-    written = json.loads((tmp_path / "02_adaptive_layer_skipping_pretrained.json").read_text())
+    written = json.loads((tmp_path / "05_performance_pretrained.json").read_text())
     assert written["settings"].keys() == section["settings"].keys()
-    assert len(section["settings"]) == 5 and section["metric"] == "FD (LeNet-MNIST), not FID"
+    assert len(section["settings"]) == 3 and section["metric"] == "FD (LeNet-MNIST), not FID"
     assert section["source"] == str(pipeline) and section["n"] == 4 and "CPU" in section["device"]
     assert section["floor"]["n"] == 500 and section["floor"]["label"] == "the 500 held-out digits"
     for key, r in section["settings"].items():
         assert r["n"] == 4 and r["NFE"] == 100 and r["ms_per_image"] > 0
         assert r["fd"]["low"] <= r["fd"]["value"] <= r["fd"]["high"]
-        assert r["paper"]["value"] == papers.value("02_adaptive_layer_skipping", f"DDPM, c={r['sampling']['c']:g}",
-                                                   "FID")
+    fp32 = section["settings"]["ddim-100--fp32"]
+    assert fp32["paper"]["value"] == papers.value("00_diffusion_basics", "DDIM 100, eta 0", "FID")
+    assert "quadratically" in fp32["paper"]["caveat"]
     ref = section["reference_setting"]
-    assert {p["b"] for p in section["pairs"].values()} == {ref} and len(section["pairs"]) == 4
+    assert {p["b"] for p in section["pairs"].values()} == {ref} and len(section["pairs"]) == 2
     t = pretrained.table(section)
-    assert list(t["ours vs paper"]) == ["not comparable"] * 5         # FD (LeNet) at n = 4 is not the papers' FID
-    assert "FD (LeNet-MNIST)" in t.columns and "FID" not in " ".join(map(str, t.columns[:4]))
+    assert list(t["ours vs paper"]) == ["not comparable", "", ""]     # FD (LeNet) at n = 4 is not the papers' FID
+    assert "FD (LeNet-MNIST)" in t.columns and "FID" not in t.columns
+    assert t.loc[0, "FD (LeNet-MNIST)"] == pytest.approx(fp32["fd"]["uncorrected"], abs=1e-3)   # plug-in, as papers
     assert pretrained.headline(section).startswith(("fastest within", "no setting"))
-    again = pretrained.measure(str(pipeline), "02", n=4, device="cpu", batch=8, n_boot=20, compile_rungs=False,
+    again = pretrained.measure(str(pipeline), "05", n=4, device="cpu", batch=8, n_boot=20, compile_rungs=False,
                                progress=False, cache=tmp_path / "cache")
     assert {k: r["fd"]["uncorrected"] for k, r in again["settings"].items()} == \
         {k: r["fd"]["uncorrected"] for k, r in section["settings"].items()}        # the same x_T, the same images
@@ -80,6 +83,10 @@ def test_every_studys_points_carry_the_papers_own_numbers():
     labels = {p.label: ref for p, ref in pretrained.points("00")}
     assert papers.value(*labels["DDPM 1000"], "FID") == 3.17
     assert papers.value(*labels["DDIM 10, eta 1"], "FID") == 41.07
+    skip = {p.label: (p, ref) for p, ref in pretrained.points("02")}      # Table 1's DDPM row: 1000 ancestral steps
+    p, ref = skip["plain model, skipping c=0, DDPM 1000"]
+    assert p.steps == 1000 and p.sampler.name == "ddpm" and papers.value(*ref, "FID") == 3.17
+    assert dict(pretrained.points("07"))[next(p for p, _ in pretrained.points("07") if p.label == "UniPC 10")] is None
     assert not any("compile" in p.rung for p, _ in pretrained.points("05", compile_rungs=False))
 
 
@@ -90,6 +97,7 @@ def test_ours_against_the_papers_reads_the_interval():
     assert pretrained._agreement(e(3.3, 3.6), 3.17, True) == "inconclusive"      # straddles 1.1 x 3.17
     assert pretrained._agreement(e(3.0, 3.4), 3.17, False) == "not comparable"
     assert pretrained._agreement(e(3.0, 3.4), None, True) == ""
+    assert pretrained._agreement(e(3.0, 3.4), 3.17, True, "spaced otherwise").startswith("not comparable")
     fid = {"metric": "FID (Inception-v3, torch-fidelity)"}
     assert pretrained.comparable({**fid, "n": 50_000}) and not pretrained.comparable({**fid, "n": 1000})
     assert not pretrained.comparable({"metric": "FD (LeNet-MNIST), not FID", "n": 50_000})
@@ -140,6 +148,6 @@ def test_an_rgb_pipeline_gets_fid_through_torch_fidelitys_inception(tmp_path, mo
     assert section["floor"]["n"] == 12
     assert not pretrained.comparable(section)                          # n = 4, not the papers' 50,000
     t = pretrained.table(section)
-    assert "FID (Inception-v3" in t.columns and t.loc[0, "paper FID"] == 4.16
+    assert "FID" in t.columns and t.loc[0, "paper FID"] == 4.16
     assert list(t["ours vs paper"]) == ["not comparable", "", ""]
     assert pretrained.comparable({**section, "n": pretrained.PAPER_N})

@@ -123,10 +123,10 @@ def _sample_features(cache: Path, s: FDSetting, features, x_T: torch.Tensor, *, 
         start = time.perf_counter()
         with torch.no_grad():
             images = s.sample(x_T[:n]).float().cpu()
+        seconds = time.perf_counter() - start          # sampling only: the scorer's features are not the setting's
         if images.shape[0] != n:
             raise ValueError(f"setting {s.key!r} returned {images.shape[0]} images for {n} x_T")
-        return {"fingerprint": fp, "features": features(images).float().cpu(),
-                "seconds": time.perf_counter() - start, "n": n}
+        return {"fingerprint": fp, "features": features(images).float().cpu(), "seconds": seconds, "n": n}
     got = _prefix(cache, s, n=n, x_T_seed=x_T_seed)
     if got["n"] and progress:
         print(f"{s.key}: resuming after {got['n']} of {n} samples", flush=True)
@@ -135,10 +135,11 @@ def _sample_features(cache: Path, s: FDSetting, features, x_T: torch.Tensor, *, 
         start = time.perf_counter()
         with torch.no_grad():
             images = s.sample(x_T[a:b], start=a).float().cpu()
+        seconds = time.perf_counter() - start
         if images.shape[0] != b - a:
             raise ValueError(f"setting {s.key!r} returned {images.shape[0]} images for {b - a} x_T")
         f = features(images).float().cpu()
-        got = {"fingerprint": fp, "n": b, "seconds": got["seconds"] + time.perf_counter() - start,
+        got = {"fingerprint": fp, "n": b, "seconds": got["seconds"] + seconds,
                "features": f if got["features"] is None else torch.cat([got["features"], f])}
         if b < n:
             atomic_write(_cache_file(cache, s.key + ".part"), lambda fh, got=got: torch.save(got, fh))
