@@ -307,3 +307,37 @@ def test_converges_reads_the_curve_gain_with_its_interval():
     m = sreval.measured_for_claims(params_paper=[], forward=[], curves=curves, sr_rows=rows, share=None,
                                    device="cpu", vgg="x", steps=1, val_n=5)
     assert abs(m["curve gain:val PSNR"].value - 0.4) < 1e-6 and m["curve gain:val PSNR"].n == 5
+
+
+def test_the_curves_last_point_gets_an_interval_from_per_image_values_of_the_final_model(tmp_path):
+    """``evaluate(model, per_image=True)`` gives each validation image's PSNRs, whose means are the curve's values;
+    `final_curve_intervals` on the final EMA model reproduces the curve's last point, and the results rows carry its
+    interval (without intervals, the old call still writes the plain curve value)."""
+    from fastdiff.data import SRPairs, downsample
+    from fastdiff.studies.common import setup
+    hr = torch.rand(12, 3, 16, 16) * 2 - 1
+    sched, profile = make_schedule("sr3", 50), vggsr.get_profile("smoke", val_steps=3)
+    evaluate = vggsr.val_psnr(hr[:5], downsample(hr[:5], 4), sched, 3, device=torch.device("cpu"))
+    trained = train(build("small + VGG (add)"), SRPairs(hr, 4), sched, TrainConfig(steps=2, batch_size=4, loss="l1",
+                    log_every=1, ema_decay=0.9), progress=False, evaluate=evaluate, evaluate_every=2)
+    means, each = evaluate(trained["ema"]), evaluate(trained["ema"], per_image=True)
+    assert {k: v.shape for k, v in each.items()} == {"val PSNR": (5,), "denoise PSNR": (5,)}
+    assert {k: v.mean().item() for k, v in each.items()} == pytest.approx(means, abs=1e-4)
+
+    intervals = vggsr.final_curve_intervals({"small + VGG (add)": trained["ema"]}, hr[:5], sched, profile,
+                                            device="cpu")["small + VGG (add)"]
+    last = trained["evals"][-1]
+    for metric, e in intervals.items():
+        assert e.value == pytest.approx(last[metric], abs=1e-4) and e.n == 5 and e.low <= e.value <= e.high
+
+    run = setup("99_test", profile="smoke", device="cpu", dtype="fp32", output_dir=tmp_path, quiet=True)
+    common = dict(dataset="d", weights="w", params_paper=[], forward=[], metrics=[], eval_n=5, eval_steps=3,
+                  timing_batch=1, trained={"small + VGG (add)": {"evals": trained["evals"], "step": 2}})
+    rows = {r.metric: r for r in sreval.collect_results(run, **common, curve_intervals={
+        "small + VGG (add)": intervals}).rows}
+    for metric in ("val PSNR", "denoise PSNR"):
+        e, row = intervals[metric], rows[metric]
+        assert (row.value, row.low, row.high, row.n) == (e.value, e.low, e.high, 5)
+        assert row.interval.startswith("bootstrap") and row.setting["curve_value"] == last[metric]
+    plain = {r.metric: r for r in sreval.collect_results(run, **common).rows}
+    assert plain["val PSNR"].value == last["val PSNR"] and plain["val PSNR"].low is None

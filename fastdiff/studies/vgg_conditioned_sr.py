@@ -18,6 +18,7 @@ from ..checks import check_bool
 from ..data import SRPairs, downsample, load_dataset, mnist_split
 from ..devices import autocast
 from ..diffusion import Schedule, q_sample
+from ..measure.intervals import mean_interval
 from ..measure.lenet import digit_accuracy
 from ..measure.metrics import psnr
 from ..measure.sr_eval import super_resolve
@@ -248,13 +249,16 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
       compounding its errors, and is cheap (one forward per timestep);
     - ``digit accuracy`` (with ``labels``, digits only): the share of the sampled SR outputs that the shipped
       LeNet-MNIST reads as their digit.
+
+    ``evaluate(model, per_image=True)`` returns instead each image's ``val PSNR`` and ``denoise PSNR`` (averaged over
+    the timesteps) as tensors: the same images and noise, so their means are the curve's values.
     """
     T = schedule.num_train_timesteps
     ts = [min(T - 1, round(f * T)) for f in denoise_fractions]
     noise = torch.randn(hr.shape, generator=torch.Generator().manual_seed(seed + 7))
 
     @torch.no_grad()
-    def evaluate(model) -> dict:
+    def evaluate(model, per_image: bool = False) -> dict:
         sr = super_resolve(model, lr, schedule, steps, device=device, dtype=dtype, seed=seed, size=hr.shape[-1])
         model = model.to(device).eval()
         x0, eps = hr.to(device), noise.to(device)
@@ -266,12 +270,26 @@ def val_psnr(hr: torch.Tensor, lr: torch.Tensor, schedule: Schedule, steps: int,
             xt = q_sample(schedule, x0, i, eps)
             with autocast(device, dtype):
                 pred = model(xt, schedule.timesteps.to(device)[i], **cond).float()
-            den.append(psnr(((xt - (1 - a) ** 0.5 * pred) / a ** 0.5).clamp(-1, 1).cpu(), hr).mean().item())
-        out = {"val PSNR": psnr(sr, hr).mean().item(), "denoise PSNR": sum(den) / len(den)}
+            den.append(psnr(((xt - (1 - a) ** 0.5 * pred) / a ** 0.5).clamp(-1, 1).cpu(), hr))
+        if per_image:
+            return {"val PSNR": psnr(sr, hr), "denoise PSNR": torch.stack(den).mean(0)}
+        out = {"val PSNR": psnr(sr, hr).mean().item(), "denoise PSNR": sum(d.mean().item() for d in den) / len(den)}
         if labels is not None:
             out["digit accuracy"] = digit_accuracy(sr, labels)
         return out
     return evaluate
+
+
+def final_curve_intervals(models: dict, hr: torch.Tensor, schedule: Schedule, profile: SRProfile, *, device,
+                          dtype: torch.dtype = torch.float32, seed: int = 0) -> dict[str, dict]:
+    """{variant: {"val PSNR": Estimate, "denoise PSNR": Estimate}}: the last point of each training curve,
+    recomputed on the final (EMA) model with `val_psnr`'s images and noise (``hr``: the validation images), each
+    mean with a 95% bootstrap interval over the images (`fastdiff.measure.intervals.mean_interval`). Its mean is
+    the curve's last value for the same model, ``device`` and ``dtype``; zoo models are stored in fp16, which can
+    move it by that rounding."""
+    evaluate = val_psnr(hr, downsample(hr, profile.scale), schedule, profile.val_steps, device=torch.device(device),
+                        dtype=dtype, seed=seed)
+    return {name: {k: mean_interval(v) for k, v in evaluate(m, per_image=True).items()} for name, m in models.items()}
 
 
 def validation_set(profile: SRProfile, *, face_dir: str = "", seed: int = 0, draw: int | None = None):

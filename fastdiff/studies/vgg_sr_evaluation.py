@@ -88,8 +88,10 @@ PAPER_SOURCE = "VGG-SR paper (Klement et al.), Secs. 3.1 and 4.6"
 
 
 def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict], forward: list[dict],
-                    trained: dict, metrics: list[dict], eval_n: int, eval_steps: int, timing_batch: int):
-    """The notebook's numbers as `fastdiff.results` rows."""
+                    trained: dict, metrics: list[dict], eval_n: int, eval_steps: int, timing_batch: int,
+                    curve_intervals: dict | None = None):
+    """The notebook's numbers as `fastdiff.results` rows; ``curve_intervals`` (`final_curve_intervals`) gives the
+    curves' last points their intervals (the curve's own value kept as ``curve_value``)."""
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=dataset, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
     for r in params_paper:
@@ -105,8 +107,10 @@ def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict]
     for name, r in trained.items():
         last = r["evals"][-1]
         for metric in ("val PSNR", "denoise PSNR"):
-            res.add("VGG features" if "VGG" in name else "SR3 variants", name, metric, last[metric],
-                    steps=r["step"], training_step=last["step"])
+            e = (curve_intervals or {}).get(name, {}).get(metric)
+            extra = {} if e is None else {"curve_value": last[metric]}
+            res.add("VGG features" if "VGG" in name else "SR3 variants", name, metric, last[metric] if e is None else e,
+                    steps=r["step"], training_step=last["step"], **extra)
     for r in metrics:
         for metric in ("PSNR", "SSIM", "LPIPS", "LR-PSNR"):
             if r.get(metric) is not None:
@@ -389,7 +393,8 @@ def open_fool_rate_game(out_dir, hr: torch.Tensor, outputs: dict[str, torch.Tens
 def results_with_details(run, profile: SRProfile, *, data_name: str, n_train: int, provenance: dict[str, str],
                          vgg: dict, params_paper: list[dict], params_ours: list[dict], forward: list[dict],
                          curves: dict[str, list[dict]], bicubic_val: dict, sr_rows: list[dict], eval_n: int,
-                         share: dict, game_dir, measured: dict, verdicts: list[dict], paper_fool_rates: dict):
+                         share: dict, game_dir, measured: dict, verdicts: list[dict], paper_fool_rates: dict,
+                         curve_intervals: dict | None = None):
     """The results file of notebook 01: its rows (`collect_results`, with the verdicts) and its details.
     ``vgg``: the features requested, used and their note; ``paper_fool_rates``: notebook 06's published rates."""
     dataset = (f"{data_name}, {n_train} training images, {profile.hr_size}x{profile.hr_size} from "
@@ -398,7 +403,7 @@ def results_with_details(run, profile: SRProfile, *, data_name: str, n_train: in
     res = collect_results(run, dataset=dataset, weights=weights_note, params_paper=params_paper, forward=forward,
                           trained={name: {"evals": c, "step": profile.train.steps} for name, c in curves.items()},
                           metrics=sr_rows, eval_n=eval_n, eval_steps=profile.eval_steps,
-                          timing_batch=profile.timing_batch)
+                          timing_batch=profile.timing_batch, curve_intervals=curve_intervals)
     res.verdicts = verdicts
     details = {"vgg": vgg, "widths": vars(profile.widths), "schedule": profile.schedule,
                "parameters": {"paper_widths": params_paper, "this_profile": params_ours},
