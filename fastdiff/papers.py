@@ -48,6 +48,7 @@ _UNIPC = "UniPC (Zhao et al. 2023), CIFAR-10"
 _FASTER = "Faster Diffusion (Li et al. 2023), Stable Diffusion"
 _BLOCKCACHE = "Block Caching (Wimbauer et al. 2024, Cache Me if You Can), LDM / EMU"
 _PTQ = "8-bit post-training quantization of the Stable Diffusion U-Net, as issue 30 cites it"
+_CM = "Consistency Models (Song et al. 2023), CIFAR-10, FID on 50k samples"
 _FBCACHE = "ParaAttention's First Block Cache (after TeaCache, Liu et al. 2024), FLUX.1-dev"
 _S2, _S3, _S4, _S7 = "02_adaptive_layer_skipping", "03_continuous_unet", "04_swindiffuser", "07_report"
 
@@ -146,6 +147,9 @@ NUMBERS: tuple[PaperNumber, ...] = (
     PaperNumber(_S7, "Table 2", "Heun, Karras sigmas", "NFE", 35.0, "", _EDM),
     # the methods issue 30 adds, with the anchors it names
     PaperNumber(_S7, "Table 1", "UniPC (bh2), 10 NFE", "FID", 3.87, "", _UNIPC),
+    # consistency distillation against progressive distillation at one step, both in the CM paper's Table 1
+    PaperNumber(_S7, "Table 1", "CD (LPIPS), 1 step", "FID", 3.55, "", _CM),
+    PaperNumber(_S7, "Table 1", "PD, 1 step", "FID", 8.34, "", _CM),
     PaperNumber(_S7, "Abstract", "encoder propagation, DDIM 50", "speed-up", 1.8, "x", _FASTER),
     PaperNumber(_S7, "README", "First Block Cache, FLUX.1-dev", "speed-up", 1.4, "x", _FBCACHE),
     PaperNumber(_S7, "README", "First Block Cache, FLUX.1-dev", "LPIPS", 0.08, "", _FBCACHE),

@@ -43,7 +43,7 @@ def test_the_report_notebook_measures_a_small_map_and_writes_its_results(tmp_pat
     assert {"DDPM 1000", "DeepCache N=5, DDIM 100"} <= {r["label"] for r in on_pipeline["settings"].values()}
     results = json.loads((tmp_path / "07_report.json").read_text())
     assert results["schema"] == fastdiff.results.SCHEMA and results["context"]["profile"] == "smoke"
-    assert len(results["verdicts"]) == len(claims.CLAIMS) == 8
+    assert len(results["verdicts"]) == len(claims.CLAIMS) == 9
     assert {r["method"] for r in results["rows"]} >= {"speed/quality map", "SR map: digits", "SR map: photos"}
     assert "zoo:skipping/baseline-plain" in results["context"]["weights"]
     gathered = results["details"]["gathered"]

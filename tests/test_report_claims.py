@@ -83,3 +83,14 @@ def test_int8_with_fp32_convolutions_is_reported_but_not_judged():
     m = {"int8 speed-up": 0.85, "int8 FD": 3.2, "DDIM 50 FD": 3.1, "int8 FD ratio": 1.03}
     row = next(r for r in judge(report_claims.CLAIMS, m) if r["key"] == "int8")
     assert row["verdict"] == "not testable here" and "0.85x" in row["ours"] and "convolution" in row["why"]
+
+
+def test_consistency_distillation_reads_the_paired_ratio_of_the_one_step_students():
+    """The CM paper's own numbers (CD 3.55 against PD 8.34 at one step) reproduce; a ratio wholly above 1
+    contradicts; one across 1 is inconclusive."""
+    cd, pd = (papers.value("07_report", v, "FID") for v in ("CD (LPIPS), 1 step", "PD, 1 step"))
+    assert verdict("consistency-distillation", {"cd1 FD ratio": cd / pd, "cd1 FD": cd, "pd1 FD": pd}) == "reproduced"
+    assert verdict("consistency-distillation", {"cd1 FD ratio": Estimate(1.3, 1.2, 1.4, 1000, "p")}) == "contradicted"
+    assert verdict("consistency-distillation", {"cd1 FD ratio": Estimate(0.95, 0.8, 1.1, 1000, "p")}) == \
+        "inconclusive"
+    assert verdict("consistency-distillation", {}) == "not testable here"

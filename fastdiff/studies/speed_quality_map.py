@@ -48,7 +48,7 @@ from ..methods.progressive_distillation import student_schedule
 from ..profiles import profile_by_name
 from ..progress import progress_bar
 from ..results import read_benchmark
-from ..sampling import DDIM, DDPM, DEIS, DPMPP_2M, HEUN, UNIPC, Sampler, sampler_call
+from ..sampling import DDIM, DDPM, DEIS, DPMPP_2M, HEUN, IPNDM, UNIPC, Sampler, sampler_call
 from .inference_ladder import INT8_DYNAMIC, LADDER, prepare
 from .speed_quality_map_judge import (BUDGETS, FD_INTERVAL, FD_STUDY, FLOPS, METRIC, PAIRED, RATIO,  # noqa: F401
                                       TOLERANCE, check_same_machine, estimates_in, judge_map, read_fd, rows_with_fd)
@@ -59,10 +59,14 @@ from .sr_map import PANELS, TIME, measure_panel
 MODELS = {"U-Net": "skipping/baseline-plain", "U-Net, skip-trained": "skipping/zero-consistent-c2",
           "fewer levels": "perf/fewer-levels", "bottleneck": "perf/bottleneck",
           "U-Net (study 3)": "cunet/unet", "cU-Net": "cunet/cunet",
-          **{f"PD student, {n} step{'s' * (n > 1)}": f"distill/pd-{n}" for n in (8, 4, 2, 1)}}
-# the progressive-distillation students (`fastdiff.methods.progressive_distillation`): each samples by DDIM in its own
-# number of steps on its trailing grid (`student_schedule`), not on the map's evenly respaced one
-STUDENTS = {label: int(entry.rsplit("-", 1)[1]) for label, entry in MODELS.items() if entry.startswith("distill/")}
+          **{f"PD student, {n} step{'s' * (n > 1)}": f"distill/pd-{n}" for n in (8, 4, 2, 1)},
+          "CD student, 1 step": "distill/cd"}
+# the distilled students: progressive distillation's (`fastdiff.methods.progressive_distillation`) and consistency
+# distillation's (`fastdiff.methods.consistency_distillation`, one step: its consistency function at pure noise,
+# which is one DDIM step on its trailing grid). Each samples by DDIM in its own number of steps on its trailing grid
+# (`student_schedule`), not on the map's evenly respaced one.
+STUDENTS = {label: 1 if entry == "distill/cd" else int(entry.rsplit("-", 1)[1])
+            for label, entry in MODELS.items() if entry.startswith("distill/")}
 UNWRAP = ("U-Net",)
 RUNGS = {r.name: r for r in (*LADDER, INT8_DYNAMIC)}     # int8: the map's, not (yet) study 5's ladder
 # Block Caching's schedule is set from the blocks' changes on a calibration run of the point's own sampler and
@@ -88,7 +92,7 @@ class Point:
             raise ValueError(f"point {self.label!r}: model {self.model!r} is not one of {list(MODELS)}")
         if not isinstance(self.sampler, Sampler):
             raise ValueError(f"point {self.label!r}: sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, "
-                             f"DPMPP_2M, HEUN), got {self.sampler!r}")
+                             f"DPMPP_2M, HEUN, UNIPC, DEIS, IPNDM), got {self.sampler!r}")
         if self.rung not in RUNGS:
             raise ValueError(f"point {self.label!r}: rung {self.rung!r} is not one of {list(RUNGS)}")
         if not isinstance(self.steps, int) or self.steps < 1:
@@ -134,6 +138,7 @@ def _solvers() -> list[Point]:
     pts += [Point(f"Heun (Karras) {n}", "Heun (Karras)", sampler=HEUN, steps=n) for n in (20, 10, 5)]
     pts += [Point(f"UniPC {n}", "UniPC (bh2)", sampler=UNIPC, steps=n) for n in (20, 10, 5)]
     pts += [Point(f"DEIS {n}", "DEIS", sampler=DEIS, steps=n) for n in (20, 10)]
+    pts += [Point(f"iPNDM {n}", "iPNDM", sampler=IPNDM, steps=n) for n in (20, 10, 5)]
     return pts
 
 
@@ -201,9 +206,13 @@ def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
 
 def training_minutes(model_label: str) -> float | None:
     """What a student cost to train: the wall minutes of its distillation chain as the zoo records it (its own stage
-    and every earlier one: pd-N, pd-2N, ... while in the zoo), None for a model that is not a student or not there."""
+    and every earlier one: pd-N, pd-2N, ... while in the zoo; the CD student's one run), None for a model that is
+    not a student or not there."""
     if model_label not in STUDENTS:
         return None
+    if MODELS[model_label] == "distill/cd":          # one run from the U-Net, no chain
+        entry = zoo.entries().get("distill/cd")
+        return None if entry is None else entry.wall_seconds / 60
     index, chain, n = zoo.entries(), [], STUDENTS[model_label]
     while f"distill/pd-{n}" in index:
         chain.append(index[f"distill/pd-{n}"].wall_seconds)

@@ -31,7 +31,7 @@ IMAGE_SIZE = 16
 BATCH = 50                      # the map's batch: its quality run's noise seeds and its compiled rung's shape
 MODEL_KEYS = {"U-Net": "", "U-Net, skip-trained": "skiptrained", "fewer levels": "fewer-levels",
               "bottleneck": "bottleneck", "U-Net (study 3)": "unet3", "cU-Net": "cunet",
-              **{label: f"pd{n}" for label, n in STUDENTS.items()}}
+              **{label: f"{'cd' if MODELS[label] == 'distill/cd' else 'pd'}{n}" for label, n in STUDENTS.items()}}
 
 
 def point_key(point: Point) -> str:
@@ -58,7 +58,7 @@ _LABEL = keys()
 # a converged sampler should not move between these step counts (the scatter issue 26 names); (fewer, more)
 STEP_PAIRS = (("DPM-Solver++(2M) 20", "DPM-Solver++(2M) 50"), ("DPM-Solver++(2M) 10", "DPM-Solver++(2M) 20"),
               ("Heun (Karras) 10", "Heun (Karras) 20"), ("DDIM 50", "DDIM 100"), ("DDIM 20", "DDIM 50"),
-              ("UniPC 10", "UniPC 20"), ("DEIS 10", "DEIS 20"))
+              ("UniPC 10", "UniPC 20"), ("DEIS 10", "DEIS 20"), ("iPNDM 10", "iPNDM 20"))
 # (a method's point, its baseline: the same model and sampler without the method), as report_claims.beside_base
 BASELINE_PAIRS = (
     *((f"skipping c={c:g}, DDIM 50", "skipping c=0, DDIM 50") for c in (1, 2, 3, 5)),
@@ -82,7 +82,10 @@ BASELINE_PAIRS = (
     *((label, "DDIM 10") for label in STUDENTS))
 # the newer multistep solvers against DPM-Solver++(2M) at the same steps (what UniPC's claim reads)
 SOLVER_PAIRS = (("UniPC 10", "DPM-Solver++(2M) 10"), ("UniPC 5", "DPM-Solver++(2M) 5"),
-                ("DEIS 10", "DPM-Solver++(2M) 10"), ("DEIS 20", "DPM-Solver++(2M) 20"))
+                ("DEIS 10", "DPM-Solver++(2M) 10"), ("DEIS 20", "DPM-Solver++(2M) 20"),
+                ("iPNDM 10", "DPM-Solver++(2M) 10"), ("iPNDM 5", "DPM-Solver++(2M) 5"),
+                # and the two one-step students (what the consistency-distillation claim reads)
+                ("CD student, 1 step", "PD student, 1 step"))
 # what the notebook shows of the scatter: the step pairs and DDPM's shorter chains against the reference
 SCATTER = STEP_PAIRS + (("DDPM 250", REFERENCE.label), ("DDPM 100", REFERENCE.label))
 # the pairs the map reads (a, b): FD(a) - FD(b) and FD(a) / FD(b) over their common x_T
