@@ -53,7 +53,7 @@ from torch import nn
 from ..checkpoint import digest
 from ..diffusion import Schedule, check_positions, extract
 from ..registry import model_spec
-from .progressive_distillation import student_timesteps, teacher_steps
+from .progressive_distillation import grid_positions, student_timesteps, teacher_steps
 
 METRICS = ("l2", "pseudo-huber")
 
@@ -227,16 +227,8 @@ class ConsistencyDistillationLoss:
             raise ValueError(f"this loss was built for a schedule of {self.num_timesteps} steps, got {T}")
         self.teacher.to(device)
         grid = self.grid.to(device)
-        if i is None:
-            i = grid[torch.randint(self.steps, (x0.shape[0],), device=device, generator=generator)]
-        check_positions(schedule, i)
-        i = i.to(device)
-        index_of = torch.full((T,), -1, dtype=torch.long, device=device)
-        index_of[grid] = torch.arange(self.steps, device=device)
-        n = index_of[i]                                           # grid index: grid[n] = t_{n+1}
-        if (n < 0).any():
-            raise ValueError(f"positions {sorted(set(i[n < 0].tolist()))[:5]} are not on the {self.steps}-point grid; "
-                             f"pass timesteps=loss.timesteps to train")
+        i, n = grid_positions(schedule, grid, i, len(x0), device=device, generator=generator,   # grid[n] = t_{n+1}
+                              what=f"{self.steps}-point")
         if noise is None:
             noise = torch.randn(x0.shape, device=device, dtype=x0.dtype, generator=generator)
         a = extract(schedule.alpha_bar, i, x0)

@@ -176,6 +176,23 @@ def distillation_target(teacher, z: torch.Tensor, schedule: Schedule, k: torch.T
     return (z_end - ratio * z) / (a_end.sqrt() - ratio * a.sqrt())
 
 
+
+def grid_positions(schedule: Schedule, grid: torch.Tensor, i: torch.Tensor | None, batch: int, *, device,
+                   generator: torch.Generator | None, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(positions, their index on ``grid``) of a distillation loss's batch: ``i`` checked to lie on the grid, or
+    drawn uniformly from it when None."""
+    if i is None:
+        i = grid[torch.randint(len(grid), (batch,), device=device, generator=generator)]
+    check_positions(schedule, i)
+    i = i.to(device)
+    index_of = torch.full((len(schedule),), -1, dtype=torch.long, device=device)
+    index_of[grid] = torch.arange(len(grid), device=device)
+    k = index_of[i]
+    if (k < 0).any():
+        raise ValueError(f"positions {sorted(set(i[k < 0].tolist()))[:5]} are not on the {what} grid; pass "
+                         f"timesteps=loss.timesteps to train")
+    return i, k
+
 class DistillationLoss:
     """One stage's loss on the training ``schedule``, called like `fastdiff.diffusion.noise_loss` (so
     `fastdiff.train.train` takes it as ``loss_fn``, with ``timesteps=loss.timesteps``):
@@ -218,16 +235,8 @@ class DistillationLoss:
             raise ValueError(f"this loss was built for a schedule of {self.num_timesteps} steps, got {T}")
         self.teacher.to(device)
         grid = self.grid.to(device)
-        if i is None:
-            i = grid[torch.randint(self.steps, (x0.shape[0],), device=device, generator=generator)]
-        check_positions(schedule, i)
-        i = i.to(device)
-        index_of = torch.full((T,), -1, dtype=torch.long, device=device)
-        index_of[grid] = torch.arange(self.steps, device=device)
-        k = index_of[i]
-        if (k < 0).any():
-            raise ValueError(f"positions {sorted(set(i[k < 0].tolist()))[:5]} are not on the {self.steps}-step student "
-                             f"grid; pass timesteps=loss.timesteps to train")
+        i, k = grid_positions(schedule, grid, i, len(x0), device=device, generator=generator,
+                              what=f"{self.steps}-step student")
         if noise is None:
             noise = torch.randn(x0.shape, device=device, dtype=x0.dtype, generator=generator)
         a = extract(schedule.alpha_bar, i, x0)
