@@ -118,6 +118,7 @@ class TrainState:
     resumed_from: int | None = None     # the step this call resumed at (None: from scratch)
     last_saved: int | None = None       # the step the checkpoint file holds (None: none written by this run)
     objective: dict | None = None       # what a ``loss_fn`` says it is (``describe()``); None: the noise loss
+    loss_fn: object = None              # a ``loss_fn`` with state of its own (``stateful``): saved and restored
 
     @classmethod
     def start(cls, model: nn.Module, schedule: Schedule, cfg: TrainConfig,
@@ -154,6 +155,8 @@ class TrainState:
         """The checkpoint (`fastdiff.checkpoint`'s format, version 2); ``rng``: generator states to store instead of
         the current ones. A run with a ``loss_fn`` that describes itself also stores that as ``objective``."""
         extra = {} if self.objective is None else {"objective": self.objective}
+        if self.loss_fn is not None:
+            extra["loss_state"] = self.loss_fn.state_dict()
         return {**extra, "version": 2, "model_spec": self.spec, "train_config": dataclasses.asdict(self.cfg),
                 "schedule": self.schedule_state(), "step": self.step, "model": self.model.state_dict(),
                 "ema": self.ema.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -171,6 +174,11 @@ class TrainState:
         torch.set_rng_state(ckpt["rng"]["torch"])
         if "cuda" in ckpt["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"], self.device)
+        if self.loss_fn is not None:                # after the weights: the loss's state may refer to them
+            if "loss_state" not in ckpt:
+                raise ValueError("the checkpoint holds no state of the loss, which has state of its own (e.g. a "
+                                 "target network): it cannot resume exactly; start over (resume=False)")
+            self.loss_fn.load_state_dict(ckpt["loss_state"], self.model)
         self.step, self.history, self.last_saved = ckpt["step"], ckpt["history"], ckpt["step"]
         self.evals, self.sessions, self.resumed_from = ckpt.get("evals", []), ckpt.get("sessions", 1) + 1, ckpt["step"]
 
@@ -372,7 +380,10 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     signature it shares; progressive distillation's: `fastdiff.methods.progressive_distillation.DistillationLoss`);
     it must draw from ``generator`` (or take ``i`` and ``noise`` when given) so that resume stays exact. If it has
     ``describe() -> dict`` (e.g. its teacher's digest), that is stored in the checkpoint, and resuming with another
-    one is a change like other settings.
+    one is a change like other settings. If its ``stateful`` is true, its ``state_dict()`` (e.g. a target
+    network: `fastdiff.methods.consistency_distillation` with mu > 0) is saved with every checkpoint and
+    restored by its ``load_state_dict(state, model)`` after the model's weights on resume, so that resume stays
+    exact.
     Under ``torchrun`` (a `torch.distributed` process group is initialised: gloo on the CPU, nccl on CUDA) every
     rank trains a `DistributedDataParallel` copy on its own ``cfg.batch_size`` samples of one global batch of
     ``world_size * batch_size``: the indices, timesteps and noise of the global batch are drawn from the same
@@ -396,6 +407,8 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
     state = TrainState.start(model, schedule, cfg, device)
     describe = getattr(loss_fn, "describe", None)
     state.objective = describe() if describe is not None else None
+    if getattr(loss_fn, "stateful", False):
+        state.loss_fn = loss_fn                 # its state (a target network) goes into every checkpoint
     checkpoint = Path(checkpoint) if checkpoint else None
     # one process trains a checkpoint at a time: a second one stops here with the holder's pid (not after
     # deleting the first one's temporaries and resuming from an older step)

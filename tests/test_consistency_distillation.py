@@ -180,15 +180,16 @@ def test_the_target_network_is_an_ema_of_the_student_updated_once_per_update():
 
 @pytest.mark.parametrize("where", ["between steps", "inside a step"])
 def test_with_its_state_restored_the_target_network_resumes_exactly(where):
-    """mu > 0: `fastdiff.train.train` stores no loss state today, so this does by hand what it would need (the
-    loss's ``state_dict()`` in the checkpoint; ``load_state_dict(state, model)`` after the model's weights): 2 steps,
+    """mu > 0: the loss's state (theta^-) rides in the checkpoint (`TrainState.loss_fn`, as `train` sets it): 2 steps,
     a checkpoint (between steps, or inside step 3 after its loss, as an error saves it), 2 more = 4 in one go."""
     teacher, data = tiny_teacher(), images(16, 16)
     cfg = TrainConfig(steps=4, batch_size=4, lr=1e-3, checkpoint_every=0, ema_decay=0.9)
 
     def fresh():
-        return (TrainState.start(v_student(teacher), SCHEDULE, cfg, "cpu"),
-                ConsistencyDistillationLoss(teacher, SCHEDULE, steps=3, target_decay=0.5))
+        state = TrainState.start(v_student(teacher), SCHEDULE, cfg, "cpu")
+        state.loss_fn = ConsistencyDistillationLoss(teacher, SCHEDULE, steps=3, target_decay=0.5)
+        assert state.loss_fn.stateful
+        return state, state.loss_fn
 
     def run(state, loss, steps):
         for _ in range(steps):
@@ -201,31 +202,33 @@ def test_with_its_state_restored_the_target_network_resumes_exactly(where):
     rng = first.rng_state()
     if where == "inside a step":
         compute_gradients(first, data, first_loss.timesteps, first_loss)        # the target folds in step 2 here
-    ckpt = copy.deepcopy({**first.to_checkpoint(rng), "loss_state": first_loss.state_dict()})
+    ckpt = copy.deepcopy(first.to_checkpoint(rng))
     assert ckpt["loss_state"]["current"] == (where == "inside a step")
     resumed, resumed_loss = fresh()
     resumed.load(ckpt)
-    resumed_loss.load_state_dict(ckpt["loss_state"], resumed.model)
     run(resumed, resumed_loss, 2)
     for a, b in [(straight.model, resumed.model), (straight.ema, resumed.ema), (loss.target, resumed_loss.target)]:
         for x, y in zip(a.state_dict().values(), b.state_dict().values()):
             assert torch.equal(x, y)
 
 
-def _train(student, teacher, path, steps, until=None, data=None, grid=3):
+def _train(student, teacher, path, steps, until=None, data=None, grid=3, mu=0.0):
     cfg = TrainConfig(steps=steps, batch_size=4, lr=1e-3, log_every=1, checkpoint_every=0, ema_decay=0.9)
-    loss = ConsistencyDistillationLoss(teacher, SCHEDULE, steps=grid)
+    loss = ConsistencyDistillationLoss(teacher, SCHEDULE, steps=grid, target_decay=mu)
     data = images(16, 11) if data is None else data
     return train(student, data, SCHEDULE, cfg, checkpoint=path, progress=False, device="cpu", until=until,
                  loss_fn=loss, timesteps=loss.timesteps)
 
 
-def test_training_through_train_resumes_exactly(tmp_path):
+@pytest.mark.parametrize("mu", [0.0, 0.5])
+def test_training_through_train_resumes_exactly(tmp_path, mu):
+    """In two pieces through `train` = in one; with mu > 0 the checkpoint carries theta^- (mu = 0: no loss state)."""
     teacher = tiny_teacher()
-    straight = _train(v_student(teacher), teacher, tmp_path / "straight.pt", 4)
-    first = _train(v_student(teacher), teacher, tmp_path / "pieces.pt", 4, until=2)
+    straight = _train(v_student(teacher), teacher, tmp_path / "straight.pt", 4, mu=mu)
+    first = _train(v_student(teacher), teacher, tmp_path / "pieces.pt", 4, until=2, mu=mu)
     assert first["step"] == 2
-    resumed = _train(v_student(teacher), teacher, tmp_path / "pieces.pt", 4)
+    assert ("loss_state" in torch.load(tmp_path / "pieces.pt", weights_only=False)) == (mu > 0)
+    resumed = _train(v_student(teacher), teacher, tmp_path / "pieces.pt", 4, mu=mu)
     assert resumed["resumed_from"] == 2 and resumed["step"] == 4
     for key in ("model", "ema"):
         for a, b in zip(straight[key].state_dict().values(), resumed[key].state_dict().values()):

@@ -30,16 +30,15 @@ Consistency Models", Sec. 3.3). We keep L2 by default: pseudo-Huber's gain in th
 noisy single-sample targets of consistency *training*; distillation's target is a deterministic teacher step.
 
 Target network. theta^- <- stopgrad(mu theta^- + (1 - mu) theta) after each update (Alg. 2; mu = 0.95 for CD on
-CIFAR-10). `fastdiff.train.train` neither passes its EMA (kept for evaluation and export) to the loss nor saves any
-state of a ``loss_fn``, so a target network with mu > 0 lives in the loss, where a resumed run would restart it from
-the student. mu = 0 (theta^- = stopgrad(theta), which Song & Dhariwal 2023, Sec. 3.2, argue for in consistency
-training: with mu > 0 the objective's N -> infinity limit is not consistency matching) needs no state: the loss is a
-function of the weights the checkpoint holds, and resume is exact (tested). That is our default and the recipe's.
-With mu > 0 the loss keeps theta^- (a frozen copy of the student made at the first call, as Alg. 2's theta^- <-
+CIFAR-10). `fastdiff.train.train` does not pass its EMA (kept for evaluation and export) to the loss, so a target
+network with mu > 0 lives in the loss. mu = 0 (theta^- = stopgrad(theta), which Song & Dhariwal 2023, Sec. 3.2,
+argue for in consistency training: with mu > 0 the objective's N -> infinity limit is not consistency matching)
+needs no state: the loss is a function of the weights the checkpoint holds, and resume is exact (tested); it is the
+default and the first recipe's (``distill/cd``); ``distill/cd-mu95`` trains with the paper's mu = 0.95. With mu > 0 the loss keeps theta^- (a frozen copy of the student made at the first call, as Alg. 2's theta^- <-
 theta) and folds in the student's new weights at the next call after each optimizer step (the weights' version
-counters say when they changed); `state_dict` and `load_state_dict(state, model)` carry it, and resume is exact when
-a trainer saves the first with the checkpoint and calls the second after loading the model's weights (tested by
-hand; `fastdiff.train` does not do it yet).
+counters say when they changed); its ``stateful`` is then true, so `fastdiff.train.train` saves its `state_dict`
+with every checkpoint and calls `load_state_dict(state, model)` after loading the model's weights: resume stays
+exact (tested, between steps and inside one).
 """
 from __future__ import annotations
 
@@ -179,6 +178,11 @@ class ConsistencyDistillationLoss:
                 "teacher_weights": digest(self.teacher.state_dict())}
 
     # the target network theta^- (mu > 0)
+    @property
+    def stateful(self) -> bool:
+        """Whether the loss has state a checkpoint must carry (theta^-, when mu > 0)."""
+        return self.target_decay > 0
+
     def state_dict(self) -> dict:
         """The loss's own state: theta^- (None with mu = 0 or before the first call), and whether it already holds
         the student's current weights (the update is folded in lazily, at the call after the optimizer's step)."""
