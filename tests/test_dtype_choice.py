@@ -115,11 +115,23 @@ def test_the_notebook_run_resolves_its_dtype_per_model(timings, tmp_path, capsys
     model = Scale()
     auto = setup("test", profile="smoke", dtype="auto", output_dir=tmp_path, quiet=True)
     assert auto.dtype_asked == "auto"
+    trained_in = auto.dtype
     assert auto.inference_dtype(model, example(), cache=False) is torch.bfloat16
     assert "sampling dtype bf16: bf16 ran 2.00x" in capsys.readouterr().out
+    # from here the run samples, and labels what it samples, in the chosen precision; training's stays as it was
+    assert auto.dtype is torch.bfloat16 and auto.dtype_name == "bf16" and auto.env["dtype"] == "bf16"
+    assert "2.00x" in auto.env["dtype_choice"] and auto.train_dtype is trained_in
+    timings.ms = {"fp32": 10.0, "bf16": 20.0}                    # another model, slower in bf16: fp32 again
+    assert auto.inference_dtype(Scale(3), example(), cache=False, quiet=True) is torch.float32
+    assert auto.env["dtype"] == "fp32" and "below the 1.1x margin" in auto.env["dtype_choice"]
+    kept = setup("test", profile="smoke", dtype="auto", output_dir=tmp_path, quiet=True)
+    timings.ms = {"fp32": 10.0, "bf16": 5.0}
+    assert kept.inference_dtype(model, example(), cache=False, quiet=True, adopt=False) is torch.bfloat16
+    assert kept.dtype is trained_in and "dtype_choice" not in kept.env
     fixed = setup("test", profile="smoke", dtype="fp32", output_dir=tmp_path, quiet=True)
     assert fixed.inference_dtype(model, example(), quiet=True) is torch.float32
-    assert len(timings.timed) == 1
+    assert len(timings.timed) == 3
+    assert "(as asked)" in fixed.banner() and "sampling in the precision measured" in auto.banner()
 
 
 def test_bad_inputs_are_named(timings):

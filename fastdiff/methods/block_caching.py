@@ -15,8 +15,18 @@ per image, averaged over the batch. `calibrate` measures it for every block on o
 every block at every call. `cache_schedule` sets the schedule from it: block i computes at call 0, and
 at call c when its change accumulated since its last computation, sum_{s=last+1}^{c} L1rel(i, s), reaches the
 threshold delta (``>=``, so delta = 0 computes every block at every call); at the other calls its cached output is
-reused. The paper's learned per-block scale-shift adjustment of the cached outputs is left out: this is
-the training-free part of the method.
+reused. That is the training-free part of the method.
+
+The paper's scale-shift adjustment (its section "Scale-Shift Adjustment") is the learned part: where the schedule has block i reuse its cache
+at call c, the walk takes
+
+    y_i(c) = (1 + s_{i,c}) * o_i(last) + h_{i,c},
+
+o_i(last) the block's output at its last computation, s_{i,c} and h_{i,c} vectors over its output channels (`ScaleShift`,
+one pair per reused (block, call), zero at init: the adjusted model is then the unadjusted one, bit for bit, tested).
+`AdjustedBlockCaching` is the stored model: the schedule, the sampler and steps it was calibrated for and the U-Net
+it wraps (frozen) in its config, s and h its only trainable weights; it learns them in a student-teacher setup
+(`fastdiff.methods.block_caching_adjust`).
 
 It is a wrapper over the level walk: for the length of one call it stands in for the forward of every block module
 of the base U-Net (restored when the call returns), so the wrapped model's walk runs as ever, with its hooks (VGG
@@ -35,11 +45,14 @@ or under it; it stacks over a VGG feature fusion.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
 import torch
 from torch import nn
 
+from ..registry import build_model, register_architecture
+from ..sampling import DDIM, Sampler, get_sampler
 from ..unet import LevelHooks, UNetWrapper
 
 # {block name: the 0-based call indices of a sampling run at which the block computes}
@@ -62,6 +75,13 @@ def blocks(model: nn.Module) -> dict[str, nn.Module]:
 def block_names(model: nn.Module) -> list[str]:
     """The names of the blocks a cache schedule may name, in walk order."""
     return list(blocks(model))
+
+
+def block_channels(model: nn.Module) -> dict[str, int]:
+    """The output channels of every block: C_l for the blocks of encoder and decoder level l, C_{N-1} the middle's."""
+    c = model.base.config
+    return {name: c.level_channels(c.num_levels - 1 if name == "middle" else int(name.split(".")[1]))
+            for name in block_names(model)}
 
 
 def relative_l1(new: torch.Tensor, old: torch.Tensor) -> float:
@@ -120,6 +140,57 @@ def cache_schedule(changes: Mapping[str, list], threshold: float) -> dict[str, f
     return schedule
 
 
+class ScaleShift(nn.Module):
+    """The scale-shift adjustment of cached block outputs: for each (block i, call c) of ``calls`` ({block name: the
+    calls at which it reuses its cache}) y = (1 + s_{i,c}) * y_cached + h_{i,c}, s and h vectors over the block's
+    ``channels`` ({block name: C}), zero at init. Block i's s (and h) for all its calls is one (calls, C) weight,
+    ``scale.<name>`` (``shift.<name>``), its name's dots as underscores; the other (block, call) pairs pass as they
+    are."""
+
+    def __init__(self, calls: Mapping[str, Iterable[int]], channels: Mapping[str, int]):
+        super().__init__()
+        self.rows: dict[str, dict[int, int]] = {}          # block name -> {call index: row of s and h}
+        for name, indices in calls.items():
+            if name not in channels:
+                raise ValueError(f"the scale-shift names {name!r}, no block of this U-Net; its blocks are "
+                                 f"{', '.join(channels)}")
+            indices = sorted(set(indices))
+            if any(isinstance(i, bool) or not isinstance(i, int) or i < 0 for i in indices):
+                raise ValueError(f"the scale-shift calls of block {name!r} must be call indices >= 0, got {indices!r}")
+            if indices:
+                self.rows[name] = {c: row for row, c in enumerate(indices)}
+        self.scale = nn.ParameterDict({_key(n): nn.Parameter(torch.zeros(len(r), channels[n])) for n, r in
+                                       self.rows.items()})
+        self.shift = nn.ParameterDict({_key(n): nn.Parameter(torch.zeros(len(r), channels[n])) for n, r in
+                                       self.rows.items()})
+
+    def pairs(self) -> list[tuple[str, int]]:
+        """The adjusted (block name, call index) pairs."""
+        return [(name, c) for name, rows in self.rows.items() for c in rows]
+
+    def forward(self, name: str, index: int, y: torch.Tensor) -> torch.Tensor:
+        row = self.rows.get(name, {}).get(index)
+        if row is None:
+            return y
+        s, h = self.scale[_key(name)][row], self.shift[_key(name)][row]
+        if y.shape[1] != s.numel():
+            raise ValueError(f"the scale-shift of block {name!r} has {s.numel()} channels, its output {y.shape[1]}")
+        shape = (1, -1) + (1,) * (y.ndim - 2)                  # over the channels of (batch, C, H, W)
+        return y * (1 + s.to(y.dtype).view(shape)) + h.to(y.dtype).view(shape)
+
+    def check_finite(self) -> None:
+        bad = [f"{part}.{key}" for part in ("scale", "shift") for key, w in getattr(self, part).items()
+               if not bool(torch.isfinite(w).all())]
+        if bad:
+            raise ValueError(f"the scale-shift weights {', '.join(bad)} hold NaN or inf (a diverged training?); "
+                             f"load finite ones")
+
+
+def _key(name: str) -> str:
+    """A block name as a weight name (no dots): "decoder.1.blocks.0" -> "decoder_1_blocks_0"."""
+    return name.replace(".", "_")
+
+
 class BlockCaching(UNetWrapper):
     """A sampler-ready ``model(x_t, t, **cond)`` whose blocks compute only at the calls of their cache schedule and
     reuse their last output at the others. ``schedule``: {block name (`block_names`): call indices that compute};
@@ -141,6 +212,7 @@ class BlockCaching(UNetWrapper):
         self._recording = False                           # calibrating: every computed block's L1rel is recorded
         self.calls = {"full": 0, "cached": 0}
         self.runs = 0
+        self.adjust: ScaleShift | None = None              # the scale-shift of the cached outputs (none: as cached)
         self.reset()
 
     def _checked(self, schedule, num_calls: int | None) -> dict[str, frozenset[int]]:
@@ -192,13 +264,21 @@ class BlockCaching(UNetWrapper):
         """Whether block ``name`` computes at call ``index`` of a run (given a cache it may reuse)."""
         return name not in self.schedule or index in self.schedule[name]
 
+    def reused_calls(self) -> dict[str, list[int]]:
+        """{block name: the calls of a ``num_calls`` run at which the schedule has it reuse its cache} (blocks that
+        compute at every call left out)."""
+        if self.num_calls is None:
+            raise ValueError("the reused calls of a schedule need its num_calls (the calls of a run)")
+        reused = {name: [c for c in range(self.num_calls) if not self.computes(name, c)] for name in self.names}
+        return {name: calls for name, calls in reused.items() if calls}
+
     def _cached_forward(self, name: str, index: int, forward: Callable) -> Callable:
         def block(h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
             key, cached = (h.shape, h.dtype, h.device), self._cache.get(name)
             if cached is not None and cached[0] == key and not self.computes(name, index):
                 self.calls["cached"] += 1
                 self.run_calls["cached"] += 1
-                return cached[1]
+                return cached[1] if self.adjust is None else self.adjust(name, index, cached[1])
             out = forward(h, emb)
             if self._recording:
                 fits = cached is not None and cached[0] == key
@@ -234,3 +314,57 @@ class BlockCaching(UNetWrapper):
         """The share of block calls that computed so far (1 without caching; not weighted by the blocks' cost)."""
         n = self.calls["full"] + self.calls["cached"]
         return self.calls["full"] / n if n else 1.0
+
+
+@dataclass
+class ScaleShiftConfig:
+    inner: dict                      # the wrapped model's spec (`fastdiff.registry.model_spec`)
+    schedule: dict                   # {block name: sorted call indices that compute} (`cache_schedule`)
+    num_calls: int                   # the calls of the run it was calibrated on
+    sampler: str = "ddim"            # that run's sampler (a `fastdiff.sampling.SAMPLERS` name) ...
+    sampler_options: dict = field(default_factory=dict)    # ... its options (DDIM: {"eta": 0.0})
+    steps: int = 50                  # ... and steps (on the training schedule)
+
+
+@register_architecture("block-caching-scale-shift")
+class AdjustedBlockCaching(BlockCaching):
+    """`BlockCaching` with the learned scale-shift of its cached outputs (`ScaleShift`, ``adjust``), for one
+    ``sampler`` in ``steps`` steps (the run its ``schedule`` was calibrated on: ``sampler.nfe(steps) == num_calls``).
+    The wrapped model is frozen (``requires_grad`` off, kept in eval mode by ``train()``): s and h are the only
+    weights that train. With s = h = 0 (at init) it samples what `BlockCaching` with the same schedule samples."""
+
+    def __init__(self, inner: nn.Module, *, schedule: Schedule, num_calls: int, sampler: Sampler = DDIM,
+                 steps: int):
+        sampler = get_sampler(sampler)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"steps must be a positive integer, got {steps!r}")
+        if isinstance(num_calls, bool) or not isinstance(num_calls, int) or sampler.nfe(steps) != num_calls:
+            raise ValueError(f"the schedule covers {num_calls!r} calls, and {sampler.describe(steps)} makes "
+                             f"{sampler.nfe(steps)}: give the sampler and steps it was calibrated on")
+        super().__init__(inner, schedule=schedule, num_calls=num_calls)
+        self.inner.requires_grad_(False)
+        self.sampler, self.steps = sampler, steps
+        self.adjust = ScaleShift(self.reused_calls(), block_channels(self))
+        self.config = ScaleShiftConfig(self.inner_spec(), {n: sorted(c) for n, c in sorted(self.schedule.items())},
+                                       num_calls, sampler.name, dict(sampler.options), steps)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "AdjustedBlockCaching":
+        cfg = ScaleShiftConfig(**config)
+        sampler = get_sampler(cfg.sampler).with_options(**cfg.sampler_options)
+        return cls(build_model(cfg.inner), schedule=cfg.schedule, num_calls=cfg.num_calls, sampler=sampler,
+                   steps=cfg.steps)
+
+    @classmethod
+    def from_cache(cls, cache: BlockCaching, *, sampler: Sampler = DDIM, steps: int) -> "AdjustedBlockCaching":
+        """The adjusted model of a (calibrated) block cache: its model, schedule and calls, zero s and h."""
+        return cls(cache.inner, schedule=cache.schedule, num_calls=cache.num_calls, sampler=sampler, steps=steps)
+
+    def train(self, mode: bool = True) -> "AdjustedBlockCaching":
+        super().train(mode)
+        self.inner.train(False)          # the frozen model is a fixed function (no dropout) in training too
+        return self
+
+    def prepare_condition(self, x: torch.Tensor, cond: dict) -> dict:
+        self.adjust.check_finite()
+        return super().prepare_condition(x, cond)

@@ -23,6 +23,7 @@ class NotebookRun:
     out: Path
     env: dict = field(default_factory=dict)
     dtype_asked: str = "auto"          # the name given to `setup`; `inference_dtype` resolves it per model
+    train_dtype: torch.dtype | None = None   # what `setup` resolved (training's precision); `dtype` may change later
 
     @property
     def dtype_name(self) -> str:
@@ -30,23 +31,29 @@ class NotebookRun:
         return dtype_name(self.dtype)
 
     def inference_dtype(self, model: torch.nn.Module, example=None, *, batch_size: int | None = None,
-                        quiet: bool = False, **options) -> torch.dtype:
+                        quiet: bool = False, adopt: bool = True, **options) -> torch.dtype:
         """The precision to sample ``model`` in (issue 30): the dtype asked for when it was fixed; with ``auto``,
         the faster of fp32 and bf16 for this model on this machine, measured once per model and batch shape
         (`fastdiff.measure.dtype_choice.resolve_dtype_for`; on one AMX CPU bf16 for the CIFAR-10 U-Net, fp32 for
-        the digits U-Net). ``example`` is (x, t) or (x, t, cond), else the model's own inputs of ``batch_size``.
-        `dtype` stays what training uses (``train_amp``); the labels of rows sampled this way should carry the
-        returned dtype. Prints the reason unless ``quiet``."""
+        the digits U-Net), not read from the instruction set. ``example`` is (x, t) or (x, t, cond), else the
+        model's own inputs of ``batch_size`` (give the sampling batch: the answer depends on it). ``adopt``: from
+        here on the run's `dtype` and its labels (``env["dtype"]``, ``env["dtype_choice"]``) are the chosen one, so
+        every row sampled after it is labelled with the precision it ran in; training, which a notebook does before
+        it samples, used the dtype `setup` resolved (kept as ``train_dtype``). Prints the reason unless ``quiet``."""
         dtype, record = resolve_dtype_for(self.dtype_asked, model, example, device=self.device,
                                           batch_size=batch_size, **options)
+        reason = f"{record['reason']}{' (cached)' if record.get('cached') else ''}"
+        if adopt:
+            self.dtype = dtype
+            self.env["dtype"], self.env["dtype_choice"] = dtype_name(dtype), reason
         if not quiet:
-            print(f"sampling dtype {record['dtype']}: {record['reason']}{' (cached)' if record.get('cached') else ''}")
+            print(f"sampling dtype {record['dtype']}: {reason}")
         return dtype
 
     def banner(self, *, data: str = "", weights: str = "") -> str:
         lines = [f"{self.notebook} · profile {self.profile} · seed {self.seed}",
                  f"device  {self.env['device']}",
-                 f"dtype   {self.dtype_name}{_dtype_reason(self.device, self.dtype)}",
+                 f"dtype   {self.dtype_name}{_dtype_reason(self.device, self.dtype, self.dtype_asked)}",
                  f"torch   {self.env['torch']} · python {self.env['python']}"]
         if data:
             lines.append(f"data    {data}")
@@ -56,11 +63,13 @@ class NotebookRun:
         return "\n".join(lines)
 
 
-def _dtype_reason(device: torch.device, dtype: torch.dtype) -> str:
-    if device.type == "cpu" and dtype == torch.float32 and not cpu_features()["amx"]:
-        return (f" (auto picks bf16 on a CPU only with AMX, which this {instruction_class()} CPU lacks; whether bf16 "
-                f"would be faster here was not measured in this run: notebook 05 measures it on this machine)")
-    return ""
+def _dtype_reason(device: torch.device, dtype: torch.dtype, asked: str = "auto") -> str:
+    if asked != "auto":
+        return " (as asked)"
+    why = ("bf16 on a GPU with bf16 or a CPU with AMX, else fp32" if dtype == torch.bfloat16 or device.type == "cuda"
+           or cpu_features()["amx"] else f"bf16 only on AMX CPUs and bf16 GPUs; this is an {instruction_class()} CPU")
+    return (f" for training (auto: {why}); sampling in the precision measured faster for each notebook's model "
+            f"where it is loaded (printed there)")
 
 
 def setup(notebook: str, *, profile: str, device: str = "auto", dtype: str = "auto", seed: int = 0,
@@ -82,7 +91,7 @@ def setup(notebook: str, *, profile: str, device: str = "auto", dtype: str = "au
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"output_dir {str(out)!r} cannot be created ({e.strerror}); choose a writable folder") from e
-    run = NotebookRun(notebook, profile, seed, dev, dt, out, environment(dev, dt), dtype_asked=dtype)
+    run = NotebookRun(notebook, profile, seed, dev, dt, out, environment(dev, dt), dtype_asked=dtype, train_dtype=dt)
     if not quiet:
         print(run.banner(data=data, weights=weights))
     return run

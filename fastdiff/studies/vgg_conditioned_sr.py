@@ -370,7 +370,7 @@ def get_models(profile: SRProfile, *, weights: str, run, vgg_weights: str, train
             (run.out / checkpoint_name(name)).unlink(missing_ok=True)
     trained = train_variants(profile, train_hr, val_hr, schedule, out_dir=run.out, device=run.device,
                              variants=profile.variants,
-                             vgg_weights=vgg_weights, resume=resume, dtype=run.dtype, seed=run.seed,
+                             vgg_weights=vgg_weights, resume=resume, dtype=run.train_dtype or run.dtype, seed=run.seed,
                              val_labels=val_labels)
     models = {name: r["ema"].eval() for name, r in trained.items()}
     curves = {name: r["evals"] for name, r in trained.items()}
