@@ -16,8 +16,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import signal
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ from .data import check_training_data, get_batch
 from .devices import DTYPES
 from .diffusion import Schedule, noise_loss
 from .files import DiskFullError, file_lock
+from .interrupts import GracefulInterrupt, Interrupted  # noqa: F401  (Interrupted: public API)
 from .progress import progress_bar
 from .registry import model_spec
 from .train_config import TrainConfig, lr_at, resume_differences
@@ -43,45 +42,6 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
         e.lerp_(p.detach(), 1 - decay)
     for e, b in zip(ema.buffers(), model.buffers()):
         e.copy_(b)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training was stopped by a signal (Ctrl-C, SIGTERM from ``timeout``, ``kill`` or a scheduler, SIGHUP from a
-    closed terminal) after its state was saved; ``signal_name`` says which."""
-
-    def __init__(self, signum: int):
-        self.signum, self.signal_name = signum, signal.Signals(signum).name
-        super().__init__(f"training stopped by {self.signal_name}")
-
-
-class _GracefulInterrupt:
-    """The first SIGINT (Ctrl-C, a Jupyter kernel interrupt), SIGTERM or SIGHUP: finish the step, save, then raise
-    `Interrupted`. A second one stops at once (the checkpoint then keeps its last saved step)."""
-    SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
-
-    def __init__(self):
-        self.signum = None
-        self._old = {}
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                self._old[s] = signal.getsignal(s)
-                signal.signal(s, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            raise Interrupted(signum)
-        self.signum = signum
-
-    def __exit__(self, *exc):
-        for s, old in self._old.items():
-            signal.signal(s, old)
 
 
 # ----------------------------------------------------------------------------------------------- the state
@@ -426,7 +386,7 @@ def train(model: nn.Module, data, schedule: Schedule, cfg: TrainConfig, *, check
         if evaluate is not None and not any(e["step"] == state.step for e in state.evals):
             run_evaluation(state, evaluate, clock)
         mid_step, rng_before = False, None
-        with _GracefulInterrupt() as interrupt:
+        with GracefulInterrupt() as interrupt:
             try:
                 while state.step < target:
                     mid_step, rng_before = True, state.rng_state()  # until the update an error saves this state

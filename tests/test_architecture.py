@@ -19,7 +19,7 @@ from fastdiff.unet import SuperResUNet, UNet, build_unet
 
 PACKAGE = Path(__file__).resolve().parents[1] / "fastdiff"
 DATA = Path(__file__).parent / "data"
-CORE = {"diffusion", "sampling", "nn", "unet", "registry", "train", "checkpoint", "data", "weights",
+CORE = {"diffusion", "sampling", "nn", "unet", "registry", "train", "interrupts", "checkpoint", "data", "weights",
         "results", "verdicts", "zoo", "info", "runner", "distributed", "files", "train_config",
         "devices", "checks", "profiles", "progress", "portable_json", "recipes", "papers", "solvers", "diffusers_io"}
 ENTRY_POINTS = {"__init__", "__main__", "cli", "swin_torchrun"}      # may import anything (swin_torchrun: torchrun)
@@ -172,7 +172,7 @@ def test_the_cycle_test_sees_a_cycle_through_a_local_import(tmp_path):
 # importing no study), or inside its own notebook; `zoo_recipes` gathers every study's recipes and no study imports it.
 STUDY_LEAVES = {"common", "digits_unet", "inference_ladder"}
 STUDY_TOP = {"zoo_recipes"}
-NOTEBOOK_OF = {"diffusion_basics": "00", "diffusion_basics_fd": "00", "vgg_conditioned_sr": "01", "vgg_sr_evaluation": "01", "digit_vgg": "01",
+NOTEBOOK_OF = {"speed_quality_map_points": "07", "diffusion_basics": "00", "diffusion_basics_fd": "00", "vgg_conditioned_sr": "01", "vgg_sr_evaluation": "01", "digit_vgg": "01",
                "adaptive_layer_skipping": "02", "adaptive_layer_skipping_claims": "02",
                "adaptive_layer_skipping_fd": "02", "continuous_unet": "03", "continuous_unet_fd": "03", "continuous_unet_sweep": "03",
                "patch_parallel_sr": "04",

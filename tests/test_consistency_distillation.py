@@ -11,7 +11,7 @@ from torch import nn
 
 from fastdiff import zoo
 from fastdiff.diffusion import make_schedule
-from fastdiff.methods.consistency_distillation import (ConsistencyDistillationLoss, consistency_function,
+from fastdiff.methods.consistency_distillation import (CONSISTENCY, ConsistencyDistillationLoss, consistency_function,
                                                        consistency_sample, consistency_target, consistency_timesteps,
                                                        teacher_ode_step)
 from fastdiff.methods.progressive_distillation import VPrediction, student_schedule, student_timesteps, v_student
@@ -130,6 +130,12 @@ def test_multistep_sampling_and_its_times():
         by_hand = consistency_function(student, a.sqrt().float() * x1 + (1 - a).sqrt().float() * noise,
                                        torch.full((2,), 499), SCHEDULE).clamp(-1, 1)
     assert torch.allclose(two, by_hand, atol=1e-6) and x1.abs().max() <= 1
+    # the same through the samplers' interface (what the map samples): the training schedule, 1 or 2 steps
+    for steps, expected in ((1, x1), (2, two)):
+        got = sampler_call(student, SCHEDULE, CONSISTENCY, steps, x_T, seed=5)()
+        assert torch.equal(got, expected) and CONSISTENCY.nfe(steps) == steps
+    with pytest.raises(ValueError, match="sample_steps must be an integer in 1..18"):
+        sampler_call(student, SCHEDULE, CONSISTENCY, 19, x_T)()
 
 
 def test_a_perfect_consistency_function_has_zero_loss_and_only_the_student_trains():

@@ -29,16 +29,19 @@ sqrt(|x - y|^2 + c^2) - c, c = 0.00054 sqrt(dim) (Song & Dhariwal 2023, "Improve
 Consistency Models", Sec. 3.3). We keep L2 by default: pseudo-Huber's gain in that paper is robustness to the
 noisy single-sample targets of consistency *training*; distillation's target is a deterministic teacher step.
 
-Target network. theta^- <- stopgrad(mu theta^- + (1 - mu) theta) after each update (Alg. 2; mu = 0.95 for CD on
-CIFAR-10). `fastdiff.train.train` does not pass its EMA (kept for evaluation and export) to the loss, so a target
-network with mu > 0 lives in the loss. mu = 0 (theta^- = stopgrad(theta), which Song & Dhariwal 2023, Sec. 3.2,
-argue for in consistency training: with mu > 0 the objective's N -> infinity limit is not consistency matching)
-needs no state: the loss is a function of the weights the checkpoint holds, and resume is exact (tested); it is the
-default and the first recipe's (``distill/cd``); ``distill/cd-mu95`` trains with the paper's mu = 0.95. With mu > 0 the loss keeps theta^- (a frozen copy of the student made at the first call, as Alg. 2's theta^- <-
-theta) and folds in the student's new weights at the next call after each optimizer step (the weights' version
-counters say when they changed); its ``stateful`` is then true, so `fastdiff.train.train` saves its `state_dict`
-with every checkpoint and calls `load_state_dict(state, model)` after loading the model's weights: resume stays
-exact (tested, between steps and inside one).
+Target network. theta^- <- stopgrad(mu theta^- + (1 - mu) theta) after each update (Alg. 2). The paper's CIFAR-10 CD
+used mu = 0, theta^- = stopgrad(theta) (its released CIFAR-10 configuration, ``training.stopgrad``, with no target
+EMA), and mu = 0.95 on ImageNet 64 and LSUN. `fastdiff.train.train` does not pass its EMA (kept for evaluation and
+export) to the loss, so a target network with mu > 0 lives in the loss. mu = 0 (theta^- = stopgrad(theta), which
+Song & Dhariwal 2023, Sec. 3.2, argue for in consistency training: with mu > 0 the objective's N -> infinity limit
+is not consistency matching) needs no state: the loss is a function of the weights the checkpoint holds, and resume
+is exact (tested); it is the default and the first recipe's (``distill/cd``, the CIFAR-10 setting);
+``distill/cd-mu95`` trains with the ImageNet 64 setting, mu = 0.95, as an ablation. With mu > 0 the loss keeps
+theta^- (a frozen copy of the student made at the first call, as Alg. 2's theta^- <- theta) and folds in the
+student's new weights at the next call after each optimizer step (the weights' version counters say when they
+changed); its ``stateful`` is then true, so `fastdiff.train.train` saves its `state_dict` with every checkpoint and
+calls `load_state_dict(state, model)` after loading the model's weights: resume stays exact (tested, between steps
+and inside one).
 """
 from __future__ import annotations
 
@@ -52,6 +55,7 @@ from torch import nn
 from ..checkpoint import digest
 from ..diffusion import Schedule, check_positions, extract
 from ..registry import model_spec
+from ..sampling import Sampler, prepare_condition
 from .progressive_distillation import grid_positions, student_timesteps, teacher_steps
 
 METRICS = ("l2", "pseudo-huber")
@@ -131,6 +135,23 @@ def consistency_sample(model, schedule: Schedule, x_T: torch.Tensor, timesteps, 
         if clip_x0:
             x = x.clamp(-1, 1)
     return x
+
+
+def sample_consistency(model, x: torch.Tensor, schedule: Schedule, *, steps: int | None = None,
+                       cond: dict | None = None, generator: torch.Generator | None = None, callback=None,
+                       progress: bool = True, grid_steps: int = 18, clip_x0: bool = True) -> torch.Tensor:
+    """`consistency_sample` in the samplers' shared signature (`fastdiff.sampling`), so that a map point or a
+    notebook samples a consistency model like any other: ``steps`` (default 1) times of `consistency_timesteps` on
+    the ``grid_steps``-point training grid of ``schedule``, the *training* schedule (not respaced: the times are its
+    positions). One sampling run: `prepare_condition` is called once. ``callback`` and ``progress`` are accepted
+    and unused (at most a few steps)."""
+    del callback, progress
+    ts = consistency_timesteps(len(schedule), grid_steps, 1 if steps is None else steps)
+    cond = prepare_condition(model, x, cond)
+    return consistency_sample(model, schedule, x, ts, generator=generator, cond=cond, clip_x0=clip_x0)
+
+
+CONSISTENCY = Sampler("consistency", "consistency (Alg. 1)", sample_consistency)
 
 
 # ----------------------------------------------------------------------------------------------- the loss

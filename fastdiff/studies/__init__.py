@@ -21,8 +21,9 @@ these (``fastdiff/README.md`` maps every module).
 - `performance_claims` (05): the proposal's expectations, their verdicts and the results file;
 - `fool_rate_game` (06): the paper's fool rates and the game's profiles;
 - `sr_map` (07): the SR panels of studies 1 and 4 (time per image against PSNR / SSIM / LR-PSNR);
-- `speed_quality_map` (07): the digits speed/quality map: points (a model, a sampler and steps, the methods that wrap
-  it: layer skipping, DeepCache, a ladder rung), their measurement, the Pareto front and the headline;
+- `speed_quality_map` (07): the digits speed/quality map: its points' measurement, the Pareto front and the headline;
+  `speed_quality_map_points`: the points (a model, a sampler and steps, the methods that wrap it: layer skipping,
+  DeepCache, a ladder rung, a step cache), the zoo models they sample;
 - `report` (07, ``fastdiff report``): every results file's verdicts in one table, the maps read back and drawn;
 - `report_claims` (07): the claims of the methods the report adds (fast solvers, DeepCache).
 """

