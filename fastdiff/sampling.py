@@ -2,15 +2,14 @@
 
 Shared signature: ``sample_x(model, x, schedule, *, steps=None, cond=None, generator=None, callback=None,
 progress=True)``. ``x`` is the starting noise x_T; device and dtype follow it. ``steps`` places the sampler's own
-timesteps on ``schedule`` (the training schedule): DDPM, DDIM, DPM-Solver++, UniPC, DEIS and iPNDM keep ``steps`` evenly
-spaced ones (`space_timesteps`), Heun ``steps`` Karras noise levels at fractional timesteps; None samples on
+timesteps on ``schedule`` (the training schedule): DDPM, DDIM, DPM-Solver++, UniPC, DEIS and iPNDM keep ``steps``
+evenly spaced ones (`space_timesteps`), Heun ``steps`` Karras noise levels at fractional timesteps; None samples on
 ``schedule`` as it is (e.g. one respaced beforehand). Conditioning that is fixed for the call is prepared once
-(`prepare_condition`). ``callback`` receives a dict per step (``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the
-predicted x_0) for plots and per-step timing.
+(`prepare_condition`). ``callback`` receives a dict per step (``i``, ``t``, ``x`` = x_{t-1}, ``x0`` = the predicted
+x_0) for plots and per-step timing.
 
-A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`, `UNIPC`, `DEIS`, `IPNDM`) is such a function with its options
-(``DDIM.with_options(eta=1)``), its label for result rows and ``nfe(steps)``, its number of network evaluations;
-it is called like the function. `SAMPLERS` names them for parameters given as text (`get_sampler`).
+A `Sampler` (`DDPM`, `DDIM`, `DPMPP_2M`, `HEUN`, `UNIPC`, `DEIS`, `IPNDM`) is such a function with its options, label
+and ``nfe(steps)``, called like the function; `SAMPLERS` names them for text parameters (`get_sampler`).
 """
 from __future__ import annotations
 
@@ -370,20 +369,18 @@ def _one_per_step(steps: int) -> int:
     return steps
 
 
-def _heun_evaluations(steps: int) -> int:
-    return 2 * steps - 1                    # two per step but the last, an Euler step to sigma = 0
+def _heun_evaluations(steps: int) -> int:    # two per step but the last, an Euler step to sigma = 0
+    return 2 * steps - 1
 
 
-_SHARED = ("steps", "cond", "generator", "callback", "progress")      # the shared signature, not options
-_SYMBOLS = {"eta": "η"}
+SHARED_ARGUMENTS = ("steps", "cond", "generator", "callback", "progress")   # the shared signature, not options
 
 
 @dataclass(frozen=True)
 class Sampler:
-    """A sampler chosen by function, k-diffusion style: calling it runs ``fn`` in the shared signature (see the
-    module docstring) with this sampler's ``options`` (`with_options`: DDIM's eta). ``nfe(steps)`` is the number
-    of network evaluations of one call with ``steps``; ``label`` names it in result rows, ``name`` in text
-    parameters (`get_sampler`)."""
+    """A sampler chosen by function, k-diffusion style: calling it runs ``fn`` in the shared signature with its
+    ``options`` (`with_options`: DDIM's eta). ``nfe(steps)``: network evaluations of one call with ``steps``;
+    ``label`` names it in result rows, ``name`` in text parameters (`get_sampler`)."""
     name: str
     label: str
     fn: Callable[..., torch.Tensor] = field(repr=False)
@@ -398,19 +395,22 @@ class Sampler:
 
     def with_options(self, **options) -> Sampler:
         """A copy with ``options`` set, e.g. ``DDIM.with_options(eta=1.0)``; a name ``fn`` does not take is refused."""
-        known = [p.name for p in inspect.signature(self.fn).parameters.values()
-                 if p.kind is p.KEYWORD_ONLY and p.name not in _SHARED]
-        unknown = sorted(set(options) - set(known))
-        if unknown:
+        known = list(self.effective_options())
+        if unknown := sorted(set(options) - set(known)):
             raise ValueError(f"{self.label} has no option {', '.join(map(repr, unknown))}; its options: {known}")
         return replace(self, options=tuple(sorted({**dict(self.options), **options}.items())))
+
+    def effective_options(self) -> dict:
+        """Every option of ``fn`` with the value a call uses: its default unless set (what a cache must key on)."""
+        return {**{p.name: p.default for p in inspect.signature(self.fn).parameters.values()
+                   if p.kind is p.KEYWORD_ONLY and p.name not in SHARED_ARGUMENTS}, **dict(self.options)}
 
     def option(self, name: str, default=None):
         return dict(self.options).get(name, default)
 
     def describe(self, steps: int) -> str:
         """The label, the step count and the options, as a run is named in grids and rows: "DDIM 20, η=0"."""
-        opts = [f"{_SYMBOLS.get(k, k)}={v:g}" if type(v) in (int, float) else f"{k}={v}" for k, v in self.options]
+        opts = [f"{ {'eta': 'η'}.get(k, k)}={v:g}" if type(v) in (int, float) else f"{k}={v}" for k, v in self.options]
         return ", ".join([f"{self.label} {steps}", *opts])
 
 

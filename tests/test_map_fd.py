@@ -60,6 +60,7 @@ def test_settings_sample_as_the_map_samples_from_the_same_x_T():
     assert by["bf16 autocast, DDIM 2"].sampling["dtype"] == "bf16" and "arithmetic" in by["bf16 autocast, DDIM 2"]\
         .sampling and "arithmetic" not in by["DDIM 3"].sampling
     assert by["DeepCache N=2, DDIM 3"].sampling["cache_interval"] == 2
+    assert by["DDIM 3"].sampling["options"] == {"eta": 0.0, "clip_x0": True}      # defaults too: a changed one is new
     rows = M.measure_map(points, models, schedule, lambda im: {M.METRIC: float(im.double().mean())}, n=4,
                          batch_size=2, rounds=1, device="cpu", progress=False)
     x_T = torch.randn((4, 1, 16, 16), generator=torch.Generator().manual_seed(0))     # fd_sweep's x_T, seed 0

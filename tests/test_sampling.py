@@ -144,6 +144,9 @@ def test_options_labels_and_bad_names():
     half = DDIM.with_options(eta=0.5)
     assert half.option("eta") == 0.5 and DDIM.option("eta") == 0.0 and half.nfe(10) == 10
     assert half.describe(20) == "DDIM 20, η=0.5" and DDPM.describe(1000) == "DDPM 1000"
+    # what a call really uses, defaults included (a cache keyed on options alone misses a changed default)
+    assert half.effective_options() == {"eta": 0.5, "clip_x0": True} and DDPM.effective_options() == {"clip_x0": True}
+    assert get_sampler("ipndm").effective_options() == {"order": 4, "clip_x0": False}
     assert [s.label for s in SAMPLERS.values()] == ["DDPM", "DDIM", "DPM-Solver++(2M)", "Heun (Karras)",
                                                         "UniPC (bh2)", "DEIS", "iPNDM"]
     assert get_sampler("heun") is HEUN and get_sampler(half) is half

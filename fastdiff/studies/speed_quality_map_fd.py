@@ -132,7 +132,9 @@ def fd_settings(device="cpu", *, points="quick", models: dict | None = None, bat
     out = []
     for p in points:
         rung = RUNGS[p.rung]
-        sampling = {"point": p.label, "model": p.model, "sampler": p.sampler.label, "options": dict(p.sampler.options),
+        # every option with the value it samples with (a changed default is a new setting, not a stale cache)
+        sampling = {"point": p.label, "model": p.model, "sampler": p.sampler.label,
+                    "options": p.sampler.effective_options(),
                     "steps": p.steps, "c": p.skip_c, "cache_interval": p.cache_interval, "rung": p.rung,
                     "dtype": rung.dtype, "batch": batch}
         # the other step caches only where a point has them (the earlier points' fingerprints stay as they were)
