@@ -79,7 +79,8 @@ def test_zero_scale_shift_is_plain_block_caching_bit_for_bit(cache, sampler):
 
 
 def test_scale_shift_exists_and_acts_exactly_where_the_cache_is_reused(cache, student, monkeypatch):
-    reused = {(name, c) for name in student.names for c in range(STEPS) if c not in cache.schedule.get(name, range(STEPS))}
+    reused = {(name, c) for name in student.names for c in range(STEPS)
+              if c not in cache.schedule.get(name, range(STEPS))}
     assert set(student.adjust.pairs()) == reused and len(reused) == len(student.adjust.pairs())
     seen = []
     forward = ScaleShift.forward
@@ -163,11 +164,12 @@ def test_a_checkpoint_and_a_zoo_entry_rebuild_the_trained_model(student, tmp_pat
     out = tiny_training(student, tmp_path)
     ckpt = load_checkpoint(tmp_path / "ss.pt")
     assert ckpt["model_spec"]["arch"] == "block-caching-scale-shift"
-    assert ckpt["objective"]["method"] == "block caching scale-shift" and ckpt["objective"]["sampler"] == "DDIM 6, η=0"
+    objective = ckpt["objective"]
+    assert (objective["method"], objective["sampler"], objective["steps"]) == ("block caching scale-shift", "ddim", 6)
     rebuilt = load_model(tmp_path / "ss.pt")
     assert isinstance(rebuilt, AdjustedBlockCaching) and model_spec(rebuilt) == model_spec(out["ema"])
-    assert (rebuilt.schedule, rebuilt.num_calls, rebuilt.sampler, rebuilt.steps) == \
-        (student.schedule, STEPS, DDIM, STEPS)
+    assert (rebuilt.schedule, rebuilt.num_calls, rebuilt.steps) == (student.schedule, STEPS, STEPS)
+    assert rebuilt.calibrated_for(DDIM, STEPS) and rebuilt.sampler.effective_options() == DDIM.effective_options()
     expected = sampler_call(out["ema"].eval(), SCHEDULE, DDIM, STEPS, x_T())()
     assert torch.equal(sampler_call(rebuilt, SCHEDULE, DDIM, STEPS, x_T())(), expected)
     zoo.export("test/ss", ckpt, data="none", device="cpu", zoo_dir=tmp_path / "zoo")
@@ -201,6 +203,8 @@ def test_bad_inputs_are_refused_clearly(cache, student):
     z, g = torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="calibrated on DDIM 6, η=0 and this loss samples DDIM 8, η=0"):
         ScaleShiftLoss(unet, SCHEDULE, steps=8)(fresh, z, SCHEDULE, generator=g)
+    with pytest.raises(ValueError, match="calibrated on DDIM 6, η=0 and this loss samples DDIM 6, η=1"):
+        ScaleShiftLoss(unet, SCHEDULE, sampler=DDIM.with_options(eta=1.0), steps=STEPS)(fresh, z, SCHEDULE, generator=g)
     with pytest.raises(ValueError, match="calibrated on DDIM 6, η=0 and this loss samples DDPM 6"):
         ScaleShiftLoss(unet, SCHEDULE, sampler=DDPM, steps=STEPS)(fresh, z, SCHEDULE, generator=g)
     with pytest.raises(ValueError, match="trains an AdjustedBlockCaching"):
@@ -233,7 +237,8 @@ def test_the_recipe_adjusts_the_maps_block_caching_point():
                                       threshold=0.2)
     mapped = sqm.build_point(point, {"U-Net": unet}, SCHEDULE, device="cpu", batch_size=2)
     assert student.schedule == by_hand.schedule == mapped.schedule and student.num_calls == mapped.num_calls == 50
-    assert (student.sampler, student.steps) == (DDIM, 50) and block_names(student) == block_names(unet)
+    assert student.calibrated_for(DDIM, 50) and not student.calibrated_for(DDIM.with_options(eta=1.0), 50)
+    assert block_names(student) == block_names(unet)
     assert not any(p.requires_grad for p in unet.parameters())
 
 

@@ -17,16 +17,18 @@ at call c when its change accumulated since its last computation, sum_{s=last+1}
 threshold delta (``>=``, so delta = 0 computes every block at every call); at the other calls its cached output is
 reused. That is the training-free part of the method.
 
-The paper's scale-shift adjustment (its section "Scale-Shift Adjustment") is the learned part: where the schedule has block i reuse its cache
-at call c, the walk takes
+The paper's scale-shift adjustment (its section "Scale-Shift Adjustment") is the learned part: where the schedule
+has block i reuse its cache at call c, the walk takes
 
     y_i(c) = (1 + s_{i,c}) * o_i(last) + h_{i,c},
 
-o_i(last) the block's output at its last computation, s_{i,c} and h_{i,c} vectors over its output channels (`ScaleShift`,
-one pair per reused (block, call), zero at init: the adjusted model is then the unadjusted one, bit for bit, tested).
-`AdjustedBlockCaching` is the stored model: the schedule, the sampler and steps it was calibrated for and the U-Net
-it wraps (frozen) in its config, s and h its only trainable weights; it learns them in a student-teacher setup
-(`fastdiff.methods.block_caching_adjust`).
+o_i(last) the block's output at its last computation, s_{i,c} and h_{i,c} vectors over its output channels
+(`ScaleShift`: one pair per reused (block, call), zero at init, when the adjusted model is the unadjusted one bit for
+bit, tested). The adjusted output is not cached, so (s, h) of call c act at call c alone, and y_i(c) reaches the
+network's output only through blocks that compute at call c (a reused block ignores its input: when the last block
+is reused, its own (s, h) are the only ones that act at that call). `AdjustedBlockCaching` is the stored model:
+the schedule, the sampler and steps it was calibrated for and the U-Net it wraps (frozen) in its config, s and h its
+only trainable weights, learned in a student-teacher setup (`fastdiff.methods.block_caching_adjust`).
 
 It is a wrapper over the level walk: for the length of one call it stands in for the forward of every block module
 of the base U-Net (restored when the call returns), so the wrapped model's walk runs as ever, with its hooks (VGG
@@ -322,7 +324,7 @@ class ScaleShiftConfig:
     schedule: dict                   # {block name: sorted call indices that compute} (`cache_schedule`)
     num_calls: int                   # the calls of the run it was calibrated on
     sampler: str = "ddim"            # that run's sampler (a `fastdiff.sampling.SAMPLERS` name) ...
-    sampler_options: dict = field(default_factory=dict)    # ... its options (DDIM: {"eta": 0.0})
+    sampler_options: dict = field(default_factory=dict)    # ... every option it ran with (`effective_options`)
     steps: int = 50                  # ... and steps (on the training schedule)
 
 
@@ -346,7 +348,7 @@ class AdjustedBlockCaching(BlockCaching):
         self.sampler, self.steps = sampler, steps
         self.adjust = ScaleShift(self.reused_calls(), block_channels(self))
         self.config = ScaleShiftConfig(self.inner_spec(), {n: sorted(c) for n, c in sorted(self.schedule.items())},
-                                       num_calls, sampler.name, dict(sampler.options), steps)
+                                       num_calls, sampler.name, sampler.effective_options(), steps)
 
     @classmethod
     def from_config(cls, config: dict) -> "AdjustedBlockCaching":
@@ -359,6 +361,12 @@ class AdjustedBlockCaching(BlockCaching):
     def from_cache(cls, cache: BlockCaching, *, sampler: Sampler = DDIM, steps: int) -> "AdjustedBlockCaching":
         """The adjusted model of a (calibrated) block cache: its model, schedule and calls, zero s and h."""
         return cls(cache.inner, schedule=cache.schedule, num_calls=cache.num_calls, sampler=sampler, steps=steps)
+
+    def calibrated_for(self, sampler: Sampler, steps: int) -> bool:
+        """Whether ``sampler`` in ``steps`` steps is the run its schedule was calibrated on (every option alike)."""
+        sampler = get_sampler(sampler)
+        return (sampler.name, sampler.effective_options(), steps) == \
+            (self.sampler.name, self.sampler.effective_options(), self.steps)
 
     def train(self, mode: bool = True) -> "AdjustedBlockCaching":
         super().train(mode)

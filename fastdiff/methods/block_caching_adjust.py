@@ -69,15 +69,16 @@ class ScaleShiftLoss:
 
     def describe(self) -> dict:
         """What a checkpoint records of this loss (resuming with another teacher or sampler is a change)."""
-        return {"method": "block caching scale-shift", "sampler": self.sampler.describe(self.steps),
-                "teacher_spec": model_spec(self.teacher), "teacher_weights": digest(self.teacher.state_dict())}
+        return {"method": "block caching scale-shift", "sampler": self.sampler.name, "steps": self.steps,
+                "sampler_options": self.sampler.effective_options(), "teacher_spec": model_spec(self.teacher),
+                "teacher_weights": digest(self.teacher.state_dict())}
 
     def check_student(self, student) -> None:
         """A clear error unless ``student`` is an `AdjustedBlockCaching` calibrated for this loss's run."""
         if not isinstance(student, AdjustedBlockCaching):
             raise ValueError(f"the scale-shift loss trains an AdjustedBlockCaching (its adjustment the only weights "
                              f"that train), got {type(student).__name__}")
-        if (student.sampler, student.steps) != (self.sampler, self.steps):
+        if not student.calibrated_for(self.sampler, self.steps):
             raise ValueError(f"the student's schedule was calibrated on {student.sampler.describe(student.steps)} "
                              f"and this loss samples {self.sampler.describe(self.steps)}: the student's run must be "
                              f"the run its schedule was calibrated on")
