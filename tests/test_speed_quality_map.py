@@ -208,3 +208,15 @@ def test_a_students_training_cost_is_its_whole_distillation_chain():
     assert M.training_minutes("PD student, 1 step") == pytest.approx(sum(chain) / 60)
     assert M.training_minutes("PD student, 8 steps") == pytest.approx(sum(chain[:3]) / 60)
     assert M.training_minutes("U-Net") is None
+
+
+def test_a_learned_cache_is_sampled_only_as_it_was_trained_and_counts_as_caching():
+    from fastdiff.studies.report import CACHES, approach
+    point = next(p for p in M.POINTS["quick"] if p.model in M.CACHING_MODELS)
+    assert point.cache == "Block Caching 0.2 + scale-shift" and point.full_calls is None and point.nfe == 50
+    for bad in (dict(steps=20), dict(sampler=HEUN, steps=50), dict(cache_interval=2), dict(block_threshold=0.1)):
+        with pytest.raises(ValueError, match="caches by itself, trained for DDIM 50"):
+            M.Point("x", "Block Caching", model=point.model, **bad)
+    row = {"family": "Block Caching", "model": point.model, "rung": "fp32", "c": None, "cache": point.cache,
+           "cache interval": None, "label": point.label, "sampler": "DDIM"}
+    assert approach(row) == CACHES and approach({**row, "model": "fewer levels"}) is None

@@ -19,6 +19,7 @@ from ..results import ResultsFileError, iter_results, read_benchmark
 from ..verdicts import VERDICTS, verdict_lines
 from .common import PROJECT_TARGETS
 from .report_claims import beside_base
+from .speed_quality_map_points import CACHING_MODELS
 from .speed_quality_map import (FD_INTERVAL, FD_STUDY, FLOPS, METRIC as MAP_METRIC, RATIO, TIME as MAP_TIME,
                                 TOLERANCE, judge_map)
 from .speed_quality_map_fd import pair_table
@@ -268,7 +269,8 @@ def approach(r: dict) -> str | None:
         return DISTILLED
     if is_solver_point(r):
         return STEPS
-    if r["model"] == "U-Net" and r["rung"] == "fp32" and r["c"] is None and (r.get("cache") or r["cache interval"]):
+    plain = r["model"] == "U-Net" or r["model"] in CACHING_MODELS            # (a learned cache: its own U-Net's)
+    if plain and r["rung"] == "fp32" and r["c"] is None and (r.get("cache") or r["cache interval"]):
         return CACHES
     return None
 

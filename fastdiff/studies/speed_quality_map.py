@@ -51,8 +51,8 @@ from ..sampling import DDIM, sampler_call
 from .inference_ladder import prepare
 from .speed_quality_map_judge import (BUDGETS, FD_INTERVAL, FD_STUDY, FLOPS, METRIC, PAIRED, RATIO,  # noqa: F401
                                       TOLERANCE, check_same_machine, estimates_in, judge_map, read_fd, rows_with_fd)
-from .speed_quality_map_points import (CALIBRATION, CONSISTENCY_MODELS, FAST_RUNG, MODELS, POINTS,  # noqa: F401
-                                       REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS, UNWRAP, Point)  # (re-exported)
+from .speed_quality_map_points import (CACHING_MODELS, CALIBRATION, CONSISTENCY_MODELS, FAST_RUNG, MODELS,  # noqa: F401
+                                       POINTS, REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS, UNWRAP, Point)
 from .sr_map import PANELS, TIME, measure_panel
 
 def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
@@ -66,12 +66,12 @@ def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
 
 
 def training_minutes(model_label: str) -> float | None:
-    """What a student cost to train: the wall minutes of its distillation chain as the zoo records it (its own stage
-    and every earlier one: pd-N, pd-2N, ... while in the zoo; the CD student's one run), None for a model that is
-    not a student or not there."""
-    if model_label not in STUDENTS:
+    """What a student (or a learned cache) cost to train: the wall minutes of its distillation chain as the zoo
+    records it (its own stage and every earlier one: pd-N, pd-2N, ... while in the zoo; a CD student's or the
+    scale-shift's one run), None for a model that trained nothing for speed or is not there."""
+    if model_label not in STUDENTS and model_label not in CACHING_MODELS:
         return None
-    if model_label in CONSISTENCY_MODELS:           # one run from the U-Net, no chain
+    if model_label in CONSISTENCY_MODELS or model_label in CACHING_MODELS:       # one run, no chain
         entry = zoo.entries().get(MODELS[model_label])
         return None if entry is None else entry.wall_seconds / 60
     index, chain, n = zoo.entries(), [], STUDENTS[model_label]

@@ -32,7 +32,7 @@ BATCH = 50                      # the map's batch: its quality run's noise seeds
 MODEL_KEYS = {"U-Net": "", "U-Net, skip-trained": "skiptrained", "fewer levels": "fewer-levels",
               "bottleneck": "bottleneck", "U-Net (study 3)": "unet3", "cU-Net": "cunet",
               **{label: f"pd{n}" for label, n in STUDENTS.items() if MODELS[label].startswith("distill/pd")},
-              "CD student": "cd", "CD student, mu 0.95": "cd-mu95"}
+              "CD student": "cd", "CD student, mu 0.95": "cd-mu95", "U-Net, Block Caching 0.2 + scale-shift": "bc0.2-ss"}
 
 
 def point_key(point: Point) -> str:
@@ -77,6 +77,8 @@ BASELINE_PAIRS = (
     ("first-block cache 0.05 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
     ("encoder propagation N=2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
     *((f"Block Caching {t:g}, DDIM 50", "DDIM 50") for t in (0.1, 0.2)),
+    ("Block Caching 0.2 + scale-shift, DDIM 50", "DDIM 50"),
+    ("Block Caching 0.2 + scale-shift, DDIM 50", "Block Caching 0.2, DDIM 50"),     # what the scale-shift buys
     ("Block Caching 0.2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
     (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"),
     # a student against DDIM at about its steps on the U-Net it was distilled from (its teacher's own model)

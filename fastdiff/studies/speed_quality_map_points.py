@@ -17,7 +17,11 @@ MODELS = {"U-Net": "skipping/baseline-plain", "U-Net, skip-trained": "skipping/z
           "fewer levels": "perf/fewer-levels", "bottleneck": "perf/bottleneck",
           "U-Net (study 3)": "cunet/unet", "cU-Net": "cunet/cunet",
           **{f"PD student, {n} step{'s' * (n > 1)}": f"distill/pd-{n}" for n in (8, 4, 2, 1)},
-          "CD student": "distill/cd", "CD student, mu 0.95": "distill/cd-mu95"}
+          "CD student": "distill/cd", "CD student, mu 0.95": "distill/cd-mu95",
+          "U-Net, Block Caching 0.2 + scale-shift": "blockcache/ddim50-0.2-ss"}
+# a model that caches by itself (Block Caching with its learned scale-shift, `AdjustedBlockCaching`): trained for one
+# sampler and step count, the map's "Block Caching 0.2, DDIM 50" (the schedule its calibration gives): {label: steps}
+CACHING_MODELS = {"U-Net, Block Caching 0.2 + scale-shift": 50}
 # the distilled students: progressive distillation's (`fastdiff.methods.progressive_distillation`) and consistency
 # distillation's (`fastdiff.methods.consistency_distillation`: target network mu = 0, the paper's CIFAR-10 setting,
 # and mu = 0.95, its ImageNet 64 one). A PD student samples by DDIM in its own number of steps on its trailing grid
@@ -63,6 +67,11 @@ class Point:
             also = f" (or by {CONSISTENCY.label})" if self.model in CONSISTENCY_MODELS else ""
             raise ValueError(f"point {self.label!r}: the {self.model} samples by DDIM in "
                              f"{STUDENTS[self.model]} steps{also}, not {self.sampler.label} in {self.steps}")
+        others = (self.cache_interval, self.encprop_interval, self.fb_threshold, self.block_threshold, self.skip_c)
+        if self.model in CACHING_MODELS and (self.sampler != DDIM or self.steps != CACHING_MODELS[self.model]
+                                             or any(o is not None for o in others)):
+            raise ValueError(f"point {self.label!r}: the {self.model} caches by itself, trained for DDIM "
+                             f"{CACHING_MODELS[self.model]} (no other step cache)")
         if self.encprop_interval is not None and self.cache_interval is not None:
             raise ValueError(f"point {self.label!r}: encoder propagation and DeepCache both own the deep levels; "
                              f"give one of encprop_interval and cache_interval")
@@ -73,7 +82,8 @@ class Point:
         names = [f"DeepCache N={self.cache_interval}" if self.cache_interval else None,
                  f"encoder propagation N={self.encprop_interval}" if self.encprop_interval else None,
                  f"first-block cache {self.fb_threshold:g}" if self.fb_threshold is not None else None,
-                 f"Block Caching {self.block_threshold:g}" if self.block_threshold is not None else None]
+                 f"Block Caching {self.block_threshold:g}" if self.block_threshold is not None else None,
+                 self.model.split(", ", 1)[1] if self.model in CACHING_MODELS else None]
         return " + ".join(n for n in names if n) or None
 
     @property
@@ -85,7 +95,7 @@ class Point:
     def full_calls(self) -> int:
         """Evaluations that run the whole U-Net (deep-feature caching runs only the shallow path in between, encoder
         propagation only the decoder); None for the adaptive first-block cache (it decides while sampling)."""
-        if self.fb_threshold is not None or self.block_threshold is not None:
+        if self.fb_threshold is not None or self.block_threshold is not None or self.model in CACHING_MODELS:
             return None
         interval = self.cache_interval or self.encprop_interval
         return math.ceil(self.nfe / interval) if interval else self.nfe
@@ -118,6 +128,8 @@ def _methods() -> list[Point]:
     pts += [Point(f"first-block cache {t:g}, DDIM 50", "first-block cache", fb_threshold=t) for t in (0.05, 0.1)]
     pts += [Point(f"encoder propagation N={n}, DDIM 50", "encoder propagation", encprop_interval=n) for n in (2, 3)]
     pts += [Point(f"Block Caching {t:g}, DDIM 50", "Block Caching", block_threshold=t) for t in (0.1, 0.2)]
+    pts += [Point("Block Caching 0.2 + scale-shift, DDIM 50", "Block Caching",
+                  model="U-Net, Block Caching 0.2 + scale-shift")]
     pts += [Point(f"{INT8_DYNAMIC.name}, DDIM 50", "precision / compile (study 5)", rung=INT8_DYNAMIC.name)]
     pts += STUDENT_POINTS
     pts += [Point(f"{m}, DDIM 50", "architecture (studies 3, 5)", model=m)
