@@ -4,7 +4,9 @@ Shared by study 5 (`performance`: the ladder timed with its quality cost) and th
 (`speed_quality_map`: a rung as one of a point's methods). A leaf: it imports no study module.
 
 `INT8_DYNAMIC`, int8 dynamic quantization through torchao, is a rung outside `LADDER`: study 5's FD measurement
-keys every `LADDER` rung (`performance_fd.RUNG_KEYS`), and this one has no measurement there."""
+keys every `LADDER` rung (`performance_fd.RUNG_KEYS`), and this one has no measurement there. So are `INT8_SIMULATED`,
+W8A8 int8 of every convolution and linear layer simulated in floating point (`fastdiff.methods.int8_simulation`), with
+dynamic or statically calibrated activation ranges: rungs for a quality cost only (their time is the simulation's)."""
 from __future__ import annotations
 
 import copy
@@ -18,6 +20,7 @@ from torch import nn
 from ..devices import DTYPES
 from ..measure.bench import model_step
 from ..methods.im2col import convert_to_im2col
+from ..methods.int8_simulation import simulate_int8
 from ..nn import set_attention
 
 
@@ -32,7 +35,8 @@ class Rung:
     #                                      prepacked for the convolution library (inference only)
     im2col: bool = False
     quantize: str | None = None          # "int8-dynamic": torchao's int8 weights and per-call int8 activations
-    #                                      in every nn.Linear (`quantize_int8_dynamic`)
+    #                                      in every nn.Linear (`quantize_int8_dynamic`); "simulated-dynamic" and
+    #                                      "simulated-static": W8A8 in every Conv2d and Linear, simulated
 
 
 LADDER = (
@@ -50,6 +54,10 @@ LADDER = (
 # block's embedding projection) of 69 Linear + Conv2d layers, a small share of its FLOPs
 INT8_DYNAMIC = Rung("int8 dynamic (torchao)", quantize="int8-dynamic")
 TORCHAO = "torchao>=0.18,<0.19"
+# W8A8 in every convolution and linear layer, simulated (quality only; `fastdiff.methods.int8_simulation`): dynamic
+# activation ranges, or static ones calibrated on one sampling run (naive post-training quantization)
+INT8_SIMULATED = (Rung("int8 W8A8 dynamic (simulated)", quantize="simulated-dynamic"),
+                  Rung("int8 W8A8 static PTQ (simulated)", quantize="simulated-static"))
 
 
 def quantize_int8_dynamic(model: nn.Module) -> nn.Module:
@@ -72,12 +80,14 @@ def quantize_int8_dynamic(model: nn.Module) -> nn.Module:
     return model
 
 
-def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: bool = True) -> tuple[nn.Module, float]:
+def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: bool = True,
+            calibrate=None) -> tuple[nn.Module, float]:
     """A copy of ``model`` configured for ``rung``, and the seconds torch.compile took (0 without it; measured by
     the first call at ``batch_size``, the compiled graph's build, with inductor's graph cache and AOTAutograd's cache
     off; kernels this machine compiled before still come from inductor's kernel cache). ``warm=False`` skips that
     first call (for a model whose calls need more than one U-Net step's inputs, such as a wrapper that follows the
-    sampler's timesteps): the graph is then built by the model's first real call, and the time returned is 0."""
+    sampler's timesteps): the graph is then built by the model's first real call, and the time returned is 0.
+    ``calibrate(model)``: one sampling run, for a rung with static int8 activation ranges (`simulate_int8`)."""
     m = copy.deepcopy(model).to(device).eval()
     if hasattr(m, "set_attention"):          # a peer library's model (fastdiff.measure.peers) sets its own
         m.set_attention(rung.attention)
@@ -87,8 +97,14 @@ def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: 
         convert_to_im2col(m)
     if rung.quantize == "int8-dynamic":
         quantize_int8_dynamic(m)
+    elif rung.quantize in ("simulated-dynamic", "simulated-static"):
+        if rung.quantize == "simulated-static" and calibrate is None:
+            raise ValueError(f"the rung {rung.name!r} calibrates its activation ranges: pass calibrate=run")
+        simulate_int8(m, activations=rung.quantize.split("-")[1],
+                      calibrate=calibrate if rung.quantize == "simulated-static" else None)
     elif rung.quantize is not None:
-        raise ValueError(f"unknown quantization {rung.quantize!r} (known: 'int8-dynamic')")
+        raise ValueError(f"unknown quantization {rung.quantize!r} (known: 'int8-dynamic', 'simulated-dynamic', "
+                         f"'simulated-static')")
     if rung.channels_last:
         m = m.to(memory_format=torch.channels_last)
     if not rung.compile:

@@ -93,14 +93,17 @@ def build_point(point: Point, models: dict, schedule, *, device, batch_size: int
         model = DeepCache(model, interval=point.cache_interval)
     if point.encprop_interval is not None:
         model = EncoderPropagation(model, interval=point.encprop_interval)
+    x_cal = torch.randn((CALIBRATION["n"], *CALIBRATION["shape"]),
+                        generator=torch.Generator().manual_seed(CALIBRATION["seed"])).to(device)
+
+    def calibrate(m):                           # one run of the point's own grid and sampler, on other noise
+        return point_call(point, m, schedule, x_cal, seed=0)()
     if point.block_threshold is not None:
-        g = torch.Generator().manual_seed(CALIBRATION["seed"])
-        x_cal = torch.randn((CALIBRATION["n"], *CALIBRATION["shape"]), generator=g).to(device)
-        model = BlockCaching.calibrated(model, lambda m: point_call(point, m, schedule, x_cal, seed=0)(),
-                                        threshold=point.block_threshold)        # the point's own grid and sampler
+        model = BlockCaching.calibrated(model, calibrate, threshold=point.block_threshold)
     if point.fb_threshold is not None:          # outermost: a cached call runs nothing past the first block
         model = FirstBlockCache(model, threshold=point.fb_threshold)
-    return prepare(model, RUNGS[point.rung], device=device, batch_size=batch_size, warm=False)[0]
+    return prepare(model, RUNGS[point.rung], device=device, batch_size=batch_size, warm=False,
+                   calibrate=calibrate)[0]
 
 
 def point_call(point: Point, model, schedule, x: torch.Tensor, *, seed: int):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..methods.consistency_distillation import CONSISTENCY
 from ..sampling import DDIM, DDPM, DEIS, DPMPP_2M, HEUN, IPNDM, UNIPC, Sampler
-from .inference_ladder import INT8_DYNAMIC, LADDER
+from .inference_ladder import INT8_DYNAMIC, INT8_SIMULATED, LADDER
 
 # label -> zoo entry; "U-Net" is study 2's plainly trained model taken out of its skipping wrapper (as study 5's
 # baseline), "U-Net, skip-trained" the one trained for skipping at c = 2 (the wrapper kept).
@@ -32,9 +32,9 @@ STUDENTS = {label: 1 if entry.startswith("distill/cd") else int(entry.rsplit("-"
             for label, entry in MODELS.items() if entry.startswith("distill/")}
 CONSISTENCY_MODELS = tuple(label for label, entry in MODELS.items() if entry.startswith("distill/cd"))
 UNWRAP = ("U-Net",)
-RUNGS = {r.name: r for r in (*LADDER, INT8_DYNAMIC)}     # int8: the map's, not (yet) study 5's ladder
+RUNGS = {r.name: r for r in (*LADDER, INT8_DYNAMIC, *INT8_SIMULATED)}     # int8: the map's, not study 5's ladder
 # Block Caching's schedule is set from the blocks' changes on a calibration run of the point's own sampler and
-# steps, from other noise than the FD's x_T (seed 0)
+# steps, from other noise than the FD's x_T (seed 0); so are the static int8 rung's activation ranges
 CALIBRATION = {"n": 16, "seed": 12345, "shape": (1, 16, 16)}
 FAST_RUNG = "compile, frozen weights"
 @dataclass(frozen=True)
@@ -131,6 +131,7 @@ def _methods() -> list[Point]:
     pts += [Point("Block Caching 0.2 + scale-shift, DDIM 50", "Block Caching",
                   model="U-Net, Block Caching 0.2 + scale-shift")]
     pts += [Point(f"{INT8_DYNAMIC.name}, DDIM 50", "precision / compile (study 5)", rung=INT8_DYNAMIC.name)]
+    pts += [Point(f"{r.name}, DDIM 50", "int8 simulated (quality only)", rung=r.name) for r in INT8_SIMULATED]
     pts += STUDENT_POINTS
     pts += [Point(f"{m}, DDIM 50", "architecture (studies 3, 5)", model=m)
             for m in ("fewer levels", "bottleneck", "U-Net (study 3)", "cU-Net")]
