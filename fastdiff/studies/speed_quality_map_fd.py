@@ -22,7 +22,7 @@ from .. import zoo
 from ..devices import instruction_class
 from ..diffusion import make_schedule
 from ..measure.fd_sweep import FDSetting
-from .inference_ladder import INT8_DYNAMIC
+from .inference_ladder import INT8_DYNAMIC, INT8_SIMULATED
 from .speed_quality_map import (CALIBRATION, FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS,
                                 UNWRAP, Point, build_point, sample_point)
 
@@ -80,7 +80,7 @@ BASELINE_PAIRS = (
     ("Block Caching 0.2 + scale-shift, DDIM 50", "DDIM 50"),
     ("Block Caching 0.2 + scale-shift, DDIM 50", "Block Caching 0.2, DDIM 50"),     # what the scale-shift buys
     ("Block Caching 0.2 + DPM-Solver++ 20", "DPM-Solver++(2M) 20"),
-    (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"),
+    (f"{INT8_DYNAMIC.name}, DDIM 50", "DDIM 50"), *((f"{r.name}, DDIM 50", "DDIM 50") for r in INT8_SIMULATED),
     # a student against DDIM at about its steps on the U-Net it was distilled from (its teacher's own model)
     *((p.label, "DDIM 10") for p in STUDENT_POINTS))
 # the newer multistep solvers against DPM-Solver++(2M) at the same steps (what UniPC's claim reads)
