@@ -402,8 +402,8 @@ class Sampler:
 
     def effective_options(self) -> dict:
         """Every option of ``fn`` with the value a call uses: its default unless set (what a cache must key on)."""
-        return {**{p.name: p.default for p in inspect.signature(self.fn).parameters.values()
-                   if p.kind is p.KEYWORD_ONLY and p.name not in SHARED_ARGUMENTS}, **dict(self.options)}
+        return {**{p.name: p.default for p in inspect.signature(self.fn).parameters.values() if p.kind is
+                   p.KEYWORD_ONLY and p.name not in SHARED_ARGUMENTS and p.default is not p.empty}, **dict(self.options)}
 
     def option(self, name: str, default=None):
         return dict(self.options).get(name, default)

@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from torch import nn
 
 from fastdiff import zoo
 from fastdiff.checkpoint import digest
@@ -216,6 +217,13 @@ def test_bad_inputs_are_refused_clearly(cache, student):
         ScaleShiftLoss(unet, SCHEDULE, steps=STEPS)(fresh, z, SCHEDULE, loss="l1", generator=g)
     with pytest.raises(ValueError, match="built for a schedule of 1000 steps, got 100"):
         ScaleShiftLoss(unet, SCHEDULE, steps=STEPS)(fresh, z, make_schedule("linear", 100), generator=g)
+
+    class Wrapped(nn.Module):                     # what DistributedDataParallel hands the loss: the model as .module
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+    with pytest.raises(ValueError, match="trains in one process"):
+        ScaleShiftLoss(unet, SCHEDULE, steps=STEPS)(Wrapped(fresh), z, SCHEDULE, generator=g)
 
 
 # ---- the zoo recipe

@@ -131,7 +131,7 @@ def test_the_notebook_run_resolves_its_dtype_per_model(timings, tmp_path, capsys
     fixed = setup("test", profile="smoke", dtype="fp32", output_dir=tmp_path, quiet=True)
     assert fixed.inference_dtype(model, example(), quiet=True) is torch.float32
     assert len(timings.timed) == 3
-    assert "(as asked)" in fixed.banner() and "sampling in the precision measured" in auto.banner()
+    assert "(as asked)" in fixed.banner() and "time fp32 against bf16" in auto.banner()
 
 
 def test_bad_inputs_are_named(timings):

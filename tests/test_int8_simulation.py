@@ -29,9 +29,14 @@ def test_weights_and_inputs_land_on_the_int8_grid_of_their_scales():
     assert torch.allclose(steps, steps.round(), atol=1e-3) and steps.abs().max() <= QMAX + 1e-3
     assert ((q - w).abs() <= scale.reshape(4, 1, 1, 1) / 2 + 1e-6).all()       # rounding error at most half a step
     x = torch.randn(2, 3, 5, 5)
-    xq = fake_quantize_input(x, x.abs().max())
-    assert torch.allclose(xq / (x.abs().max() / QMAX), (xq / (x.abs().max() / QMAX)).round(), atol=1e-3)
-    assert fake_quantize_input(x, 0.5).abs().max() <= 0.5 + 1e-6                 # beyond the range: clipped
+    lo, hi = x.min(), x.max()
+    step = (hi - lo) / 255                                          # affine: 256 levels over [lo, hi], 0 exact
+    xq = fake_quantize_input(x, lo, hi)
+    assert (xq - x).abs().max() <= step / 2 + 1e-6 and len(torch.unique(xq)) <= 256
+    assert fake_quantize_input(torch.zeros(3), lo, hi).abs().max() == 0
+    assert fake_quantize_input(torch.full((4,), 9.0), -1.0, 1.0).max() <= 1.0 + 2 / 255         # beyond: clipped
+    per = fake_quantize_input(x, x.flatten(1).amin(1), x.flatten(1).amax(1), per_image=True)   # one range per image
+    assert torch.equal(per[1], fake_quantize_input(x[1:], x[1].min(), x[1].max())[0])
 
 
 def test_every_conv_and_linear_computes_with_quantized_weights_and_inputs():
@@ -43,7 +48,9 @@ def test_every_conv_and_linear_computes_with_quantized_weights_and_inputs():
     simulate_int8(model)
     assert torch.equal(conv.weight, fake_quantize_weight(w)) and model.int8_simulation["layers"] == len(layers)
     x = torch.randn(2, conv.in_channels, 8, 8)
-    want = F.conv2d(fake_quantize_input(x, x.abs().max()), conv.weight, conv.bias, conv.stride, conv.padding)
+    rows = x.flatten(1)
+    xq = fake_quantize_input(x, rows.amin(1), rows.amax(1), per_image=True)         # dynamic: each image its range
+    want = F.conv2d(xq, conv.weight, conv.bias, conv.stride, conv.padding)
     assert torch.allclose(conv(x), want, atol=1e-6)
     x_t, t = torch.randn(2, 1, 16, 16, generator=torch.Generator().manual_seed(1)), torch.tensor([10, 900])
     with torch.no_grad():
@@ -57,8 +64,10 @@ def test_static_ranges_come_from_the_calibration_run_and_stay():
                            calibrate=lambda m: sampler_call(m, schedule, DDIM, 3, x_T)())
     conv = next(m for m in quantized_layers(static) if isinstance(m, nn.Conv2d) and m.in_channels == 1)
     big = torch.full((1, 1, 4, 4), 1e3)                 # far beyond any calibrated input: clipped to the range
-    small = conv(big) - conv(torch.zeros_like(big))
-    assert small.abs().max() < 1e3 * conv.weight.abs().sum()       # the dynamic rung would pass it through
+    dynamic = next(m for m in quantized_layers(simulate_int8(copy.deepcopy(model))) if isinstance(m, nn.Conv2d))
+    with torch.no_grad():               # static: both clip to the calibrated range, so the outputs are equal
+        assert torch.equal(conv(big), conv(2 * big))
+        assert not torch.allclose(dynamic(big), dynamic(2 * big))        # dynamic: each call's own range
     with pytest.raises(ValueError, match="static activations need calibrate"):
         simulate_int8(copy.deepcopy(model), activations="static")
     with pytest.raises(ValueError, match="only they do"):
@@ -69,6 +78,8 @@ def test_static_ranges_come_from_the_calibration_run_and_stay():
         simulate_int8(copy.deepcopy(model), activations="per-row")
     with pytest.raises(ValueError, match="no Conv2d or Linear"):
         simulate_int8(nn.GroupNorm(1, 4))
+    with pytest.raises(ValueError, match="already int8-simulated"):
+        simulate_int8(static)
 
 
 def test_the_map_rungs_quantize_a_copy_and_the_static_one_calibrates_on_the_points_own_run():

@@ -39,7 +39,7 @@ def _benchmark(name):
 
 
 def test_every_quick_point_is_a_setting_with_a_unique_key_paired_with_the_reference():
-    points = M.POINTS["quick"]
+    points = M.POINTS["quick"] + M.QUALITY_ONLY["quick"]          # the map's, and those scored for quality alone
     keys = F.keys(points)
     assert list(keys) == [p.label for p in points] and len(set(keys.values())) == len(points)
     assert F.REF == keys[M.REFERENCE.label] == "ddpm1000"

@@ -100,3 +100,33 @@ def test_consistency_distillation_reads_the_paired_ratio_of_the_one_step_student
     assert verdict("consistency-distillation", {"cd1 FD ratio": Estimate(0.95, 0.8, 1.1, 1000, "p")}) == \
         "inconclusive"
     assert verdict("consistency-distillation", {}) == "not testable here"
+
+
+def test_the_added_claims_read_their_points_from_a_map_read_back_from_json():
+    """The labels the claims read are the map's own (a typo would turn a verdict into "not testable"): the
+    scale-shift and training-free Block Caching, both CD ratios beside, and the quality-only int8 rows."""
+    from fastdiff.studies import speed_quality_map as sqm
+
+    def e(v):
+        return {"value": v, "low": v - 0.1, "high": v + 0.1, "n": 1000, "method": "p"}
+
+    def row(label, time, **paired):
+        return {"label": label, sqm.METRIC: 3.0, sqm.TIME: time, "speed-up": 1.0, sqm.PAIRED: paired}
+    labels = {p.label for p in sqm.POINTS["quick"]}
+    rows = [row("DDPM 1000", 10.0), row("DDIM 50", 1.0), row("PD student, 1 step", 0.1),
+            row("Block Caching 0.2 + scale-shift, DDIM 50", 0.5, **{"DDIM 50": e(7.3)}),
+            row("Block Caching 0.2, DDIM 50", 0.5, **{"DDIM 50": e(9.1)}),
+            row("CD student, 1 step", 0.1, **{"PD student, 1 step": e(2.3)}),
+            row("CD student, 2 steps", 0.2, **{"PD student, 2 steps": e(2.1)}),
+            row("CD student, mu 0.95, 1 step", 0.1, **{"PD student, 1 step": e(1.3)})]
+    untimed = [{"label": p.label, sqm.METRIC: 2.0, sqm.PAIRED: {"DDIM 50": e(0.7 + i)}}
+               for i, p in enumerate(sqm.QUALITY_ONLY["quick"])]
+    assert {r["label"] for r in rows} <= labels and not {r["label"] for r in untimed} & labels
+    raw = {"rows": rows, "quality only": untimed, "reference": "DDPM 1000", "headline": None}
+    m = report_claims.measured_for_claims(sqm.estimates_in(raw))
+    assert m["blockcache FD ratio"].value == 7.3 and m["blockcache-free FD ratio"].value == 9.1
+    assert m["int8-dynamic FD ratio"].value == 0.7 and m["int8-static FD ratio"].value == 1.7
+    assert m["cd2 FD ratio"].value == 2.1 and m["cd-mu95 FD ratio"].value == 1.3
+    assert verdict("int8", m) == "reproduced" and verdict("block-caching", m) == "contradicted"
+    rows_only = report_claims.measured_for_claims(sqm.estimates_in({**raw, "quality only": []}))
+    assert verdict("int8", rows_only) == "not testable here"          # no paired ratio: nothing is judged

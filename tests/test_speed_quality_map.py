@@ -184,12 +184,14 @@ def test_a_distilled_student_samples_ddim_on_its_own_grid_and_nothing_else():
 
 def test_a_consistency_student_samples_in_one_ddim_step_or_by_multistep_consistency_sampling():
     from fastdiff.methods.consistency_distillation import CONSISTENCY, consistency_sample, consistency_timesteps
-    from fastdiff.methods.progressive_distillation import VPrediction
+    from fastdiff.methods.progressive_distillation import VPrediction, student_schedule
     assert set(M.CONSISTENCY_MODELS) == {"CD student", "CD student, mu 0.95"}
     by = {p.label: p for p in M.POINTS["quick"]}
     assert by["CD student, 2 steps"].sampler is CONSISTENCY and by["CD student, 1 step"].sampler.name == "ddim"
-    with pytest.raises(ValueError, match="samples by DDIM in 2 steps, not consistency"):   # PD: DDIM only
+    with pytest.raises(ValueError, match="samples a consistency model .*, not the PD student"):   # PD: DDIM only
         M.Point("pd", "distillation", model="PD student, 2 steps", sampler=CONSISTENCY, steps=2)
+    with pytest.raises(ValueError, match="not the U-Net"):
+        M.Point("u", "DDIM", sampler=CONSISTENCY, steps=2)
     with pytest.raises(ValueError, match=r"DDIM in 1 steps \(or by consistency"):
         M.Point("cd", "distillation", model="CD student", sampler=HEUN, steps=2)
     torch.manual_seed(0)
@@ -200,6 +202,8 @@ def test_a_consistency_student_samples_in_one_ddim_step_or_by_multistep_consiste
     want = consistency_sample(student, schedule, x, consistency_timesteps(1000, 18, 2),
                               generator=torch.Generator().manual_seed(1))
     assert torch.equal(got, want) and by["CD student, 2 steps"].nfe == 2
+    with pytest.raises(ValueError, match="takes the training schedule"):
+        sampler_call(student, student_schedule(schedule, 2), CONSISTENCY, 2, x)()
 
 
 def test_a_students_training_cost_is_its_whole_distillation_chain():

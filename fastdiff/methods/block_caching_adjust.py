@@ -92,7 +92,10 @@ class ScaleShiftLoss:
             raise ValueError(f"the scale-shift is learned with the L2 distance to the teacher; got loss={loss!r}")
         if len(schedule) != self.num_timesteps:
             raise ValueError(f"this loss was built for a schedule of {self.num_timesteps} steps, got {len(schedule)}")
-        student = getattr(model, "module", model)            # a DistributedDataParallel wrapper's model
+        if model is not getattr(model, "module", model):
+            raise ValueError("the scale-shift loss trains in one process: it runs the student a whole sampling run "
+                             "before one backward pass, which DistributedDataParallel does not allow (no torchrun)")
+        student = model
         self.check_student(student)
         self.teacher.to(x0.device)
         if noise is None:

@@ -146,6 +146,9 @@ def sample_consistency(model, x: torch.Tensor, schedule: Schedule, *, steps: int
     positions). One sampling run: `prepare_condition` is called once. ``callback`` and ``progress`` are accepted
     and unused (at most a few steps)."""
     del callback, progress
+    if len(schedule) != schedule.num_train_timesteps:
+        raise ValueError(f"multistep consistency sampling takes the training schedule (its times are positions on "
+                         f"it), got one respaced to {len(schedule)} of {schedule.num_train_timesteps} steps")
     ts = consistency_timesteps(len(schedule), grid_steps, 1 if steps is None else steps)
     cond = prepare_condition(model, x, cond)
     return consistency_sample(model, schedule, x, ts, generator=generator, cond=cond, clip_x0=clip_x0)

@@ -10,14 +10,15 @@ the order of its additions. The time of a simulated model is the simulation's, n
 
 Notation: for a layer with weight W (out channels first) and input x,
 
-    W_q = s_w * clamp(round(W / s_w), -127, 127),   s_w = max |W[c]| / 127 per output channel c (symmetric),
-    x_q = s_x * clamp(round(x / s_x), -127, 127),   s_x = max |x| / 127 over the whole input (one scale per tensor),
+    W_q = s_w * clamp(round(W / s_w), -127, 127),          s_w = max |W[c]| / 127 per output channel c (symmetric),
+    x_q = s_x * (clamp(round(x / s_x) + z, 0, 255) - z),   s_x = (hi - lo) / 255, z = round(-lo / s_x) (affine),
 
-and the layer computes with W_q and x_q (its bias stays floating point, as int8 kernels keep it in int32/float).
-The activation scale s_x is either ``dynamic`` (from each call's own input: what torchao's dynamic quantization
-does) or ``static``: the largest |x| each layer saw over a calibration run (`calibrate`: one sampling run over all
-its steps, naive min-max post-training quantization, Q-Diffusion's "linear quantization" baseline), fixed for every
-later call and clipping what exceeds it.
+with [lo, hi] the input's range widened to hold 0 (as torch's min-max observers do, so that 0 is exact), and the
+layer computes with W_q and x_q (its bias stays floating point, as int8 kernels keep it in int32 or float). The
+activation range is either ``dynamic``, each call's own, one per image (per row of a linear layer's input, as
+torchao's dynamic quantization takes it), or ``static``, one per layer: the smallest and largest input it saw over
+a calibration run (`calibrate`: one sampling run over all its steps; naive min-max post-training quantization,
+Q-Diffusion's "linear quantization" baseline), fixed for every later call and clipping what falls outside it.
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from torch import nn
 
 QMAX = 127
 MODES = ("dynamic", "static")
+SCHEME = ("W8A8: weights int8 symmetric per output channel; inputs uint8 affine over a range holding 0, per image "
+          "(dynamic) or per layer from one calibration run (static)")     # what a measurement's fingerprint records
 
 
 def quantized_layers(model: nn.Module) -> list[nn.Module]:
@@ -43,21 +46,29 @@ def fake_quantize_weight(w: torch.Tensor) -> torch.Tensor:
     return torch.fake_quantize_per_channel_affine(w.float(), scale, zero, 0, -QMAX, QMAX).to(w.dtype)
 
 
-def fake_quantize_input(x: torch.Tensor, absmax: torch.Tensor | float) -> torch.Tensor:
-    """x_q with s_x = ``absmax`` / 127 (one scale for the tensor; values beyond ``absmax`` clip)."""
-    scale = (torch.as_tensor(absmax, dtype=torch.float32, device=x.device) / QMAX).clamp_min(1e-12).reshape(())
-    zero = torch.zeros((), dtype=torch.int32, device=x.device)
-    return torch.fake_quantize_per_tensor_affine(x.float(), scale, zero, -QMAX, QMAX).to(x.dtype)
+def fake_quantize_input(x: torch.Tensor, lo, hi, *, per_image: bool = False) -> torch.Tensor:
+    """x_q on the affine 8-bit grid of [lo, hi] (widened to hold 0; values outside clip): one range for the tensor,
+    or with ``per_image`` one per image (``lo``, ``hi`` of shape (batch,))."""
+    lo = torch.as_tensor(lo, dtype=torch.float32, device=x.device).clamp(max=0)
+    hi = torch.as_tensor(hi, dtype=torch.float32, device=x.device).clamp(min=0)
+    scale = ((hi - lo) / 255).clamp_min(1e-12)
+    zero = (-lo / scale).round().clamp(0, 255).to(torch.int32)
+    if per_image:
+        return torch.fake_quantize_per_channel_affine(x.float(), scale, zero, 0, 0, 255).to(x.dtype)
+    return torch.fake_quantize_per_tensor_affine(x.float(), scale.reshape(()), zero.reshape(()), 0, 255).to(x.dtype)
 
 
 def simulate_int8(model: nn.Module, *, activations: str = "dynamic",
                   calibrate: Callable[[nn.Module], object] | None = None) -> nn.Module:
     """``model`` (changed in place, and returned) computing as W8A8 int8: every layer of `quantized_layers` with its
     weight replaced by W_q and its input fake-quantized at each call. ``activations``: "dynamic" (each call's own
-    range) or "static" (the ranges of ``calibrate(model)``, one sampling run with the weights already quantized, as
-    post-training quantization calibrates the quantized model). Give it a copy to keep the original."""
+    range per image) or "static" (each layer's range over ``calibrate(model)``, one sampling run with the weights
+    already quantized, as post-training quantization calibrates the quantized model). Give it a copy to keep the
+    original; a model already simulated is refused."""
     if activations not in MODES:
         raise ValueError(f"activations must be one of {MODES}, got {activations!r}")
+    if getattr(model, "int8_simulation", None) is not None:
+        raise ValueError("this model is already int8-simulated: quantize a fresh copy")
     if (activations == "static") != (calibrate is not None):
         raise ValueError("static activations need calibrate=run (one sampling run of the model), and only they do")
     layers = quantized_layers(model)
@@ -66,11 +77,13 @@ def simulate_int8(model: nn.Module, *, activations: str = "dynamic",
     with torch.no_grad():
         for layer in layers:
             layer.weight.copy_(fake_quantize_weight(layer.weight))
-    ranges: dict[nn.Module, torch.Tensor] = {}
+    ranges: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}
     if activations == "static":
         def observe(layer, args):
-            seen = args[0].detach().abs().amax().float()
-            ranges[layer] = torch.maximum(ranges[layer], seen) if layer in ranges else seen
+            x = args[0].detach().float()
+            lo, hi = x.amin(), x.amax()
+            ranges[layer] = (torch.minimum(ranges[layer][0], lo), torch.maximum(ranges[layer][1], hi)) \
+                if layer in ranges else (lo, hi)
         observers = [layer.register_forward_pre_hook(observe) for layer in layers]
         try:
             with torch.no_grad():
@@ -84,7 +97,10 @@ def simulate_int8(model: nn.Module, *, activations: str = "dynamic",
 
     def quantize_input(layer, args):
         x = args[0]
-        return (fake_quantize_input(x, ranges[layer] if ranges else x.detach().abs().amax()), *args[1:])
+        if ranges:
+            return (fake_quantize_input(x, *ranges[layer]), *args[1:])
+        rows = x.detach().flatten(1)
+        return (fake_quantize_input(x, rows.amin(1), rows.amax(1), per_image=True), *args[1:])
     for layer in layers:
         layer.register_forward_pre_hook(quantize_input)
     model.int8_simulation = {"activations": activations, "layers": len(layers)}

@@ -25,5 +25,5 @@ these (``fastdiff/README.md`` maps every module).
   `speed_quality_map_points`: the points (a model, a sampler and steps, the methods that wrap it: layer skipping,
   DeepCache, a ladder rung, a step cache), the zoo models they sample;
 - `report` (07, ``fastdiff report``): every results file's verdicts in one table, the maps read back and drawn;
-- `report_claims` (07): the claims of the methods the report adds (fast solvers, DeepCache).
+- `report_claims` (07): the claims of the methods the report adds (fast solvers, step caches, int8, distillation).
 """

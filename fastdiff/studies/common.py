@@ -53,7 +53,8 @@ class NotebookRun:
     def banner(self, *, data: str = "", weights: str = "") -> str:
         lines = [f"{self.notebook} · profile {self.profile} · seed {self.seed}",
                  f"device  {self.env['device']}",
-                 f"dtype   {self.dtype_name}{_dtype_reason(self.device, self.dtype, self.dtype_asked)}",
+                 f"dtype   {dtype_name(self.train_dtype or self.dtype)}"
+                 f"{_dtype_reason(self.device, self.train_dtype or self.dtype, self.dtype_asked)}",
                  f"torch   {self.env['torch']} · python {self.env['python']}"]
         if data:
             lines.append(f"data    {data}")
@@ -68,8 +69,8 @@ def _dtype_reason(device: torch.device, dtype: torch.dtype, asked: str = "auto")
         return " (as asked)"
     why = ("bf16 on a GPU with bf16 or a CPU with AMX, else fp32" if dtype == torch.bfloat16 or device.type == "cuda"
            or cpu_features()["amx"] else f"bf16 only on AMX CPUs and bf16 GPUs; this is an {instruction_class()} CPU")
-    return (f" for training (auto: {why}); sampling in the precision measured faster for each notebook's model "
-            f"where it is loaded (printed there)")
+    return (f" for training (auto: {why}); for sampling, notebooks 00-03 time fp32 against bf16 on their model "
+            f"where they load it and keep the faster (printed there)")
 
 
 def setup(notebook: str, *, profile: str, device: str = "auto", dtype: str = "auto", seed: int = 0,

@@ -6,6 +6,7 @@ from __future__ import annotations
 from .. import papers
 from ..results import Results
 from ..verdicts import Claim, all_of, grade_interval, holds, need, shown
+from .inference_ladder import INT8_DYNAMIC, INT8_SIMULATED
 from .speed_quality_map import FD_INTERVAL, FLOPS, METRIC, PAIRED, RATIO, TIME
 from ..measure.fd_sweep import estimate_from
 from .sr_map import SR_METRICS, interval_key
@@ -180,6 +181,7 @@ CLAIMS = _claims()
 def measured_for_claims(part: dict) -> dict:
     """The numbers the claims read, from a digits map (`speed_quality_map.digits_map`); absent points stay absent."""
     by = {r["label"]: r for r in part["rows"]}
+    untimed = {r["label"]: r for r in part.get("quality only", [])}        # FD and paired ratios only
     ref = by[part["reference"]]
     m = {"reference FD": ref.get(FD_INTERVAL, ref[METRIC])}
     for key, label in (("dpm20", "DPM-Solver++(2M) 20"), ("heun20", "Heun (Karras) 20")):
@@ -205,14 +207,17 @@ def measured_for_claims(part: dict) -> dict:
     ddim50 = by.get("DDIM 50")
     for key, label in (("encprop", "encoder propagation N=2, DDIM 50"), ("fbcache", "first-block cache 0.1, DDIM 50"),
                        ("blockcache", "Block Caching 0.2 + scale-shift, DDIM 50"),
-                       ("blockcache-free", "Block Caching 0.2, DDIM 50"), ("int8", "int8 dynamic (torchao), DDIM 50"),
-                       ("int8-static", "int8 W8A8 static PTQ (simulated), DDIM 50"),
-                       ("int8-dynamic", "int8 W8A8 dynamic (simulated), DDIM 50")):
+                       ("blockcache-free", "Block Caching 0.2, DDIM 50"), ("int8", f"{INT8_DYNAMIC.name}, DDIM 50")):
         if label in by and ddim50:
             r = by[label]
+            paired = r.get(PAIRED, {}).get("DDIM 50")
             m.update({f"{key} speed-up": ddim50[TIME] / r[TIME], f"{key} FD": r.get(FD_INTERVAL, r[METRIC]),
-                      f"{key} FD ratio": r.get(PAIRED, {}).get("DDIM 50", r[METRIC] / ddim50[METRIC]),
+                      f"{key} FD ratio": paired if paired is not None else r[METRIC] / ddim50[METRIC],
                       "DDIM 50 FD": ddim50.get(FD_INTERVAL, ddim50[METRIC])})
+    for rung in INT8_SIMULATED:          # quality only, and only paired: a ratio without an interval judges nothing
+        paired = untimed.get(f"{rung.name}, DDIM 50", {}).get(PAIRED, {}).get("DDIM 50")
+        if paired is not None:
+            m[f"int8-{rung.quantize.split('-')[1]} FD ratio"] = paired
     cache, plain = by.get("DeepCache N=5, DDIM 100"), by.get("DDIM 100")
     if cache and plain:
         m.update({"deepcache speed-up": plain[TIME] / cache[TIME], "deepcache FD": cache.get(FD_INTERVAL, cache[METRIC]),

@@ -15,13 +15,14 @@ reads a map): a faster point whose ratio interval straddles 1 + tolerance is nam
 that measurement (the smoke profile, the tests, measuring here) the map scores FD in its own run at small n, without
 intervals, as before.
 
-A point is data (`Point`): which zoo model, which sampler and step count, and which methods wrap it: layer skipping at
-c (study 2, on the model trained for it), deep-feature caching every N calls (DeepCache), a rung of study 5's
-inference ladder (precision, layout, compile), or one of the other step caches: an adaptive first-block cache
-(`FirstBlockCache`) or encoder propagation (`EncoderPropagation`). Methods are wrappers over the one level walk, so a
-point may combine several. Each row records the FLOPs of its sampling call per image beside its time
-(`flops_per_image`, counted on the point's fp32 graph), so the report can flag a FLOP saving that does not become a
-time saving.
+A point is data (`Point`, in `speed_quality_map_points`): which zoo model, which sampler and step count, and which
+methods wrap it: layer skipping at c (study 2, on the model trained for it), deep-feature caching every N calls
+(DeepCache), a rung of study 5's inference ladder (precision, layout, compile, int8), or one of the other step caches
+(`FirstBlockCache`, `EncoderPropagation`, `BlockCaching`; Block Caching with its learned scale-shift is a zoo model of
+its own). Methods are wrappers over the one level walk, so a point may combine several. Each row records the FLOPs of
+its sampling call per image beside its time (`flops_per_image`, counted on the point's fp32 graph), so the report can
+flag a FLOP saving that does not become a time saving. Settings measured for quality alone (`QUALITY_ONLY`: int8
+simulated in floating point) are scored with the map's FD measurement but never timed nor drawn on it.
 """
 from __future__ import annotations
 
@@ -52,7 +53,8 @@ from .inference_ladder import prepare
 from .speed_quality_map_judge import (BUDGETS, FD_INTERVAL, FD_STUDY, FLOPS, METRIC, PAIRED, RATIO,  # noqa: F401
                                       TOLERANCE, check_same_machine, estimates_in, judge_map, read_fd, rows_with_fd)
 from .speed_quality_map_points import (CACHING_MODELS, CALIBRATION, CONSISTENCY_MODELS, FAST_RUNG, MODELS,  # noqa: F401
-                                       POINTS, REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS, UNWRAP, Point)
+                                       POINTS, QUALITY_ONLY, REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS, UNWRAP,
+                                       Point)
 from .sr_map import PANELS, TIME, measure_panel
 
 def load_models(labels=None, *, device="cpu") -> tuple[dict, dict]:
@@ -187,8 +189,10 @@ def digits_map(points="quick", *, n: int = 500, batch_size: int = 50, rounds: in
 
     ``fd``: the map's FD measurement (the "07_report" section of digits_fd.json, `speed_quality_map_fd`) of this
     machine's CPU model (another's is refused, `check_same_machine`): the points are only timed here and take their
-    FDs, intervals, paired ratios and floor from it, and the headline respects the intervals (`judge_map`)."""
+    FDs, intervals, paired ratios and floor from it, and the headline respects the intervals (`judge_map`). The
+    named set's `QUALITY_ONLY` settings come with it as "quality only" rows: FD and paired ratios, no time."""
 
+    quality_only = QUALITY_ONLY[points] if isinstance(points, str) else ()
     points = POINTS[points] if isinstance(points, str) else tuple(points)
     device = torch.device(device)
     began = time.perf_counter()
@@ -205,18 +209,21 @@ def digits_map(points="quick", *, n: int = 500, batch_size: int = 50, rounds: in
         floor, floor_n = score(held_out[pick])[METRIC], min(n, len(held_out))
         rows = measure_map(points, models, schedule, score, n=n, batch_size=batch_size, rounds=rounds,
                            device=device, seed=seed, provenance=provenance, progress=progress)
-        source = {"how": f"measured in the map run, n = {n}, no intervals"}
+        source, untimed = {"how": f"measured in the map run, n = {n}, no intervals"}, []
     else:
         rows = measure_map(points, models, schedule, None, n=batch_size, batch_size=batch_size, rounds=rounds,
                            device=device, seed=seed, provenance=provenance, progress=progress)
         rows = rows_with_fd(rows, fd, reference=rows[0]["label"])
+        untimed = rows_with_fd([{"label": p.label, "family": p.family, "model": p.model, "sampler": p.sampler.label,
+                                 "steps": p.steps, "rung": p.rung} for p in quality_only], fd, reference=rows[0]["label"])
         floor, floor_n, n = fd["floor"]["fd"]["value"], fd["floor"]["n"], fd["n"]
         source = {"how": f"benchmarks/digits_fd.py --study 07 ({FD_STUDY}), n = {fd['n']}, {fd['n_boot']} "
                          f"bootstrap resamples, bias-corrected FD with 95% intervals, paired ratios to the reference",
                   "device": fd["device"], "utc": fd["utc"], "n": fd["n"], "n_boot": fd["n_boot"],
                   "reference": fd["reference"]}
     judged = judge_map(rows, rows[0])
-    return {"rows": rows, "reference": rows[0]["label"], **judged, "tolerance": TOLERANCE, "floor": floor,
+    return {"rows": rows, "quality only": [r for r in untimed if METRIC in r], "reference": rows[0]["label"], **judged,
+            "tolerance": TOLERANCE, "floor": floor,
             "floor n": floor_n, "metric": METRIC, "n": n, "fd": source,
             "batch": batch_size, "rounds": rounds, "device": device_name(device), "dtype": "fp32 unless the rung says",
             "data": DATA, "weights": provenance or {}, "seconds": time.perf_counter() - began}

@@ -22,9 +22,10 @@ from .. import zoo
 from ..devices import instruction_class
 from ..diffusion import make_schedule
 from ..measure.fd_sweep import FDSetting
+from ..methods import int8_simulation
 from .inference_ladder import INT8_DYNAMIC, INT8_SIMULATED
-from .speed_quality_map import (CALIBRATION, FAST_RUNG, MODELS, POINTS, REFERENCE, RUNGS, STUDENT_POINTS, STUDENTS,
-                                UNWRAP, Point, build_point, sample_point)
+from .speed_quality_map import (CALIBRATION, FAST_RUNG, MODELS, POINTS, QUALITY_ONLY, REFERENCE, RUNGS, STUDENT_POINTS,
+                                STUDENTS, UNWRAP, Point, build_point, sample_point)
 
 STUDY = "07_report"
 IMAGE_SIZE = 16
@@ -49,7 +50,7 @@ def point_key(point: Point) -> str:
     return "-".join(parts)
 
 
-def keys(points=POINTS["quick"]) -> dict[str, str]:
+def keys(points=POINTS["quick"] + QUALITY_ONLY["quick"]) -> dict[str, str]:
     """{point label: setting key} of ``points``."""
     return {p.label: point_key(p) for p in points}
 
@@ -119,10 +120,11 @@ def _zoo_models(labels, device) -> tuple[dict, dict]:
 
 
 def fd_settings(device="cpu", *, points="quick", models: dict | None = None, batch: int = BATCH) -> list[FDSetting]:
-    """One setting per point of ``points`` (a `POINTS` name or a list), the reference first as in the map.
+    """One setting per point of ``points`` (a `POINTS` name, with its `QUALITY_ONLY` settings, or a list), the
+    reference first as in the map.
     ``models``: {`MODELS` label: model} instead of the zoo's (the tests' tiny ones; recorded as not the zoo's)."""
     device = torch.device(device)
-    points = POINTS[points] if isinstance(points, str) else tuple(points)
+    points = POINTS[points] + QUALITY_ONLY[points] if isinstance(points, str) else tuple(points)
     needed = sorted({p.model for p in points})
     if models is None:
         models, weights = _zoo_models(needed, device)
@@ -139,11 +141,13 @@ def fd_settings(device="cpu", *, points="quick", models: dict | None = None, bat
                     "options": p.sampler.effective_options(),
                     "steps": p.steps, "c": p.skip_c, "cache_interval": p.cache_interval, "rung": p.rung,
                     "dtype": rung.dtype, "batch": batch}
-        # the other step caches only where a point has them (the earlier points' fingerprints stay as they were)
+        # the other step caches only where a point has them
         sampling.update({k: v for k, v in (("fb_threshold", p.fb_threshold), ("encprop_interval", p.encprop_interval),
                                            ("block_threshold", p.block_threshold)) if v is not None})
         if p.block_threshold is not None or rung.quantize == "simulated-static":
             sampling["calibration"] = dict(CALIBRATION)
+        if rung.quantize in ("simulated-dynamic", "simulated-static"):
+            sampling["quantization"] = int8_simulation.SCHEME
         if rung.dtype != "fp32" and device.type == "cpu":
             sampling["arithmetic"] = instruction_class()
         entry, sha = weights[p.model]

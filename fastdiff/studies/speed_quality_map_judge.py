@@ -90,7 +90,8 @@ def estimates_in(part: dict) -> dict:
         return r and {**r, **{k: fd_sweep.estimate_from(r[k]) for k in (FD_INTERVAL, RATIO)
                               if isinstance(r.get(k), dict)},
                       **({PAIRED: {b: fd_sweep.estimate_from(e) for b, e in r[PAIRED].items()}} if r.get(PAIRED) else {})}
-    out = {**part, "rows": [row(r) for r in part["rows"]], "headline": row(part.get("headline"))}
+    out = {**part, "rows": [row(r) for r in part["rows"]], "headline": row(part.get("headline")),
+           "quality only": [row(r) for r in part.get("quality only", [])]}
     if within := part.get("within interval"):
         out["within interval"] = {**within, "headline": row(within["headline"]), "budgets": {
             int(b): {k: row(v) for k, v in got.items()} for b, got in within["budgets"].items()}}

@@ -56,11 +56,14 @@ class Point:
             raise ValueError(f"point {self.label!r}: model {self.model!r} is not one of {list(MODELS)}")
         if not isinstance(self.sampler, Sampler):
             raise ValueError(f"point {self.label!r}: sampler must be a fastdiff.sampling.Sampler (DDPM, DDIM, "
-                             f"DPMPP_2M, HEUN, UNIPC, DEIS, IPNDM), got {self.sampler!r}")
+                             f"DPMPP_2M, HEUN, UNIPC, DEIS, IPNDM, CONSISTENCY), got {self.sampler!r}")
         if self.rung not in RUNGS:
             raise ValueError(f"point {self.label!r}: rung {self.rung!r} is not one of {list(RUNGS)}")
         if not isinstance(self.steps, int) or self.steps < 1:
             raise ValueError(f"point {self.label!r}: steps must be a positive integer, got {self.steps!r}")
+        if self.sampler.name == CONSISTENCY.name and self.model not in CONSISTENCY_MODELS:
+            raise ValueError(f"point {self.label!r}: {CONSISTENCY.label} samples a consistency model "
+                             f"({', '.join(CONSISTENCY_MODELS)}), not the {self.model}")
         multistep = self.model in CONSISTENCY_MODELS and self.sampler.name == CONSISTENCY.name
         if self.model in STUDENTS and not multistep and (self.sampler.name != DDIM.name
                                                          or self.steps != STUDENTS[self.model]):
@@ -131,7 +134,6 @@ def _methods() -> list[Point]:
     pts += [Point("Block Caching 0.2 + scale-shift, DDIM 50", "Block Caching",
                   model="U-Net, Block Caching 0.2 + scale-shift")]
     pts += [Point(f"{INT8_DYNAMIC.name}, DDIM 50", "precision / compile (study 5)", rung=INT8_DYNAMIC.name)]
-    pts += [Point(f"{r.name}, DDIM 50", "int8 simulated (quality only)", rung=r.name) for r in INT8_SIMULATED]
     pts += STUDENT_POINTS
     pts += [Point(f"{m}, DDIM 50", "architecture (studies 3, 5)", model=m)
             for m in ("fewer levels", "bottleneck", "U-Net (study 3)", "cU-Net")]
@@ -173,4 +175,8 @@ POINTS = {"quick": tuple(_solvers() + _methods() + _combinations()),
                     Point("encoder propagation N=2, DDIM 3", "encoder propagation", steps=3, encprop_interval=2),
                     Point("Block Caching 0.3, DDIM 3", "Block Caching", steps=3, block_threshold=0.3),
                     Point("channels_last, DDIM 3", "precision / compile (study 5)", steps=3, rung="channels_last"))}
-
+# settings measured for their quality alone, never timed and never on the map: int8 simulated in floating point
+# (its time would be the simulation's). The FD measurement scores them beside the map's points, from the same x_T.
+QUALITY_ONLY = {"quick": tuple(Point(f"{r.name}, DDIM 50", "int8 simulated (quality only)", rung=r.name)
+                               for r in INT8_SIMULATED),
+                "smoke": ()}

@@ -11,7 +11,7 @@ import torch
 
 from .. import papers
 from ..data import downsample
-from ..devices import autocast
+from ..devices import autocast, dtype_name
 from ..diffusion import Schedule
 from ..measure import foolrate, game_images, sr_sanity
 from ..measure.bench import count_flops, interleaved, measure
@@ -55,8 +55,8 @@ def forward_times(variants=("original", "half", "small", "small + attention", "s
                 info[key] = (0, count_flops(calls[key]))
         times = interleaved(calls, device=device, rounds=repeats, warmup=1, progress=progress)
     rows = [{"variant": name, "trainable (M)": round(info[name][0] / 1e6, 2), "GFLOPs": round(info[name][1] / 1e9, 2),
-             "median_ms": 1e3 * t["median_s"], "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"]}
-            for name, t in times.items()]
+             "median_ms": 1e3 * t["median_s"], "iqr_ms": 1e3 * t["iqr_s"], "repeats": t["repeats"],
+             "dtype": dtype_name(dtype)} for name, t in times.items()]
     base = next((r for r in rows if r["variant"] == "original"), None)
     for r in rows:
         r["speedup vs original"] = None if base is None or r["variant"].startswith("VGG") else \
@@ -98,7 +98,8 @@ def collect_results(run, *, dataset: str, weights: str, params_paper: list[dict]
         res.add("SR3 variants", r["variant"], "parameters", r["trainable (M)"], setting={"widths": "paper"},
                 paper_value=r.get("paper (M)"), paper_source=PAPER_SOURCE if r.get("paper (M)") else "")
     for r in forward:
-        common = dict(n=r["repeats"], batch=timing_batch, size="128x128, paper widths", weights="untrained (timing)")
+        common = dict(n=r["repeats"], batch=timing_batch, size="128x128, paper widths", weights="untrained (timing)",
+                      **({"dtype": r["dtype"]} if "dtype" in r else {}))
         res.add("SR3 variants", r["variant"], "time per call", r["median_ms"], **common)
         if r["speedup vs original"] is not None:
             paper = PAPER_SPEEDUP_SMALL_VS_ORIGINAL if r["variant"] == "small" else None
