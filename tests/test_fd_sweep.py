@@ -150,3 +150,9 @@ def test_the_notebook_reader_refuses_other_weights_and_names_the_command(tmp_pat
         fd_sweep.load_or_measure(False, Toy, profile="quick", device="cpu", root=tmp_path)
     with pytest.raises(ValueError, match="remeasure"):
         fd_sweep.load_or_measure("maybe", Toy, profile="quick", device="cpu", root=tmp_path)
+
+
+def test_a_committed_rows_precision_is_its_measurements_not_the_notebooks():
+    section = {"settings": {"a": {"sampling": {"steps": 5}}, "b": {"sampling": {"dtype": "bf16"}}}}
+    assert fd_sweep.sampled_dtype(section, "a") == "fp32" and fd_sweep.sampled_dtype(section, "b") == "bf16"
+    assert fd_sweep.sampled_dtype(section) == "mixed" and fd_sweep.sampled_dtype({"settings": {}}) == "fp32"

@@ -35,7 +35,7 @@ from ..results import read_benchmark
 from .intervals import Estimate, fd_interval, kid, paired_fd_difference_interval, paired_fd_ratio_interval
 
 __all__ = ["FDSetting", "fingerprint", "collect", "summarise", "measure_study", "load_or_measure", "estimates", "pairs", "header", "banner", "table",
-           "estimate_dict", "estimate_from"]
+           "estimate_dict", "estimate_from", "sampled_dtype"]
 
 
 @dataclass(frozen=True)
@@ -277,6 +277,15 @@ def load_or_measure(remeasure, module, *, profile: str, device, n: int = 1000, n
 
 
 # ---- reading the file --------------------------------------------------------------------------------------------
+
+def sampled_dtype(study: dict, key: str | None = None) -> str:
+    """The precision a measurement's setting ``key`` sampled in (its sampling's "dtype"; fp32 where it names none, as
+    the settings sample unless a rung says), or, without ``key``, that of all its settings ("mixed" if they differ):
+    what a results row read from a committed measurement is labelled with, whatever the notebook samples in."""
+    names = {(r.get("sampling") or {}).get("dtype", "fp32") for k, r in study.get("settings", {}).items()
+             if key in (None, k)} or {"fp32"}
+    return names.pop() if len(names) == 1 else "mixed"
+
 
 def estimates(study: dict, *, plug_in: bool = False) -> dict[str, Estimate]:
     """{key: FD Estimate} of a study's section (and "floor"). ``plug_in``: the plain FD as value with the interval

@@ -329,10 +329,11 @@ def collect_results(run, *, dataset: str, weights: str, profile: SkippingProfile
         s = r.get("sampling")
         if s is None:
             res.add("real data", "held-out images", FD, e, uncorrected=e.uncorrected, kid=r["kid"]["mean"],
-                    kid_std=r["kid"]["std"], **committed)
+                    kid_std=r["kid"]["std"], **committed, dtype=fd_sweep.sampled_dtype(fd))
             continue
         res.add("layer skipping", s["variant"], FD, e, steps=s["steps"], c=s["c"], eta=s["options"]["eta"], key=k,
                 uncorrected=e.uncorrected, kid=r["kid"]["mean"], kid_std=r["kid"]["std"], **committed,
+                dtype=fd_sweep.sampled_dtype(fd, k),
                 **({"equal_time": s["equal_time"]} if "equal_time" in s else {}))
     for r in demo:
         res.add("layer skipping", f"{r['variant']} (live demonstration)", FD, r["live"], steps=profile.quality_steps,

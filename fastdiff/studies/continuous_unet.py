@@ -361,7 +361,8 @@ def collect_results(run, *, dataset: str, weights: str, params_cpu: list[dict], 
                     paper_value=None if paper_mb is None else paper_mb / 16 * 2**20 / 1e6, paper_source=src)
             res.add("continuous U-Net", r["model"], "GFLOPs per call", r["GFLOPs per call"], size=size,
                     nfe=r["NFE per call"], paper_value=paper_gf, paper_source=src)
-    committed = {} if fd is None else {"measured on": fd["device"], "measured": fd["utc"]}
+    committed = {} if fd is None else {"measured on": fd["device"], "measured": fd["utc"],
+                                       "dtype": fd_sweep.sampled_dtype(fd)}
     for r in fd_rows:
         extra = {"uncorrected": r["FD plug-in"], "kid": r["KID"], "kid_std": r["KID std"]} if "KID" in r else {}
         res.add("continuous U-Net" if r["steps"] is not None else "real data", r["model"], FD, r[FD],

@@ -216,8 +216,9 @@ def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_r
     committed FD measurement's (``fd``: study 0's section, each row naming its machine and date)."""
     res = Results(STUDY, device=run.env["device"], dtype=run.dtype_name, dataset=DATASET, weights=weights,
                   profile=run.profile, seed=run.seed, environment=run.env)
-    res.add("DDPM", "training", "training time", train["seconds"], steps=train["steps"])
-    res.add("DDPM", "training", "final training loss", train["final_loss"], steps=train["steps"])
+    trained_in = {"dtype": train["amp"]} if train.get("amp") else {}      # training's precision, not sampling's
+    res.add("DDPM", "training", "training time", train["seconds"], steps=train["steps"], **trained_in)
+    res.add("DDPM", "training", "final training loss", train["final_loss"], steps=train["steps"], **trained_in)
     for r in timing + eta_rows:
         variant = f"{r['sampler']} {r['steps']}" + ("" if r["eta"] is None else f", eta={r['eta']:g}")
         common = dict(steps=r["steps"], eta=r["eta"], batch=r["batch"])
@@ -238,7 +239,8 @@ def collect_results(run, *, weights: str, train: dict, timing: list[dict], eta_r
         sampling = rec.get("sampling", {})
         res.add("real data" if key == "floor" else sampling.get("sampler", "?"), rec["label"], "FD (LeNet-MNIST)", e,
                 steps=sampling.get("steps"), eta=sampling.get("options", {}).get("eta"), uncorrected=e.uncorrected,
-                kid=rec["kid"]["mean"], kid_std=rec["kid"]["std"], **committed)
+                kid=rec["kid"]["mean"], kid_std=rec["kid"]["std"], **committed,
+                dtype=fd_sweep.sampled_dtype(fd, None if key == "floor" else key))
     res.add("U-Net", "one denoising step", "time per call", unet_step["median_ms"], n=unet_step["repeats"],
             batch=unet_step["batch_size"])
     res.add("U-Net", "one denoising step", "GFLOPs per call", unet_step["gflops"], batch=unet_step["batch_size"])
