@@ -247,7 +247,8 @@ def test_the_recipe_adjusts_the_maps_block_caching_point():
     assert student.schedule == by_hand.schedule == mapped.schedule and student.num_calls == mapped.num_calls == 50
     assert student.calibrated_for(DDIM, 50) and not student.calibrated_for(DDIM.with_options(eta=1.0), 50)
     assert block_names(student) == block_names(unet)
-    assert not any(p.requires_grad for p in unet.parameters())
+    assert not any(p.requires_grad for p in student.inner.parameters())           # a frozen copy of the U-Net
+    assert all(torch.equal(a, b) for a, b in zip(student.inner.state_dict().values(), unet.state_dict().values()))
 
 
 def test_the_recipe_calibrates_the_zoo_unet_as_the_map_does():

@@ -22,7 +22,7 @@ from torch import nn
 from ..checkpoint import digest
 from ..diffusion import Schedule
 from ..registry import model_spec
-from ..sampling import DDIM, Sampler, get_sampler, prepare_condition
+from ..sampling import DDIM, Sampler, get_sampler, prepare_condition, sampler_call
 from .block_caching import AdjustedBlockCaching
 
 
@@ -31,8 +31,8 @@ class _StudentRun:
     trajectory is the student's own and carries no graph), the teacher's at the same input without, and the
     squared distance of each call in ``terms``."""
 
-    def __init__(self, net, student: AdjustedBlockCaching, teacher: nn.Module):
-        self.net, self.student, self.teacher = net, student, teacher
+    def __init__(self, student: AdjustedBlockCaching, teacher: nn.Module):
+        self.student, self.teacher = student, teacher
         self.terms: list[torch.Tensor] = []
         self.teacher_cond: dict | None = None
 
@@ -46,7 +46,7 @@ class _StudentRun:
         with torch.no_grad():
             target = self.teacher(x, t, **(self.teacher_cond or {}))
         with torch.enable_grad():
-            eps = self.net(x.detach(), t, **cond)
+            eps = self.student(x.detach(), t, **cond)
             self.terms.append(F.mse_loss(eps.float(), target.float()))
         return eps.detach()
 
@@ -95,16 +95,14 @@ class ScaleShiftLoss:
         if model is not getattr(model, "module", model):
             raise ValueError("the scale-shift loss trains in one process: it runs the student a whole sampling run "
                              "before one backward pass, which DistributedDataParallel does not allow (no torchrun)")
-        student = model
-        self.check_student(student)
+        self.check_student(model)
         self.teacher.to(x0.device)
         if noise is None:
             noise = torch.randn(x0.shape, device=x0.device, dtype=x0.dtype, generator=generator)    # x_T
-        run = _StudentRun(model, student, self.teacher)
+        run = _StudentRun(model, self.teacher)
         self.sampler(run, noise, schedule, steps=self.steps, cond=cond, generator=generator, progress=False)
-        if student.index != student.num_calls:
-            raise ValueError(f"the student's run made {student.index} calls, its schedule covers "
-                             f"{student.num_calls}")
+        if model.index != model.num_calls:
+            raise ValueError(f"the student's run made {model.index} calls, its schedule covers {model.num_calls}")
         self.terms = run.terms
         return torch.stack(run.terms).mean()
 
@@ -115,8 +113,5 @@ def sample_error(model: nn.Module, teacher: nn.Module, schedule: Schedule, x_T: 
     """The mean squared distance of ``model``'s samples to ``teacher``'s from the same ``x_T`` (sampler noise seeded
     by ``seed``): how far the cache moves the final image."""
     sampler = get_sampler(sampler)
-
-    def draw(m):
-        gen = torch.Generator(x_T.device).manual_seed(seed)
-        return sampler(m, x_T.clone(), schedule, steps=steps, generator=gen, progress=False)
-    return F.mse_loss(draw(model).float(), draw(teacher).float()).item()
+    ours, theirs = (sampler_call(m, schedule, sampler, steps, x_T, seed=seed)() for m in (model, teacher))
+    return F.mse_loss(ours.float(), theirs.float()).item()

@@ -38,6 +38,11 @@ class Rung:
     #                                      in every nn.Linear (`quantize_int8_dynamic`); "simulated-dynamic" and
     #                                      "simulated-static": W8A8 in every Conv2d and Linear, simulated
 
+    @property
+    def simulated(self) -> str | None:
+        """The activation ranges of a simulated int8 rung ("dynamic" or "static"), None for any other rung."""
+        return self.quantize.removeprefix("simulated-") if (self.quantize or "").startswith("simulated-") else None
+
 
 LADDER = (
     Rung("fp32"),
@@ -97,11 +102,10 @@ def prepare(model: nn.Module, rung: Rung, *, device, batch_size: int = 1, warm: 
         convert_to_im2col(m)
     if rung.quantize == "int8-dynamic":
         quantize_int8_dynamic(m)
-    elif rung.quantize in ("simulated-dynamic", "simulated-static"):
-        if rung.quantize == "simulated-static" and calibrate is None:
+    elif rung.simulated is not None:
+        if rung.simulated == "static" and calibrate is None:
             raise ValueError(f"the rung {rung.name!r} calibrates its activation ranges: pass calibrate=run")
-        simulate_int8(m, activations=rung.quantize.split("-")[1],
-                      calibrate=calibrate if rung.quantize == "simulated-static" else None)
+        simulate_int8(m, activations=rung.simulated, calibrate=calibrate if rung.simulated == "static" else None)
     elif rung.quantize is not None:
         raise ValueError(f"unknown quantization {rung.quantize!r} (known: 'int8-dynamic', 'simulated-dynamic', "
                          f"'simulated-static')")

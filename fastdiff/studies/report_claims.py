@@ -217,7 +217,7 @@ def measured_for_claims(part: dict) -> dict:
     for rung in INT8_SIMULATED:          # quality only, and only paired: a ratio without an interval judges nothing
         paired = untimed.get(f"{rung.name}, DDIM 50", {}).get(PAIRED, {}).get("DDIM 50")
         if paired is not None:
-            m[f"int8-{rung.quantize.split('-')[1]} FD ratio"] = paired
+            m[f"int8-{rung.simulated} FD ratio"] = paired
     cache, plain = by.get("DeepCache N=5, DDIM 100"), by.get("DDIM 100")
     if cache and plain:
         m.update({"deepcache speed-up": plain[TIME] / cache[TIME], "deepcache FD": cache.get(FD_INTERVAL, cache[METRIC]),

@@ -144,9 +144,9 @@ def fd_settings(device="cpu", *, points="quick", models: dict | None = None, bat
         # the other step caches only where a point has them
         sampling.update({k: v for k, v in (("fb_threshold", p.fb_threshold), ("encprop_interval", p.encprop_interval),
                                            ("block_threshold", p.block_threshold)) if v is not None})
-        if p.block_threshold is not None or rung.quantize == "simulated-static":
+        if p.block_threshold is not None or rung.simulated == "static":
             sampling["calibration"] = dict(CALIBRATION)
-        if rung.quantize in ("simulated-dynamic", "simulated-static"):
+        if rung.simulated is not None:
             sampling["quantization"] = int8_simulation.SCHEME
         if rung.dtype != "fp32" and device.type == "cpu":
             sampling["arithmetic"] = instruction_class()

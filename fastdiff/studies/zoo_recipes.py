@@ -150,13 +150,12 @@ def blockcache_point() -> speed_quality_map.Point:
 
 
 def blockcache_student(unet) -> AdjustedBlockCaching:
-    """``unet`` (frozen) under the cache schedule the map's point calibrates for it (`build_point`), with zero s and
-    h, for the point's sampler and steps."""
+    """A frozen copy of ``unet`` under the cache schedule the map's point calibrates for it (`build_point`), with
+    zero s and h, for the point's sampler and steps."""
     point = blockcache_point()
     cache = speed_quality_map.build_point(point, {point.model: unet}, make_schedule("linear"), device="cpu",
                                           batch_size=speed_quality_map.CALIBRATION["n"])
-    return AdjustedBlockCaching(unet, schedule=cache.schedule, num_calls=cache.num_calls, sampler=point.sampler,
-                                steps=point.steps)
+    return AdjustedBlockCaching.from_cache(cache, sampler=point.sampler, steps=point.steps)
 
 
 def block_caching_recipes() -> list[Recipe]:
