@@ -5,7 +5,10 @@ deviation, largest gap between two seeds), each model sampled as its study sampl
     python benchmarks/seed_spread.py [--n 1000] [--n-boot 1000] [--entries skipping/baseline-plain,...] [--out results]
 
 The calibration models are the studies' `SEED_SPREAD` variants, each with seeds 0 (the zoo entry) and
-`fastdiff.recipes.REPLICA_SEEDS` (`<entry>-seed<k>`); a replica not in the zoo yet is skipped with a note. Every
+`fastdiff.recipes.REPLICA_SEEDS` (`<entry>-seed<k>`). The package does not ship the replicas (their 12 MB would
+take the shipped weights further past their budget): train them (`fastdiff train <entry>-seed<k>`) or restore the
+weights the committed spread was measured with from git (`REPLICAS_COMMIT`); without them the command stops, and with
+``--allow-missing`` a replica not in the zoo is skipped with a note. Every
 replica starts from the same x_T and sampler noise, so the replicas differ only by training. Study 2 (layer
 skipping): its Table 1 sampling, ancestral DDIM (eta 1) on 50 respaced steps, the plainly trained baseline at
 c = 0 and the zero-skipping model at the c it is trained for (2); study 3 (continuous U-Net): DDPM on 50 respaced
@@ -73,6 +76,10 @@ def calibrations() -> dict[str, Calibration]:
         out[cunet.ZOO_MODELS[name]] = Calibration(cunet.STUDY, name, DDPM, CUNET_STEPS,
                                                   cunet.PROFILES["quick"].fd_batch)
     return out
+
+
+# the last commit whose zoo holds the seed replicas (the weights results/cpu/seed_spread.json was measured with)
+REPLICAS_COMMIT = "c13b60e4206b73b89123cdf18b8ede5f61e0310d"
 
 
 def zoo_replica(name: str, device):
@@ -151,6 +158,8 @@ def main(argv=None) -> int:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per FD interval")
     p.add_argument("--entries", default="", help="comma-separated calibration entries (default: all)")
     p.add_argument("--out", type=Path, default=Path("results"))
+    p.add_argument("--allow-missing", action="store_true",
+                   help="measure with the replicas that are in the zoo (a spread of fewer seeds) instead of stopping")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
     calibs = calibrations()
@@ -159,6 +168,13 @@ def main(argv=None) -> int:
     if unknown:
         p.error(f"unknown calibration entries {unknown}; choose among {list(calibs)}")
     calibs = {e: calibs[e] for e in wanted} if wanted else calibs
+    missing = [replica_name(e, s) for e in calibs for s in REPLICA_SEEDS if replica_name(e, s) not in zoo.entries()]
+    if missing and not args.allow_missing:
+        p.error(f"the seed replicas {missing} are not in the zoo: a spread without them would replace the committed "
+                f"one with fewer seeds. The package does not ship them (size); train each with `fastdiff train NAME` "
+                f"(exact, from its recipe); the weights the committed spread was measured with are in git at commit "
+                f"{REPLICAS_COMMIT[:12]} (fastdiff/zoo/<entry>.pt and their index entries; their sha256 are in the "
+                f"results file); --allow-missing measures without them")
     result = measure(calibs, n=args.n, device=device, n_boot=args.n_boot)
     print(f"{result['environment']['device']}, {result['seconds'] / 60:.1f} min")
     path = save_results(args.out / device.type, NAME, result)

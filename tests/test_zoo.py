@@ -125,9 +125,10 @@ def test_every_shipped_entry_matches_its_index_and_loads():
         model, _ = zoo.load(name, verbose=False)
         assert sum(p.numel() for p in model.parameters() if p.requires_grad) == e.parameters
         assert e.git_commit and e.device and e.steps > 0 and e.wall_seconds > 0
-    # 35 MB of study models + ~12 MB of seed replicas (the spread of retraining, `fastdiff.recipes.REPLICA_SEEDS`) +
-    # ~5 MB of the progressive-distillation chain (six students, each the next one's teacher: `distill/pd-*`)
-    assert total < 56 * 2**20, f"the zoo holds {total / 2**20:.1f} MB"
+    # 35 MB of study models + 5 MB of the progressive-distillation chain (six students, each the next one's
+    # teacher: `distill/pd-*`) + 2.5 MB of report 07's trained speed-ups (CD students, the scale-shift); the seed
+    # replicas of the spread of retraining are not shipped (benchmarks/seed_spread.py says how to get them)
+    assert total < 44 * 2**20, f"the zoo holds {total / 2**20:.1f} MB"
 
 
 def test_the_zoo_holds_every_model_the_quick_notebooks_load():
